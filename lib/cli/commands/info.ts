@@ -1,0 +1,18 @@
+import type { CommandModule } from 'yargs';
+
+/** `cxr-train info`: what this build can do (native backend, libtorch, CUDA, threads). */
+export const command: CommandModule = {
+  command: 'info',
+  describe: 'Print the native backend capabilities (libtorch version, CUDA, threads, BLAS)',
+  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'JSON output' }),
+  handler: async (argv) => {
+    const { capabilities } = await import('../../native');
+    const caps = capabilities();
+    if (argv.json) process.stdout.write(JSON.stringify(caps, null, 2) + '\n');
+    else {
+      process.stdout.write(`libtorch ${caps.torchVersion}\n`);
+      process.stdout.write(`CUDA built: ${caps.cuda.built}, available: ${caps.cuda.available}, devices: ${caps.cuda.devices}\n`);
+      process.stdout.write(`threads: ${caps.threads}\nBLAS: ${caps.blas}\naddon: ${caps.addonPath}\n`);
+    }
+  },
+};
