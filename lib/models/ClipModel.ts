@@ -1,0 +1,295 @@
+import { CxrError } from '../errors';
+import { asCxrError, loadNative, setThreads } from '../native';
+import type {
+  NativeLossConfig,
+  NativeModel,
+  NativeOptimizerConfig,
+  NativeStepResult,
+  NativeTensor,
+} from '../native/binding';
+import type { ModelConfig } from './config';
+import { resolveModelConfig } from './registry';
+
+/** Options of `createModel`. */
+export interface ModelOptions {
+  /** "auto" (CUDA when available, else CPU), "cpu", or "cuda:N". Default "auto". */
+  device?: string;
+  /** "fp32" (default) or "bf16" autocast (CUDA only). Master weights are always float32. */
+  precision?: 'fp32' | 'bf16';
+  /** Seed of the weight initialisation: the same seed gives the same weights on any device. Default 0. */
+  seed?: number;
+  /** libtorch intra-op threads for the process (default: physical cores, or CXR_THREADS). */
+  threads?: number;
+}
+
+/** Loss of a train step: the CLIP loss, or the relaxed loss of METHOD.md §2. */
+export interface LossOptions {
+  kind: 'clip' | 'relaxed';
+  /** Positive-pair similarity threshold α in (0, 1]; 1 is plain CLIP. Default 1. */
+  alpha?: number;
+  /** "clamp-diag" (default) or "clamp-numerator". */
+  variant?: 'clamp-diag' | 'clamp-numerator';
+  /** Label smoothing of the cross-entropies. Default 0. */
+  labelSmoothing?: number;
+}
+
+/** A batch as it crosses into native code: images N×3×S×S float32 and token ids N×L int32. */
+export interface TrainBatch {
+  images: Float32Array;
+  tokenIds: Int32Array;
+  /** Number of pairs N. */
+  n: number;
+  /** Token sequence length L. */
+  length: number;
+}
+
+export interface StepOptions {
+  /** Learning rate of this step (the schedule lives in TypeScript). */
+  lr: number;
+  /** Clip the global gradient norm to this value; 0 or absent: no clipping (the norm is still reported). */
+  clipGradNorm?: number;
+  loss?: LossOptions;
+}
+
+export type StepResult = NativeStepResult;
+
+export interface OptimizerOptions {
+  kind: 'adamw' | 'sgd';
+  lr?: number;
+  /** Decoupled weight decay (AdamW) or L2 (SGD); never applied to biases, norms, embeddings, logit scale. */
+  weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
+  momentum?: number;
+  nesterov?: boolean;
+}
+
+/** Resolves loss options with defaults and validates them (E_CONFIG). */
+export function resolveLoss(l: LossOptions | undefined): NativeLossConfig {
+  const kind = l?.kind ?? 'clip';
+  if (kind !== 'clip' && kind !== 'relaxed') throw new CxrError('E_CONFIG', `loss.kind must be "clip" or "relaxed", got "${kind}"`);
+  const alpha = l?.alpha ?? 1;
+  if (!(alpha > 0 && alpha <= 1)) throw new CxrError('E_CONFIG', `loss.alpha must be in (0, 1], got ${alpha}`);
+  const variant = l?.variant ?? 'clamp-diag';
+  if (variant !== 'clamp-diag' && variant !== 'clamp-numerator')
+    throw new CxrError('E_CONFIG', `loss.variant must be "clamp-diag" or "clamp-numerator", got "${variant}"`);
+  const labelSmoothing = l?.labelSmoothing ?? 0;
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new CxrError('E_CONFIG', 'loss.labelSmoothing must be in [0, 1)');
+  return { kind, alpha: kind === 'clip' ? 1 : alpha, variant, labelSmoothing };
+}
+
+/**
+ * A CLIP model (image tower + text tower + logit scale) living in native memory. One owner: call
+ * `dispose()` when done (a finalizer also releases it). Calls on one model must not overlap (E_BUSY).
+ */
+export class ClipModel {
+  readonly config: ModelConfig;
+  #handle: NativeModel | null;
+
+  private constructor(config: ModelConfig, handle: NativeModel) {
+    this.config = config;
+    this.#handle = handle;
+  }
+
+  /** Builds a model from a registry name ("ViT-B/32", "test-vit", ...) or a config, with fresh weights. */
+  static create(nameOrConfig: string | ModelConfig, options: ModelOptions = {}): ClipModel {
+    const config = resolveModelConfig(nameOrConfig);
+    const addon = loadNative();
+    if (options.threads !== undefined) setThreads(options.threads);
+    const device = options.device ?? 'auto';
+    if (!/^(auto|cpu|cuda(:\d+)?)$/.test(device))
+      throw new CxrError('E_CONFIG', `device must be "auto", "cpu" or "cuda:N", got "${device}"`);
+    const precision = options.precision ?? 'fp32';
+    if (precision !== 'fp32' && precision !== 'bf16')
+      throw new CxrError('E_CONFIG', `precision must be "fp32" or "bf16", got "${precision}"`);
+    const seed = options.seed ?? 0;
+    if (!Number.isInteger(seed) || seed < 0) throw new CxrError('E_CONFIG', `seed must be an integer >= 0, got ${seed}`);
+    try {
+      return new ClipModel(config, new addon.NativeModel(config, { device, precision, seed }));
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** Side length S of the square input images. */
+  get imageSize(): number {
+    return this.config.vision.imageSize;
+  }
+  /** Text context length (maximum tokens per text). */
+  get contextLength(): number {
+    return this.config.text.contextLength;
+  }
+  /** Embedding dimension D. */
+  get embedDim(): number {
+    return this.config.embedDim;
+  }
+  /** Device the weights live on ("cpu", "cuda:0"). */
+  get device(): string {
+    return this.handle().device ?? 'disposed';
+  }
+  get disposed(): boolean {
+    return this.#handle === null || this.#handle.disposed;
+  }
+
+  private handle(): NativeModel {
+    if (!this.#handle || this.#handle.disposed) throw new CxrError('E_DISPOSED', 'this model was disposed');
+    return this.#handle;
+  }
+
+  private imageShape(images: Float32Array, n?: number): number[] {
+    if (!(images instanceof Float32Array)) throw new CxrError('E_DTYPE', 'images must be a Float32Array (N×3×S×S)');
+    const S = this.imageSize;
+    const per = 3 * S * S;
+    const count = n ?? images.length / per;
+    if (!Number.isInteger(count) || count < 1 || count * per !== images.length) {
+      throw new CxrError(
+        'E_SHAPE',
+        `images must hold N×3×${S}×${S} float32 values (${per} per image); got ${images.length} values` +
+          (n !== undefined ? ` for N=${n}` : ''),
+      );
+    }
+    return [count, 3, S, S];
+  }
+
+  private idShape(ids: Int32Array, n: number, length: number): number[] {
+    if (!(ids instanceof Int32Array)) throw new CxrError('E_DTYPE', 'token ids must be an Int32Array (N×L)');
+    if (!Number.isInteger(n) || !Number.isInteger(length) || n < 1 || length < 1 || ids.length !== n * length)
+      throw new CxrError('E_SHAPE', `token ids must hold N×L = ${n}×${length} values, got ${ids.length}`);
+    return [n, length];
+  }
+
+  /** Image embeddings (N×D, row-major), projected; un-normalised unless `normalize`. */
+  async encodeImages(images: Float32Array, opts: { n?: number; normalize?: boolean } = {}): Promise<Float32Array> {
+    const h = this.handle();
+    const shape = this.imageShape(images, opts.n);
+    try {
+      return await h.encodeImages(images, shape, opts.normalize ?? false);
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** Text embeddings (N×D) of token ids (N×L, padded), projected; un-normalised unless `normalize`. */
+  async encodeTokenIds(ids: Int32Array, n: number, length: number, opts: { normalize?: boolean } = {}): Promise<Float32Array> {
+    const h = this.handle();
+    const shape = this.idShape(ids, n, length);
+    try {
+      return await h.encodeTexts(ids, shape, opts.normalize ?? false);
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** Sets the optimizer (AdamW or SGD); its state restarts. The learning rate is set per step. */
+  configureOptimizer(o: OptimizerOptions): void {
+    const kind = o.kind;
+    if (kind !== 'adamw' && kind !== 'sgd') throw new CxrError('E_CONFIG', `optimizer must be "adamw" or "sgd", got "${kind}"`);
+    const cfg: NativeOptimizerConfig = {
+      kind,
+      lr: o.lr ?? 1e-5,
+      weightDecay: o.weightDecay ?? (kind === 'adamw' ? 0.2 : 0),
+      beta1: o.betas?.[0] ?? 0.9,
+      beta2: o.betas?.[1] ?? 0.98,
+      eps: o.eps ?? 1e-6,
+      momentum: o.momentum ?? 0.9,
+      nesterov: o.nesterov ?? false,
+    };
+    try {
+      this.handle().configureOptimizer(cfg);
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** One whole training step in native code (forward, loss, backward, clipping, optimizer step). */
+  async trainStep(batch: TrainBatch, opts: StepOptions): Promise<StepResult> {
+    const h = this.handle();
+    const imageShape = this.imageShape(batch.images, batch.n);
+    const idShape = this.idShape(batch.tokenIds, batch.n, batch.length);
+    if (batch.n < 2) throw new CxrError('E_SHAPE', `the contrastive loss needs a batch of at least 2 pairs, got ${batch.n}`);
+    if (!(typeof opts.lr === 'number' && Number.isFinite(opts.lr) && opts.lr >= 0))
+      throw new CxrError('E_CONFIG', `lr must be a finite number >= 0, got ${opts.lr}`);
+    const loss = resolveLoss(opts.loss);
+    try {
+      return await h.trainStep(batch.images, imageShape, batch.tokenIds, idShape, {
+        lr: opts.lr,
+        clipGradNorm: opts.clipGradNorm ?? 0,
+        loss,
+      });
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** Contrastive loss of a batch without updating the model (validation loss). */
+  async evalLoss(batch: TrainBatch, loss?: LossOptions): Promise<number> {
+    const h = this.handle();
+    const imageShape = this.imageShape(batch.images, batch.n);
+    const idShape = this.idShape(batch.tokenIds, batch.n, batch.length);
+    try {
+      return await h.evalLoss(batch.images, imageShape, batch.tokenIds, idShape, resolveLoss(loss));
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** Parameters and buffers as float32 copies with OpenAI CLIP key names. */
+  getState(): NativeTensor[] {
+    return this.handle().getState();
+  }
+
+  /** Loads tensors by name (shapes must match: E_CHECKPOINT). strict: missing or unexpected names throw. */
+  loadState(tensors: NativeTensor[], strict = true): { missing: string[]; unexpected: string[] } {
+    try {
+      return this.handle().loadState(tensors, strict);
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** Optimizer state (moments, step counts) as bytes, for exact resume. */
+  getOptimizerState(): Buffer {
+    try {
+      return this.handle().getOptimizerState();
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  loadOptimizerState(state: Buffer): void {
+    try {
+      this.handle().loadOptimizerState(state);
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /**
+   * Freezes towers: "image" freezes `visual.*`, "text" freezes the text tower; an empty list unfreezes all.
+   * Raw name prefixes are accepted too.
+   */
+  freeze(parts: Array<'image' | 'text' | string>): void {
+    const textPrefixes =
+      this.config.text.type === 'bert' ? ['text.'] : ['token_embedding.', 'positional_embedding', 'transformer.', 'ln_final.', 'text_projection'];
+    const prefixes = parts.flatMap((p) => (p === 'image' ? ['visual.'] : p === 'text' ? textPrefixes : [p]));
+    this.handle().setTrainable(prefixes);
+  }
+
+  /** Number of parameters (all, or only the trainable ones). */
+  parameterCount(trainableOnly = false): number {
+    return this.handle().parameterCount(trainableOnly);
+  }
+
+  /** Releases the native memory now. Idempotent; a running call finishes first. */
+  dispose(): void {
+    if (this.#handle) {
+      this.#handle.dispose();
+      this.#handle = null;
+    }
+  }
+}
+
+/** Builds a model from a registry name or a config (see ClipModel.create). */
+export function createModel(nameOrConfig: string | ModelConfig, options: ModelOptions = {}): ClipModel {
+  return ClipModel.create(nameOrConfig, options);
+}

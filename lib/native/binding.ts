@@ -1,0 +1,141 @@
+/**
+ * The native surface, typed once (principle 2). Nothing here is exported from the package: public classes
+ * (ClipModel, Trainer) wrap these handles. Every native function throws (or rejects with) an Error whose
+ * `code` is one of the stable codes in errors.ts; callers convert it with `asCxrError`.
+ */
+
+/** Model architecture as the native core receives it (validated by lib/models/config.ts first). */
+export interface NativeModelConfig {
+  embedDim: number;
+  logitScaleInit?: number;
+  vision: {
+    type: 'vit' | 'resnet';
+    imageSize: number;
+    patchSize?: number;
+    width?: number;
+    layers?: number;
+    heads?: number;
+    mlpRatio?: number;
+    act?: 'quick_gelu' | 'gelu';
+    resnetLayers?: number[];
+    resnetWidth?: number;
+    attnPoolHeads?: number;
+    batchnormTrain?: boolean;
+  };
+  text: {
+    type: 'causal' | 'bert';
+    vocabSize: number;
+    contextLength: number;
+    width: number;
+    layers: number;
+    heads: number;
+    mlpRatio?: number;
+    act?: 'quick_gelu' | 'gelu';
+    intermediateSize?: number;
+    maxPosition?: number;
+    typeVocabSize?: number;
+    padId?: number;
+    pooling?: 'cls' | 'mean';
+    layerNormEps?: number;
+  };
+}
+
+export interface NativeEngineOptions {
+  /** Resolved device: "cpu" | "cuda:N" (or "auto"). */
+  device: string;
+  precision: 'fp32' | 'bf16';
+  seed: number;
+}
+
+export interface NativeLossConfig {
+  kind: 'clip' | 'relaxed';
+  alpha: number;
+  variant: 'clamp-diag' | 'clamp-numerator';
+  labelSmoothing: number;
+}
+
+export interface NativeStepOptions {
+  lr: number;
+  clipGradNorm: number;
+  loss: NativeLossConfig;
+}
+
+export interface NativeStepResult {
+  loss: number;
+  gradNorm: number;
+  logitScale: number;
+  msForward: number;
+  msBackward: number;
+  msOptimizer: number;
+  msTotal: number;
+  batch: number;
+}
+
+export interface NativeOptimizerConfig {
+  kind: 'adamw' | 'sgd';
+  lr: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  momentum: number;
+  nesterov: boolean;
+}
+
+export interface NativeTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** One model on one device with its optimizer (native cxr::Engine). */
+export interface NativeModel {
+  /** images (N*3*S*S) with shape [N,3,S,S] → N×D embeddings. */
+  encodeImages(images: Float32Array, shape: number[], normalize: boolean): Promise<Float32Array>;
+  /** ids (N*L) with shape [N,L] → N×D embeddings. */
+  encodeTexts(ids: Int32Array, shape: number[], normalize: boolean): Promise<Float32Array>;
+  /** Forward, loss, backward, clipping, optimizer step: one call per step. */
+  trainStep(images: Float32Array, imageShape: number[], ids: Int32Array, idShape: number[], opts: NativeStepOptions): Promise<NativeStepResult>;
+  /** Loss of a batch without updating anything. */
+  evalLoss(images: Float32Array, imageShape: number[], ids: Int32Array, idShape: number[], loss: NativeLossConfig): Promise<number>;
+  configureOptimizer(cfg: NativeOptimizerConfig): void;
+  /** Parameters and buffers as float32 copies, in registration order (OpenAI key names). */
+  getState(): NativeTensor[];
+  /** Copies tensors in; float16 sources must be upcast by the caller. Throws E_CHECKPOINT on a shape mismatch. */
+  loadState(tensors: NativeTensor[], strict: boolean): { missing: string[]; unexpected: string[] };
+  getOptimizerState(): Buffer;
+  loadOptimizerState(state: Buffer): void;
+  /** Freezes parameters whose names start with one of the prefixes; unfreezes the rest. */
+  setTrainable(frozenPrefixes: string[]): void;
+  parameterCount(trainableOnly: boolean): number;
+  /** Idempotent; deferred until a running call finishes. */
+  dispose(): void;
+  readonly disposed: boolean;
+  readonly busy: boolean;
+  readonly device: string | null;
+}
+
+export interface NativeCapabilities {
+  torchVersion: string;
+  cuda: { built: boolean; kernels: boolean; available: boolean; devices: number };
+  threads: number;
+  interopThreads: number;
+  blas: string;
+  parallelInfo: string;
+}
+
+export interface NativeAddon {
+  NativeModel: new (config: NativeModelConfig, options: NativeEngineOptions) => NativeModel;
+  capabilities(): NativeCapabilities;
+  setNumThreads(n: number): void;
+  stats(): { liveModels: number; externalBytes: number };
+  /** Throws a libtorch ('torch') or std ('std') exception inside a worker: tests the error mapping. */
+  selfTest(kind: 'torch' | 'std'): Promise<void>;
+  contrastiveLoss(
+    u: Float32Array,
+    v: Float32Array,
+    shape: [number, number],
+    logitScaleLog: number,
+    loss: NativeLossConfig,
+  ): { loss: number; gradU: Float32Array; gradV: Float32Array; gradTheta: number };
+}

@@ -1,0 +1,92 @@
+// Plain configuration structs of the native core. TypeScript validates and resolves every option; the
+// binding copies one validated object into these structs; the core re-checks only invariants it relies on.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cxr {
+
+enum class Activation { QuickGelu, Gelu };
+
+struct VisionConfig {
+  std::string type = "vit";  // "vit" | "resnet"
+  int64_t image_size = 224;
+  // ViT (OpenAI CLIP layout)
+  int64_t patch_size = 32;
+  int64_t width = 768;
+  int64_t layers = 12;
+  int64_t heads = 12;
+  double mlp_ratio = 4.0;
+  // ModifiedResNet (CLIP RN50 family)
+  std::vector<int64_t> resnet_layers{3, 4, 6, 3};
+  int64_t resnet_width = 64;      // stem width; the trunk ends at 32 * resnet_width channels
+  int64_t attn_pool_heads = 32;   // heads of the attention pooling
+  bool batchnorm_train = false;   // false: BatchNorm stays in eval mode while fine-tuning (frozen stats)
+  Activation act = Activation::QuickGelu;
+};
+
+struct TextConfig {
+  std::string type = "causal";  // "causal" (CLIP text transformer) | "bert" (bidirectional, post-LN)
+  int64_t vocab_size = 49408;
+  int64_t context_length = 77;
+  int64_t width = 512;
+  int64_t layers = 12;
+  int64_t heads = 8;
+  double mlp_ratio = 4.0;
+  Activation act = Activation::QuickGelu;
+  // BERT-style tower
+  int64_t intermediate_size = 3072;
+  int64_t max_position = 512;  // number of position embeddings of the BERT tower
+  int64_t type_vocab_size = 2;
+  int64_t pad_id = 0;
+  std::string pooling = "cls";  // "cls" | "mean"
+  double layer_norm_eps = 1e-12;
+};
+
+struct ModelConfig {
+  int64_t embed_dim = 512;
+  VisionConfig vision;
+  TextConfig text;
+  double logit_scale_init = std::log(1.0 / 0.07);
+};
+
+enum class LossKind { Clip, Relaxed };
+enum class RelaxVariantCfg { ClampDiag, ClampNumerator };
+
+struct LossConfig {
+  LossKind kind = LossKind::Clip;
+  double alpha = 1.0;
+  RelaxVariantCfg variant = RelaxVariantCfg::ClampDiag;
+  double label_smoothing = 0.0;
+};
+
+struct OptimizerConfig {
+  std::string kind = "adamw";  // "adamw" | "sgd"
+  double lr = 1e-5;
+  double weight_decay = 0.2;
+  double beta1 = 0.9, beta2 = 0.98, eps = 1e-6;
+  double momentum = 0.9;
+  bool nesterov = false;
+};
+
+struct EngineOptions {
+  std::string device = "cpu";     // resolved by TypeScript from "auto" | "cpu" | "cuda:N"
+  std::string precision = "fp32";  // "fp32" | "bf16" (autocast, CUDA only)
+  uint64_t seed = 0;
+};
+
+struct StepOptions {
+  double lr = 0.0;
+  double clip_grad_norm = 0.0;  // <= 0: no clipping (the norm is still measured)
+  LossConfig loss;
+};
+
+struct StepResult {
+  double loss = 0, grad_norm = 0, logit_scale = 0;
+  double ms_forward = 0, ms_backward = 0, ms_optimizer = 0, ms_total = 0;
+  int64_t batch = 0;
+};
+
+}  // namespace cxr

@@ -1,0 +1,138 @@
+// Module entry: per-environment data, capabilities(), threads, leak counters and the model class.
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <dlfcn.h>
+#include <torch/version.h>
+
+#include "common.h"
+#include "cxr/engine.h"
+#include "cxr/loss.h"
+#include "model_wrap.h"
+
+namespace cxr_binding {
+namespace {
+
+std::string blas_name() {
+  // OpenBLAS exports openblas_get_config; Debian's reference BLAS does not (and is 15-25x slower).
+  using cfg_fn = char* (*)();
+  if (auto f = reinterpret_cast<cfg_fn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) return std::string("OpenBLAS ") + f();
+  if (dlsym(RTLD_DEFAULT, "mkl_get_version")) return "MKL";
+  if (dlsym(RTLD_DEFAULT, "bli_info_get_version_str")) return "BLIS";
+  return "reference BLAS (slow: install libopenblas0-openmp)";
+}
+
+/** capabilities(): what this build can do, and what is available now. */
+Napi::Value Capabilities(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("torchVersion", TORCH_VERSION);
+  auto cuda = Napi::Object::New(env);
+#ifdef CXR_WITH_CUDA
+  cuda.Set("kernels", true);
+#else
+  cuda.Set("kernels", false);
+#endif
+  cuda.Set("built", at::hasCUDA());
+  cuda.Set("available", cxr::cuda_available());
+  cuda.Set("devices", static_cast<double>(cxr::cuda_device_count()));
+  o.Set("cuda", cuda);
+  o.Set("threads", at::get_num_threads());
+  o.Set("interopThreads", at::get_num_interop_threads());
+  o.Set("blas", blas_name());
+  o.Set("parallelInfo", at::get_parallel_info());
+  return o;
+}
+
+/** setNumThreads(n): intra-op threads for every later call (honoured inside worker threads). */
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 1)
+    throw_error(env, "E_CONFIG", "threads must be an integer >= 1");
+  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  return env.Undefined();
+}
+
+/** stats(): live native models and the bytes reported to V8 (leak counters; both 0 when all are released). */
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto* d = data_of(env);
+  auto o = Napi::Object::New(env);
+  o.Set("liveModels", static_cast<double>(d->live.size()));
+  o.Set("externalBytes", static_cast<double>(d->external_bytes));
+  return o;
+}
+
+/**
+ * contrastiveLoss(u, v, [B, D], theta, lossConfig): loss and exact gradients of the contrastive loss for
+ * given embeddings (synchronous; for tests, parity checks and the tfjs comparison).
+ * Returns {loss, gradU: Float32Array, gradV: Float32Array, gradTheta}.
+ */
+Napi::Value ContrastiveLoss(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto shape = info[2].As<Napi::Array>();
+  std::vector<int64_t> s{shape.Get(0u).As<Napi::Number>().Int64Value(), shape.Get(1u).As<Napi::Number>().Int64Value()};
+  auto u = float_tensor(env, info[0], s, "u").set_requires_grad(true);
+  auto v = float_tensor(env, info[1], s, "v").set_requires_grad(true);
+  auto theta = torch::full({}, info[3].As<Napi::Number>().DoubleValue()).set_requires_grad(true);
+  auto cfg = loss_config(info[4]);
+  try {
+    CXR_CHECK(torch::isfinite(u).all().item<bool>() && torch::isfinite(v).all().item<bool>(), Numeric,
+              "embeddings contain NaN or Inf");
+    auto loss = cxr::contrastive_loss(u, v, theta, cfg);
+    loss.backward();
+    auto o = Napi::Object::New(env);
+    o.Set("loss", loss.item<double>());
+    o.Set("gradU", to_float32_array(env, u.grad()));
+    o.Set("gradV", to_float32_array(env, v.grad()));
+    o.Set("gradTheta", theta.grad().item<double>());
+    return o;
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    auto e = classify_current_exception();
+    throw_error(env, e.code, e.message);
+  }
+}
+
+/** selfTest(kind): rejects from a worker with a libtorch or std exception (tests the error mapping). */
+Napi::Value SelfTest(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  bool torch_err = info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "torch";
+  auto* w = new PromiseWorker(
+      env,
+      [torch_err]() {
+        if (torch_err) (void)torch::ones({2}).view({3});
+        throw std::runtime_error("self-test std::exception");
+      },
+      [](Napi::Env e) -> Napi::Value { return e.Undefined(); });
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+void Cleanup(void* arg) {
+  auto* d = static_cast<AddonData*>(arg);
+  auto live = d->live;  // copy: release erases
+  for (auto* w : live) w->ReleaseForEnvTeardown();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* d = new AddonData();
+  env.SetInstanceData<AddonData>(d);
+  napi_add_env_cleanup_hook(env, Cleanup, d);
+  auto ctor = ModelWrap::Define(env);
+  d->model_ctor = Napi::Persistent(ctor);
+  exports.Set("NativeModel", ctor);
+  exports.Set("capabilities", Napi::Function::New(env, Capabilities, "capabilities"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("selfTest", Napi::Function::New(env, SelfTest, "selfTest"));
+  exports.Set("contrastiveLoss", Napi::Function::New(env, ContrastiveLoss, "contrastiveLoss"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace cxr_binding
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return cxr_binding::Init(env, exports); }
+NODE_API_MODULE(cxr_native, InitAddon)

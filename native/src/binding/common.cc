@@ -1,0 +1,141 @@
+#include "common.h"
+
+#include <new>
+
+namespace cxr_binding {
+
+AddonData* data_of(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
+
+ErrorInfo classify_current_exception() {
+  try {
+    throw;
+  } catch (const cxr::Error& e) {
+    return {e.code_name(), e.what()};
+  } catch (const c10::Error& e) {
+    std::string m = e.what_without_backtrace();
+    auto nl = m.find('\n');
+    if (nl != std::string::npos) m = m.substr(0, nl);
+    bool oom = m.find("out of memory") != std::string::npos || m.find("can't allocate memory") != std::string::npos;
+    return {oom ? "E_OOM" : "E_TORCH", m};
+  } catch (const std::bad_alloc&) {
+    return {"E_OOM", "out of memory"};
+  } catch (const Napi::Error& e) {
+    return {"E_INTERNAL", e.Message()};
+  } catch (const std::exception& e) {
+    return {"E_TORCH", e.what()};
+  } catch (...) {
+    return {"E_INTERNAL", "unknown native exception"};
+  }
+}
+
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message) {
+  auto err = Napi::Error::New(env, message);
+  err.Value().Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+void throw_error(Napi::Env env, const std::string& code, const std::string& message) {
+  throw make_error(env, code, message);
+}
+
+PromiseWorker::PromiseWorker(Napi::Env env, std::function<void()> run, std::function<Napi::Value(Napi::Env)> pack,
+                             std::function<void()> done)
+    : Napi::AsyncWorker(env, "cxr-train"), deferred_(Napi::Promise::Deferred::New(env)), run_(std::move(run)),
+      pack_(std::move(pack)), done_(std::move(done)) {}
+
+void PromiseWorker::Execute() {
+  // Nothing may escape Execute(): an exception here would abort the process.
+  try {
+    run_();
+  } catch (...) {
+    err_ = classify_current_exception();
+    failed_ = true;
+    SetError(err_.message);
+  }
+}
+
+void PromiseWorker::OnOK() {
+  Napi::HandleScope scope(Env());
+  if (done_) done_();
+  try {
+    deferred_.Resolve(pack_(Env()));
+  } catch (const Napi::Error& e) {
+    deferred_.Reject(e.Value());
+  } catch (...) {
+    auto info = classify_current_exception();
+    deferred_.Reject(make_error(Env(), info.code, info.message).Value());
+  }
+}
+
+void PromiseWorker::OnError(const Napi::Error& e) {
+  Napi::HandleScope scope(Env());
+  if (done_) done_();
+  deferred_.Reject(make_error(Env(), failed_ ? err_.code : "E_INTERNAL", failed_ ? err_.message : e.Message()).Value());
+}
+
+static int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return n;
+}
+
+torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_error(env, "E_DTYPE", std::string(what) + " must be a Float32Array");
+  auto arr = v.As<Napi::Float32Array>();
+  for (auto s : shape)
+    if (s < 0) throw_error(env, "E_SHAPE", std::string(what) + ": negative dimension");
+  if (static_cast<int64_t>(arr.ElementLength()) != numel_of(shape))
+    throw_error(env, "E_SHAPE", std::string(what) + ": " + std::to_string(arr.ElementLength()) +
+                                    " values do not fill the declared shape (" + std::to_string(numel_of(shape)) + ")");
+  // Copy on the JS thread: the worker never touches JS memory.
+  return torch::from_blob(arr.Data(), shape, torch::kFloat32).clone();
+}
+
+torch::Tensor ids_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw_error(env, "E_DTYPE", std::string(what) + " must be an Int32Array");
+  auto arr = v.As<Napi::Int32Array>();
+  if (static_cast<int64_t>(arr.ElementLength()) != numel_of(shape))
+    throw_error(env, "E_SHAPE", std::string(what) + ": " + std::to_string(arr.ElementLength()) +
+                                    " ids do not fill the declared shape (" + std::to_string(numel_of(shape)) + ")");
+  return torch::from_blob(arr.Data(), shape, torch::kInt32).to(torch::kLong);
+}
+
+Napi::Float32Array to_float32_array(Napi::Env env, const torch::Tensor& t) {
+  auto c = t.to(torch::kCPU, torch::kFloat32).contiguous();
+  auto out = Napi::Float32Array::New(env, static_cast<size_t>(c.numel()));
+  if (c.numel() > 0) std::memcpy(out.Data(), c.data_ptr<float>(), sizeof(float) * static_cast<size_t>(c.numel()));
+  return out;
+}
+
+int64_t get_int(const Napi::Object& o, const char* key, int64_t def) {
+  auto v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : def;
+}
+double get_num(const Napi::Object& o, const char* key, double def) {
+  auto v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : def;
+}
+bool get_bool(const Napi::Object& o, const char* key, bool def) {
+  auto v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : def;
+}
+std::string get_str(const Napi::Object& o, const char* key, const std::string& def) {
+  auto v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : def;
+}
+
+cxr::LossConfig loss_config(const Napi::Value& v) {
+  cxr::LossConfig c;
+  if (!v.IsObject()) return c;
+  auto o = v.As<Napi::Object>();
+  c.kind = get_str(o, "kind", "clip") == "relaxed" ? cxr::LossKind::Relaxed : cxr::LossKind::Clip;
+  c.alpha = get_num(o, "alpha", 1.0);
+  c.variant = get_str(o, "variant", "clamp-diag") == "clamp-numerator" ? cxr::RelaxVariantCfg::ClampNumerator
+                                                                         : cxr::RelaxVariantCfg::ClampDiag;
+  c.label_smoothing = get_num(o, "labelSmoothing", 0.0);
+  return c;
+}
+
+}  // namespace cxr_binding

@@ -1,0 +1,64 @@
+// Shared pieces of the N-API binding: per-environment data, error mapping, the async worker base.
+// No logic lives here: TypeScript validates options; the binding unpacks, calls the core, packs results.
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <functional>
+#include <set>
+#include <string>
+
+#include "cxr/config.h"
+#include "cxr/errors.h"
+
+namespace cxr_binding {
+
+class ModelWrap;
+
+// Per-environment state (principle 4): no statics, so worker threads and jest workers are safe.
+struct AddonData {
+  Napi::FunctionReference model_ctor;
+  std::set<ModelWrap*> live;
+  int64_t external_bytes = 0;
+};
+
+AddonData* data_of(Napi::Env env);
+
+// Maps any exception to a stable code and a one-line message.
+struct ErrorInfo {
+  std::string code, message;
+};
+ErrorInfo classify_current_exception();
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
+[[noreturn]] void throw_error(Napi::Env env, const std::string& code, const std::string& message);
+
+// Runs `run` on a libuv worker thread; resolves with `pack(env)` or rejects with a coded error.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, std::function<void()> run, std::function<Napi::Value(Napi::Env)> pack,
+                std::function<void()> done = {});
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& e) override;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> run_;
+  std::function<Napi::Value(Napi::Env)> pack_;
+  std::function<void()> done_;
+  ErrorInfo err_;
+  bool failed_ = false;
+};
+
+// Argument helpers (TypeScript has validated types; these guard against misuse of the raw surface).
+torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what);
+torch::Tensor ids_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what);
+Napi::Float32Array to_float32_array(Napi::Env env, const torch::Tensor& t);
+int64_t get_int(const Napi::Object& o, const char* key, int64_t def);
+double get_num(const Napi::Object& o, const char* key, double def);
+bool get_bool(const Napi::Object& o, const char* key, bool def);
+std::string get_str(const Napi::Object& o, const char* key, const std::string& def);
+cxr::LossConfig loss_config(const Napi::Value& v);
+
+}  // namespace cxr_binding

@@ -1,0 +1,345 @@
+// ModelWrap: the JS handle of one cxr::Engine. One owner; dispose(), the finalizer and the environment
+// cleanup hook share one idempotent release. Heavy calls run as PromiseWorkers; overlapping ones get E_BUSY.
+#include "model_wrap.h"
+
+#include "cxr/engine.h"
+
+namespace cxr_binding {
+
+namespace {
+cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw_error(env, "E_CONFIG", "model config must be an object");
+  auto o = v.As<Napi::Object>();
+  cxr::ModelConfig c;
+  c.embed_dim = get_int(o, "embedDim", c.embed_dim);
+  c.logit_scale_init = get_num(o, "logitScaleInit", c.logit_scale_init);
+  if (!o.Get("vision").IsObject() || !o.Get("text").IsObject())
+    throw_error(env, "E_CONFIG", "model config needs `vision` and `text` objects");
+  auto vo = o.Get("vision").As<Napi::Object>();
+  auto& vc = c.vision;
+  vc.type = get_str(vo, "type", vc.type);
+  vc.image_size = get_int(vo, "imageSize", vc.image_size);
+  vc.patch_size = get_int(vo, "patchSize", vc.patch_size);
+  vc.width = get_int(vo, "width", vc.width);
+  vc.layers = get_int(vo, "layers", vc.layers);
+  vc.heads = get_int(vo, "heads", vc.heads);
+  vc.mlp_ratio = get_num(vo, "mlpRatio", vc.mlp_ratio);
+  vc.resnet_width = get_int(vo, "resnetWidth", vc.resnet_width);
+  vc.attn_pool_heads = get_int(vo, "attnPoolHeads", vc.attn_pool_heads);
+  vc.batchnorm_train = get_bool(vo, "batchnormTrain", vc.batchnorm_train);
+  vc.act = get_str(vo, "act", "quick_gelu") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
+  auto rl = vo.Get("resnetLayers");
+  if (rl.IsArray()) {
+    vc.resnet_layers.clear();
+    auto a = rl.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) vc.resnet_layers.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  }
+  auto to = o.Get("text").As<Napi::Object>();
+  auto& tc = c.text;
+  tc.type = get_str(to, "type", tc.type);
+  tc.vocab_size = get_int(to, "vocabSize", tc.vocab_size);
+  tc.context_length = get_int(to, "contextLength", tc.context_length);
+  tc.width = get_int(to, "width", tc.width);
+  tc.layers = get_int(to, "layers", tc.layers);
+  tc.heads = get_int(to, "heads", tc.heads);
+  tc.mlp_ratio = get_num(to, "mlpRatio", tc.mlp_ratio);
+  tc.act = get_str(to, "act", "quick_gelu") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
+  tc.intermediate_size = get_int(to, "intermediateSize", tc.intermediate_size);
+  tc.max_position = get_int(to, "maxPosition", tc.max_position);
+  tc.type_vocab_size = get_int(to, "typeVocabSize", tc.type_vocab_size);
+  tc.pad_id = get_int(to, "padId", tc.pad_id);
+  tc.pooling = get_str(to, "pooling", tc.pooling);
+  tc.layer_norm_eps = get_num(to, "layerNormEps", tc.layer_norm_eps);
+  return c;
+}
+
+std::vector<int64_t> shape_of(const Napi::Value& v) {
+  std::vector<int64_t> s;
+  auto a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) s.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  return s;
+}
+}  // namespace
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {InstanceMethod("encodeImages", &ModelWrap::EncodeImages),
+                      InstanceMethod("encodeTexts", &ModelWrap::EncodeTexts),
+                      InstanceMethod("trainStep", &ModelWrap::TrainStep),
+                      InstanceMethod("evalLoss", &ModelWrap::EvalLoss),
+                      InstanceMethod("configureOptimizer", &ModelWrap::ConfigureOptimizer),
+                      InstanceMethod("getState", &ModelWrap::GetState),
+                      InstanceMethod("loadState", &ModelWrap::LoadState),
+                      InstanceMethod("getOptimizerState", &ModelWrap::GetOptimizerState),
+                      InstanceMethod("loadOptimizerState", &ModelWrap::LoadOptimizerState),
+                      InstanceMethod("setTrainable", &ModelWrap::SetTrainable),
+                      InstanceMethod("parameterCount", &ModelWrap::ParameterCount),
+                      InstanceMethod("dispose", &ModelWrap::Dispose),
+                      InstanceAccessor("disposed", &ModelWrap::IsDisposed, nullptr),
+                      InstanceAccessor("busy", &ModelWrap::IsBusy, nullptr),
+                      InstanceAccessor("device", &ModelWrap::DeviceName, nullptr)});
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  auto env = info.Env();
+  data_ = data_of(env);
+  auto cfg = model_config(env, info[0]);
+  cxr::EngineOptions opt;
+  if (info[1].IsObject()) {
+    auto o = info[1].As<Napi::Object>();
+    opt.device = get_str(o, "device", opt.device);
+    opt.precision = get_str(o, "precision", opt.precision);
+    opt.seed = static_cast<uint64_t>(get_num(o, "seed", 0));
+  }
+  try {
+    engine_ = std::make_shared<cxr::Engine>(cfg, opt);
+  } catch (...) {
+    auto e = classify_current_exception();
+    throw_error(env, e.code, e.message);
+  }
+  // Parameters, plus Adam's two moments once the optimizer runs: a fair estimate of what V8 cannot see.
+  reported_bytes_ = engine_->parameter_bytes() * 3;
+  Napi::MemoryManagement::AdjustExternalMemory(env, reported_bytes_);
+  data_->external_bytes += reported_bytes_;
+  data_->live.insert(this);
+}
+
+ModelWrap::~ModelWrap() { Release(); }
+
+void ModelWrap::Release() {
+  if (!engine_) return;
+  if (busy_) {  // the worker holds a reference; release when it finishes
+    dispose_pending_ = true;
+    return;
+  }
+  engine_.reset();
+  if (data_) {
+    data_->external_bytes -= reported_bytes_;
+    data_->live.erase(this);
+  }
+  if (!env_closing_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported_bytes_);
+  reported_bytes_ = 0;
+}
+
+void ModelWrap::ReleaseForEnvTeardown() {
+  env_closing_ = true;
+  busy_ = false;
+  Release();
+}
+
+cxr::Engine& ModelWrap::Checked(Napi::Env env, bool async) {
+  if (!engine_ || dispose_pending_) throw_error(env, "E_DISPOSED", "this model was disposed");
+  if (busy_)
+    throw_error(env, "E_BUSY", "another call on this model is still running; await it before starting the next");
+  return *engine_;
+}
+
+Napi::Value ModelWrap::Run(Napi::Env env, std::function<void()> run, std::function<Napi::Value(Napi::Env)> pack) {
+  busy_ = true;
+  auto self = Napi::Persistent(Value());  // keeps this wrap (and its engine) alive while the worker runs
+  auto ref = std::make_shared<Napi::ObjectReference>(std::move(self));
+  auto* w = new PromiseWorker(env, std::move(run), std::move(pack), [this, ref]() {
+    busy_ = false;
+    if (dispose_pending_) {
+      dispose_pending_ = false;
+      Release();
+    }
+    ref->Reset();
+  });
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value ModelWrap::EncodeImages(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  auto x = float_tensor(env, info[0], shape_of(info[1]), "images");
+  bool normalize = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  auto out = std::make_shared<torch::Tensor>();
+  return Run(env, [&eng, x, normalize, out]() { *out = eng.encode_images(x, normalize); },
+             [out](Napi::Env e) -> Napi::Value { return to_float32_array(e, *out); });
+}
+
+Napi::Value ModelWrap::EncodeTexts(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  auto ids = ids_tensor(env, info[0], shape_of(info[1]), "token ids");
+  bool normalize = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  auto out = std::make_shared<torch::Tensor>();
+  return Run(env, [&eng, ids, normalize, out]() { *out = eng.encode_texts(ids, normalize); },
+             [out](Napi::Env e) -> Napi::Value { return to_float32_array(e, *out); });
+}
+
+Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  auto x = float_tensor(env, info[0], shape_of(info[1]), "images");
+  auto ids = ids_tensor(env, info[2], shape_of(info[3]), "token ids");
+  cxr::StepOptions so;
+  if (info[4].IsObject()) {
+    auto o = info[4].As<Napi::Object>();
+    so.lr = get_num(o, "lr", 0.0);
+    so.clip_grad_norm = get_num(o, "clipGradNorm", 0.0);
+    so.loss = loss_config(o.Get("loss"));
+  }
+  auto res = std::make_shared<cxr::StepResult>();
+  return Run(env, [&eng, x, ids, so, res]() { *res = eng.train_step(x, ids, so); },
+             [res](Napi::Env e) -> Napi::Value {
+               auto o = Napi::Object::New(e);
+               o.Set("loss", res->loss);
+               o.Set("gradNorm", res->grad_norm);
+               o.Set("logitScale", res->logit_scale);
+               o.Set("msForward", res->ms_forward);
+               o.Set("msBackward", res->ms_backward);
+               o.Set("msOptimizer", res->ms_optimizer);
+               o.Set("msTotal", res->ms_total);
+               o.Set("batch", static_cast<double>(res->batch));
+               return o;
+             });
+}
+
+Napi::Value ModelWrap::EvalLoss(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  auto x = float_tensor(env, info[0], shape_of(info[1]), "images");
+  auto ids = ids_tensor(env, info[2], shape_of(info[3]), "token ids");
+  auto lc = loss_config(info[4]);
+  auto out = std::make_shared<double>(0);
+  return Run(env, [&eng, x, ids, lc, out]() { *out = eng.eval_loss(x, ids, lc); },
+             [out](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *out); });
+}
+
+Napi::Value ModelWrap::ConfigureOptimizer(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, false);
+  cxr::OptimizerConfig c;
+  if (info[0].IsObject()) {
+    auto o = info[0].As<Napi::Object>();
+    c.kind = get_str(o, "kind", c.kind);
+    c.lr = get_num(o, "lr", c.lr);
+    c.weight_decay = get_num(o, "weightDecay", c.weight_decay);
+    c.beta1 = get_num(o, "beta1", c.beta1);
+    c.beta2 = get_num(o, "beta2", c.beta2);
+    c.eps = get_num(o, "eps", c.eps);
+    c.momentum = get_num(o, "momentum", c.momentum);
+    c.nesterov = get_bool(o, "nesterov", c.nesterov);
+  }
+  try {
+    eng.configure_optimizer(c);
+  } catch (...) {
+    auto e = classify_current_exception();
+    throw_error(env, e.code, e.message);
+  }
+  return env.Undefined();
+}
+
+Napi::Value ModelWrap::GetState(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, false);
+  auto st = eng.state();
+  auto arr = Napi::Array::New(env, st.size());
+  for (size_t i = 0; i < st.size(); ++i) {
+    auto o = Napi::Object::New(env);
+    o.Set("name", st[i].name);
+    auto shape = Napi::Array::New(env, st[i].tensor.dim());
+    for (int64_t d = 0; d < st[i].tensor.dim(); ++d) shape.Set(static_cast<uint32_t>(d), static_cast<double>(st[i].tensor.size(d)));
+    o.Set("shape", shape);
+    o.Set("data", to_float32_array(env, st[i].tensor));
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  return arr;
+}
+
+Napi::Value ModelWrap::LoadState(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, false);
+  if (!info[0].IsArray()) throw_error(env, "E_CONFIG", "loadState expects an array of {name, shape, data}");
+  auto arr = info[0].As<Napi::Array>();
+  std::vector<cxr::NamedTensor> ts;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    auto o = arr.Get(i).As<Napi::Object>();
+    auto name = get_str(o, "name", "");
+    ts.push_back({name, float_tensor(env, o.Get("data"), shape_of(o.Get("shape")), name.c_str())});
+  }
+  bool strict = !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
+  cxr::LoadReport rep;
+  try {
+    rep = eng.load_state(ts, strict);
+  } catch (...) {
+    auto e = classify_current_exception();
+    throw_error(env, e.code, e.message);
+  }
+  auto out = Napi::Object::New(env);
+  auto miss = Napi::Array::New(env, rep.missing.size());
+  for (size_t i = 0; i < rep.missing.size(); ++i) miss.Set(static_cast<uint32_t>(i), rep.missing[i]);
+  auto unex = Napi::Array::New(env, rep.unexpected.size());
+  for (size_t i = 0; i < rep.unexpected.size(); ++i) unex.Set(static_cast<uint32_t>(i), rep.unexpected[i]);
+  out.Set("missing", miss);
+  out.Set("unexpected", unex);
+  return out;
+}
+
+Napi::Value ModelWrap::GetOptimizerState(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, false);
+  try {
+    auto s = eng.optimizer_state();
+    return Napi::Buffer<char>::Copy(env, s.data(), s.size());
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    auto e = classify_current_exception();
+    throw_error(env, e.code, e.message);
+  }
+}
+
+Napi::Value ModelWrap::LoadOptimizerState(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, false);
+  if (!info[0].IsBuffer()) throw_error(env, "E_CONFIG", "loadOptimizerState expects a Buffer");
+  auto b = info[0].As<Napi::Buffer<char>>();
+  try {
+    eng.load_optimizer_state(std::string(b.Data(), b.Length()));
+  } catch (...) {
+    auto e = classify_current_exception();
+    throw_error(env, e.code, e.message);
+  }
+  return env.Undefined();
+}
+
+Napi::Value ModelWrap::SetTrainable(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, false);
+  std::vector<std::string> prefixes;
+  if (info[0].IsArray()) {
+    auto a = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) prefixes.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+  }
+  eng.set_trainable(prefixes);
+  return env.Undefined();
+}
+
+Napi::Value ModelWrap::ParameterCount(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, false);
+  bool trainable = info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  return Napi::Number::New(env, static_cast<double>(eng.parameter_count(trainable)));
+}
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  Release();
+  if (engine_) dispose_pending_ = true;
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelWrap::IsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !engine_ || dispose_pending_);
+}
+Napi::Value ModelWrap::IsBusy(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), busy_); }
+Napi::Value ModelWrap::DeviceName(const Napi::CallbackInfo& info) {
+  if (!engine_) return info.Env().Null();
+  return Napi::String::New(info.Env(), engine_->device().str());
+}
+
+}  // namespace cxr_binding

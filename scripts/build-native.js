@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+'use strict';
+// Builds the native addon with cmake-js (the main build); falls back to node-gyp when cmake-js fails.
+// libtorch is found through LIBTORCH (a libtorch root), Torch_DIR (its share/cmake/Torch) or the system
+// (Debian's libtorch-dev). CXR_WITH_CUDA=1 builds the CUDA kernels (needs a CUDA libtorch).
+// Node headers come from the node-api-headers package: nothing is downloaded.
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+const fs = require('node:fs');
+
+const root = path.resolve(__dirname, '..');
+const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env }).status === 0;
+const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+const args = [cmakeJs, 'compile'];
+if (process.env.Torch_DIR) args.push(`--CDTorch_DIR=${process.env.Torch_DIR}`);
+if (/^(1|on|true|yes)$/i.test(process.env.CXR_WITH_CUDA || '')) args.push('--CDCXR_WITH_CUDA=ON');
+if (process.env.CXR_DEBUG) args.push('--debug');
+
+if (run(process.execPath, args)) process.exit(0);
+if (process.env.CXR_NO_GYP_FALLBACK) process.exit(1);
+console.error('\ncxr-train: cmake-js failed; trying the node-gyp fallback (binding.gyp)\n');
+let gyp;
+try {
+  gyp = require.resolve('node-gyp/bin/node-gyp.js');
+} catch {
+  console.error('cxr-train: node-gyp is not installed; fix the cmake-js build (see the messages above)');
+  process.exit(1);
+}
+const nodedir = fs.existsSync('/usr/include/node/node_api.h') ? ['--nodedir=/usr'] : [];
+process.exit(run(process.execPath, [gyp, 'rebuild', ...nodedir]) ? 0 : 1);
