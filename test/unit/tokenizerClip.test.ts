@@ -40,7 +40,8 @@ function expectCode(fn: () => unknown, code: string): CxrError {
  */
 class NaiveClip {
   private ranks = new Map<string, number>();
-  private ids = new Map<string, number>();
+  /** token → id, built here from the file (also used to write HF vocab.json files). */
+  readonly ids = new Map<string, number>();
   private byteChar: string[] = [];
   constructor(file: string) {
     const lines = zlib.gunzipSync(fs.readFileSync(file)).toString('utf8').split('\n').slice(1, 48895);
@@ -267,9 +268,10 @@ describe('ClipTokenizer', () => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tok-'));
       merges = zlib.gunzipSync(fs.readFileSync(BPE)).toString('utf8').split('\n').slice(1, 48895);
       vocab = {};
-      // HF's vocab.json lists the same token → id table the reference builds.
-      const enc = (tok as unknown as { encoder: Map<string, number> }).encoder;
-      for (const [t, id] of enc) vocab[t] = id;
+      // HF's vocab.json lists the same token → id table the reference builds; take it from the
+      // naive implementation so the file does not come from the code under test.
+      for (const [t, id] of new NaiveClip(BPE).ids) vocab[t] = id;
+      expect(Object.keys(vocab).length).toBe(49408);
       fs.writeFileSync(path.join(dir, 'vocab.json'), JSON.stringify(vocab));
       fs.writeFileSync(path.join(dir, 'merges.txt'), '#version: 0.2\n' + merges.join('\n') + '\n');
       fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(hfClipTokenizerJson(vocab, merges)));
