@@ -147,7 +147,8 @@ export function percentileInterval(values: ArrayLike<number>, level = DEFAULT_CI
   const finite: number[] = [];
   for (let i = 0; i < values.length; i++) if (!Number.isNaN(values[i])) finite.push(values[i]);
   const sorted = Float64Array.from(finite).sort();
-  const a = (1 - level) / 2;
+  // Rounded so that level 0.95 gives exactly the 2.5th percentile ((1 - 0.95) / 2 is 0.025000000000000022).
+  const a = Math.round(((1 - level) / 2) * 1e12) / 1e12;
   return { lo: quantileSorted(sorted, a), hi: quantileSorted(sorted, 1 - a), n: sorted.length };
 }
 

@@ -207,6 +207,22 @@ export function summarizeSorted(sl: SortedLabel, w?: NumArray, cut = -1): Weight
   };
 }
 
+/**
+ * Weighted positives and negatives among the first `cut` rows of `sl.order` (the rows predicted positive at
+ * the threshold that gave `cut`). Cheaper than {@link summarizeSorted} when only a confusion matrix is needed
+ * and the class totals are known, e.g. several readers scored against the same truth.
+ */
+export function weightedAbove(sl: SortedLabel, w: NumArray, cut: number): { tp: number; fp: number } {
+  const { order, positive } = sl;
+  let tp = 0;
+  let fp = 0;
+  for (let k = 0; k < cut; k++) {
+    if (positive[k] === 1) tp += w[order[k]];
+    else fp += w[order[k]];
+  }
+  return { tp, fp };
+}
+
 /** Exact tie-aware AUROC (Mann-Whitney U / (P·N) with midranks); NaN when only one class is present. */
 export function auroc(y: NumArray, s: NumArray): number {
   return summarizeSorted(sortLabel(y, s)).auroc;

@@ -13,6 +13,7 @@ import {
   selectThresholdSorted,
   sortLabel,
   summarizeSorted,
+  weightedAbove,
 } from './metrics';
 import type { SortedLabel, ThresholdCriterion } from './metrics';
 import { bootstrapMatrix, column, DEFAULT_CI_LEVEL, DEFAULT_RESAMPLES, pairedPValue, percentileInterval, Resampler } from './bootstrap';
@@ -522,6 +523,8 @@ export function scoreTables(input: ScoreTablesInput, opts: ScoreOptions = {}): S
     const oDelta = oMeanMacro + 2; // L × 2 model − reader mean
     const oDeltaMacro = oDelta + L * 2; // 2
     const K = R > 0 ? oDeltaMacro + 2 : oReader;
+    const totPos = new Float64Array(L);
+    const totNeg = new Float64Array(L);
     const defined = (c: { tp: number; fp: number; tn: number; fn: number }): boolean => c.tp + c.fn > 0 && c.fp + c.tn > 0;
     const m = bootstrapMatrix(
       nRows,
@@ -530,6 +533,8 @@ export function scoreTables(input: ScoreTablesInput, opts: ScoreOptions = {}): S
         const sums = [0, 0, 0, 0];
         for (let li = 0; li < L; li++) {
           const sm = summarizeSorted(sorted[li], w, cuts[li]);
+          totPos[li] = sm.confusion.tp + sm.confusion.fn;
+          totNeg[li] = sm.confusion.fp + sm.confusion.tn;
           const ok = defined(sm.confusion);
           const v = [sm.auroc, sm.auprc, ok ? f1Of(sm.confusion) : NaN, ok ? mccOf(sm.confusion) : NaN];
           for (let k = 0; k < M; k++) {
@@ -545,7 +550,9 @@ export function scoreTables(input: ScoreTablesInput, opts: ScoreOptions = {}): S
           let sf = 0;
           let sm2 = 0;
           for (let li = 0; li < L; li++) {
-            const c = summarizeSorted(readerSorted[ri][li], w, readerCuts[ri][li]).confusion;
+            // Class totals are the model's (same truth, same mask): only the predicted positives need a pass.
+            const a = weightedAbove(readerSorted[ri][li], w, readerCuts[ri][li]);
+            const c = { tp: a.tp, fp: a.fp, fn: totPos[li] - a.tp, tn: totNeg[li] - a.fp };
             const ok = defined(c);
             const f = ok ? f1Of(c) : NaN;
             const mc = ok ? mccOf(c) : NaN;
