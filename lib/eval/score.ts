@@ -507,7 +507,9 @@ export function scoreTables(input: ScoreTablesInput, opts: ScoreOptions = {}): S
   let bootstrapInfo: ScoreResult['bootstrap'] = null;
   if (resamples > 0 && scored.length > 0) {
     const nRows = truth.rows.length;
-    const clusters = patientCol ? truth.rows.map((r) => r[columnIndex(truth, patientCol, 'patient')].trim()) : undefined;
+    const pIdx = patientCol ? columnIndex(truth, patientCol, 'patient') : -1;
+    // A row without a patient id is its own cluster (not one big cluster of all unknown patients).
+    const clusters = patientCol ? truth.rows.map((r, i) => r[pIdx].trim() || `\u0000row ${i}`) : undefined;
     const rs = new Resampler(nRows, { seed, clusters });
     bootstrapInfo = { resamples, seed, level, unit: clusters ? 'patient' : 'row', nUnits: rs.nUnits };
     const L = scored.length;

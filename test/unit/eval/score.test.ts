@@ -131,11 +131,17 @@ describe('bootstrap in the pipeline', () => {
     });
     expect(a.bootstrap).toMatchObject({ resamples: 300, seed: 11, unit: 'patient', nUnits: 50, level: 0.95 });
     expect(a.macro.ci!.auroc!.lo!).toBeLessThan(a.macro.auroc!);
-    const rows = scoreTables(d, { bootstrap: 100, patientCol: undefined, seed: 1 });
-    expect(rows.bootstrap!.unit).toBe('patient');
     // curves for the report card start at the origin and end at (1, 1)
     const roc = a.curves!.A.roc;
     expect([roc.fpr[0], roc.tpr[0], roc.fpr[roc.fpr.length - 1], roc.tpr[roc.tpr.length - 1]]).toEqual([0, 0, 1, 1]);
+  });
+
+  test('rows without a patient id are their own bootstrap units', () => {
+    const truth = table('t', ['id', 'patient_id', 'A'], [['a', 'p1', 1], ['b', 'p1', 0], ['c', '', 1], ['d', '', 0], ['e', 'p2', 1], ['f', 'p2', 0]]);
+    const pred = table('p', ['id', 'A'], [['a', 0.9], ['b', 0.1], ['c', 0.8], ['d', 0.3], ['e', 0.4], ['f', 0.6]]);
+    expect(scoreTables({ truth, pred }, { bootstrap: 20 }).bootstrap).toMatchObject({ unit: 'patient', nUnits: 4 });
+    const noPatients = table('t', ['id', 'A'], truth.rows.map((r) => [r[0], r[2]]));
+    expect(scoreTables({ truth: noPatients, pred }, { bootstrap: 20 }).bootstrap).toMatchObject({ unit: 'row', nUnits: 6 });
   });
 
   test('binary mode: no AUROC/AUPRC, threshold 0.5, F1/MCC CIs', () => {
