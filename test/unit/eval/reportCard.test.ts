@@ -1,0 +1,96 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { renderReportHtml, writeFileAtomic, writeReportCard } from '../../../lib/eval/reportCard';
+import { scoreCsv } from '../../../lib/eval/score';
+
+const FIX = path.resolve(__dirname, '../../fixtures/eval');
+const fx = (f: string): string => path.join(FIX, f);
+
+const meta = {
+  title: 'Test <card>',
+  checkpointHash: 'sha256:abc123',
+  datasetManifestHash: 'sha256:def456',
+  dataset: 'synthetic',
+  testSplit: 'test',
+  thresholdSplit: 'valid',
+  prompts: { name: 'chexzero', labels: [{ label: 'A', positive: ['a & b'], negative: ['no <a>'] }] },
+  config: { temperature: 1, model: 'test-vit' },
+};
+
+function chromium(): string | null {
+  for (const c of ['chromium', 'chromium-browser']) {
+    try {
+      return execFileSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).trim() || null;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+describe('report card', () => {
+  const result = scoreCsv(
+    { truth: fx('truth.csv'), pred: fx('pred.csv'), valTruth: fx('val_truth.csv'), valPred: fx('val_pred.csv'), readers: [fx('reader_a.csv'), fx('reader_b.csv')] },
+    { bootstrap: 100, seed: 1 },
+  );
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-card-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('writes report.json and report.html atomically (no temp files left)', () => {
+    const out = writeReportCard(path.join(dir, 'nested', 'card'), result, meta);
+    expect(fs.readdirSync(path.dirname(out.json)).sort()).toEqual(['report.html', 'report.json']);
+    const j = JSON.parse(fs.readFileSync(out.json, 'utf8'));
+    expect(j.version).toBe(1);
+    expect(j.meta).toMatchObject({ checkpointHash: 'sha256:abc123', datasetManifestHash: 'sha256:def456', thresholdSplit: 'valid' });
+    expect(typeof j.meta.createdAt).toBe('string');
+    expect(j.result.labels.A.auroc).toBe(result.labels.A.auroc);
+    expect(j.result.curves.B.pr.recall.length).toBeGreaterThan(0);
+    // rewriting replaces the files in place
+    writeReportCard(path.dirname(out.json), result, { ...meta, title: 'second' });
+    expect(fs.readFileSync(out.html, 'utf8')).toMatch(/<title>second<\/title>/);
+    expect(fs.readdirSync(path.dirname(out.json)).sort()).toEqual(['report.html', 'report.json']);
+  });
+
+  test('the page is self-contained and holds curves, table, thresholds, prompts, hashes, config', () => {
+    const html = renderReportHtml(result, meta);
+    // no external assets, no script, no URL of any kind
+    expect(html).not.toMatch(/https?:|<script|<link|<img|\bsrc=|url\(|@import/i);
+    // two plots per scored label (ROC + PR), each with a curve
+    expect(html.match(/<svg class="plot roc"/g)).toHaveLength(2);
+    expect(html.match(/<svg class="plot pr"/g)).toHaveLength(2);
+    expect(html.match(/<polyline points="[0-9., ]{20,}" class="curve"\/>/g)).toHaveLength(4);
+    // readers drawn as points on the ROC plots
+    expect(html.match(/class="reader"/g)!.length).toBe(4);
+    expect(html).toContain('sha256:abc123');
+    expect(html).toContain('sha256:def456');
+    expect(html).toMatch(/fitted on valid \(max MCC\), frozen/);
+    expect(html).toContain(`${result.labels.A.auroc!.toFixed(3)} <span class="ci">(${result.labels.A.ci!.auroc!.lo!.toFixed(3)}`);
+    expect(html).toMatch(/Skipped.*<b>C<\/b>/);
+    // user text is escaped
+    expect(html).toContain('Test &lt;card&gt;');
+    expect(html).toContain('<code>a &amp; b</code>');
+    expect(html).toContain('<code>no &lt;a&gt;</code>');
+    expect(html).toContain('&quot;model&quot;: &quot;test-vit&quot;');
+  });
+
+  test('writeFileAtomic reports E_IO and cleans up', () => {
+    expect(() => writeFileAtomic(path.join(dir, 'missing', 'x.txt'), 'data')).toThrow(expect.objectContaining({ code: 'E_IO' }));
+    writeFileAtomic(path.join(dir, 'x.txt'), 'data');
+    expect(fs.readdirSync(dir)).toEqual(['x.txt']);
+  });
+
+  const chrome = chromium();
+  (chrome ? test : test.skip)('renders in headless Chromium (screenshot)', () => {
+    const out = writeReportCard(dir, result, meta);
+    const png = path.join(dir, 'shot.png');
+    const script = path.resolve(__dirname, '../../../scripts/screenshot-report-card.sh');
+    execFileSync('bash', [script, out.html, png, '1200x1800'], { stdio: 'pipe', timeout: 120000 });
+    const buf = fs.readFileSync(png);
+    expect(buf.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
+    expect(buf.readUInt32BE(16)).toBe(1200); // IHDR width
+    expect(buf.length).toBeGreaterThan(20000); // a blank page compresses to a few kB
+  });
+});
