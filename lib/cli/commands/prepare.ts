@@ -29,6 +29,9 @@ export const command: CommandModule = {
       .option('labeler', { choices: ['chexpert', 'negbio'] as const, default: 'chexpert', describe: 'MIMIC-CXR label file' })
       .option('reports-root', { type: 'string', describe: 'MIMIC-CXR: directory holding the reports files/ tree' })
       .option('uncertain', { choices: ['ones', 'zeros', 'ignore', 'keep'] as const, default: 'keep', describe: 'CheXpert: policy for -1 labels' })
+      .option('aggregation', { choices: ['majority', 'any', 'all'] as const, default: 'majority', describe: 'VinDr-CXR: reader aggregation' })
+      .option('assign-splits', { type: 'boolean', default: true, describe: 'Give samples without an official split a patient-level split (80/10/10, seeded by --seed)' })
+      .option('seed', { type: 'number', default: 0, describe: 'Seed of assigned splits' })
       .option('file', { type: 'string', describe: 'csv: index file (.csv, .csv.gz, .jsonl)' })
       .option('image-col', { type: 'string', describe: 'csv: image path column' })
       .option('text-col', { type: 'string', describe: 'csv: report text column' })
@@ -62,6 +65,7 @@ export const command: CommandModule = {
       labeler: argv.labeler,
       reportsRoot: argv['reports-root'],
       uncertain: argv.uncertain,
+      aggregation: argv.aggregation,
       file: argv.file,
       imageCol: argv['image-col'],
       textCol: argv['text-col'],
@@ -72,6 +76,10 @@ export const command: CommandModule = {
       viewCol: argv['view-col'],
       splitCol: argv['split-col'],
     } as Parameters<typeof adapter.load>[0]);
+    if (argv['assign-splits'] && manifest.samples.some((s) => !s.split)) {
+      const { assignPatientSplits } = await import('../../data/splits');
+      manifest.samples = assignPatientSplits(manifest.samples, { seed: argv.seed as number });
+    }
     const quiet = argv.quiet as boolean;
     const issues = formatIssues(manifest.issues);
     if (issues) process.stderr.write(`${adapter.name}: ${issues}\n`);

@@ -3,6 +3,11 @@ import { CxrError } from '../../errors';
 import type { BaseAdapterOptions, DatasetAdapter } from './types';
 import { mimicCxrAdapter } from './mimicCxr';
 import { csvAdapter } from './csv';
+import { chexpertAdapter } from './chexpert';
+import { chestXray14Adapter } from './chestxray14';
+import { padchestAdapter } from './padchest';
+import { vindrCxrAdapter } from './vindrCxr';
+import { openIAdapter } from './openI';
 
 export type { BaseAdapterOptions, DatasetAdapter } from './types';
 
@@ -26,4 +31,9 @@ export function listAdapters(): { name: string; description: string }[] {
 }
 
 registerAdapter(mimicCxrAdapter);
+registerAdapter(chexpertAdapter);
+registerAdapter(chestXray14Adapter);
+registerAdapter(padchestAdapter);
+registerAdapter(vindrCxrAdapter);
+registerAdapter(openIAdapter);
 registerAdapter(csvAdapter);
