@@ -478,17 +478,38 @@ export function finishImage(base: Float32Array, opts: PreprocessOptions, seed = 
     const identity = d.cropW === 1 && d.cropH === 1 && d.angle === 0 && d.tx === 0 && d.ty === 0 && !d.flip;
     if (!identity) {
       src = new Float32Array(plane);
-      // Output pixel → crop box → rotation about the image centre → translation → source (bilinear, 0 outside).
+      // Output pixel → crop box → rotation about the image centre → translation → source pixel
+      // coordinates; the map is affine, so coordinates advance by constant steps along a row.
       const cos = Math.cos(d.angle);
       const sin = Math.sin(d.angle);
+      const fu = d.flip ? -1 : 1;
+      const du = (fu * d.cropW) / S; // u step per output pixel
+      const dxRow = cos * du * S;
+      const dyRow = sin * du * S;
       for (let y = 0; y < S; y++) {
         const v = d.cropY + ((y + 0.5) / S) * d.cropH - 0.5;
-        for (let x = 0; x < S; x++) {
-          let u = d.cropX + ((x + 0.5) / S) * d.cropW - 0.5;
-          if (d.flip) u = -u;
-          const qx = cos * u - sin * v + 0.5 - d.tx;
-          const qy = sin * u + cos * v + 0.5 - d.ty;
-          src[y * S + x] = bilinear(base, S, S, qx * S - 0.5, qy * S - 0.5);
+        const u0 = fu * (d.cropX + (0.5 / S) * d.cropW - 0.5);
+        let sx = (cos * u0 - sin * v + 0.5 - d.tx) * S - 0.5;
+        let sy = (sin * u0 + cos * v + 0.5 - d.ty) * S - 0.5;
+        const row = y * S;
+        for (let x = 0; x < S; x++, sx += dxRow, sy += dyRow) {
+          if (sx < -0.5 || sy < -0.5 || sx > S - 0.5 || sy > S - 0.5) {
+            src[row + x] = 0;
+            continue;
+          }
+          const xc = sx < 0 ? 0 : sx > S - 1 ? S - 1 : sx;
+          const yc = sy < 0 ? 0 : sy > S - 1 ? S - 1 : sy;
+          const x0 = xc | 0;
+          const y0 = yc | 0;
+          const x1 = x0 + 1 < S ? x0 + 1 : x0;
+          const y1 = y0 + 1 < S ? y0 + 1 : y0;
+          const fx = xc - x0;
+          const fy = yc - y0;
+          const a = base[y0 * S + x0];
+          const b = base[y0 * S + x1];
+          const c = base[y1 * S + x0];
+          const e = base[y1 * S + x1];
+          src[row + x] = a + (b - a) * fx + (c - a) * fy + (a - b - c + e) * fx * fy;
         }
       }
     }

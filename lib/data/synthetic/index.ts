@@ -324,3 +324,18 @@ export async function generateSynthetic(opts: SyntheticOptions): Promise<Synthet
 
 /** Split names in official order. */
 export const SYNTHETIC_SPLITS: readonly Split[] = SPLITS;
+
+/**
+ * Packs in-memory synthetic samples into a DataLoader memory source (one contiguous Float32Array), e.g.
+ * `new DataLoader(toMemorySource(synthesizeSamples({ n: 2000, size: 64 })), {...})`.
+ */
+export function toMemorySource(ds: SyntheticDataset, split?: Split): { samples: SyntheticSample[]; pixels: Float32Array; width: number; height: number } {
+  const samples = split ? ds.samples.filter((s) => s.split === split) : ds.samples;
+  const plane = ds.size * ds.size;
+  const pixels = new Float32Array(samples.length * plane);
+  samples.forEach((s, i) => {
+    if (!s.image) throw new CxrError('E_CONFIG', 'toMemorySource needs samples generated with keepImages (the default without outDir)');
+    pixels.set(s.image, i * plane);
+  });
+  return { samples, pixels, width: ds.size, height: ds.size };
+}

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DataLoader } from '../../../lib/data/DataLoader';
 import type { Batch } from '../../../lib/data/DataLoader';
-import { generateSynthetic, synthesizeSamples } from '../../../lib/data/synthetic';
+import { generateSynthetic, synthesizeSamples, toMemorySource } from '../../../lib/data/synthetic';
 import { loadImage } from '../../../lib/data/images';
 import type { Sample } from '../../../lib/data/sample';
 
@@ -123,5 +123,9 @@ describe('DataLoader over memory', () => {
     }
     expect(count).toBe(40);
     expect(() => new DataLoader({ samples: ds.samples, pixels: new Float32Array(10), width: 32, height: 32 }, opts)).toThrow(expect.objectContaining({ code: 'E_SHAPE' }));
+    const src = toMemorySource(ds, 'train');
+    expect(src.samples.every((s) => s.split === 'train')).toBe(true);
+    expect(src.pixels.length).toBe(src.samples.length * 1024);
+    expect(Array.from(src.pixels.subarray(1024, 1034))).toEqual(Array.from(src.samples[1].image!.subarray(0, 10)));
   });
 });
