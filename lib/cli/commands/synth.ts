@@ -15,6 +15,7 @@ export const command: CommandModule = {
       .option('shift', { choices: ['none', 'mild', 'strong'] as const, default: 'none', describe: 'Distribution-shift preset (contrast, noise, blur, heart size)' })
       .option('shift-splits', { type: 'string', default: 'test', describe: 'Comma-separated splits the shift applies to' })
       .option('split-fractions', { type: 'string', default: '0.8,0.1,0.1', describe: 'Patient fractions train,validate,test' })
+      .option('finding-strength', { type: 'number', default: 1, describe: 'Finding visibility (1 = default; 0.5 = subtle, harder benchmark)' })
       .option('gzip', { type: 'boolean', default: false, describe: 'Write the CSVs as .csv.gz like the real release' })
       .option('quality', { type: 'number', default: 92, describe: 'JPEG quality' })
       .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' }),
@@ -40,6 +41,7 @@ export const command: CommandModule = {
       shiftSplits: shiftSplits as Split[],
       splitFractions: fr as [number, number, number],
       gzip: argv.gzip as boolean,
+      findingStrength: argv['finding-strength'] as number,
       jpegQuality: argv.quality as number,
       outDir: argv.out as string,
       onProgress: quiet

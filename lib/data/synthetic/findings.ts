@@ -45,6 +45,8 @@ export interface CaseSpec {
   devices: DeviceKind[];
   /** Rendering strength multiplier for hedged findings (< 1: subtler picture). */
   uncertainScale: number;
+  /** Global finding strength (1 = default; < 1 makes every finding subtler, for harder benchmarks). */
+  strength: number;
 }
 
 /** Prevalence knobs; the defaults roughly follow MIMIC-CXR with rare labels raised so they can be learned. */
@@ -69,7 +71,8 @@ const SEV: Severity[] = ['mild', 'moderate', 'severe'];
  * Samples one study's spec. `ctrShift` moves the cardiothoracic ratio of every study (the distribution
  * shift preset uses it).
  */
-export function sampleCase(rng: Rng, opts: { ctrShift?: number; prevalence?: PrevalenceOptions } = {}): CaseSpec {
+export function sampleCase(rng: Rng, opts: { ctrShift?: number; prevalence?: PrevalenceOptions; strength?: number } = {}): CaseSpec {
+  const strength = opts.strength ?? 1;
   const k = opts.prevalence?.scale ?? 1;
   const chf = rng.bernoulli(0.22);
   const icu = rng.bernoulli(0.28);
@@ -120,6 +123,7 @@ export function sampleCase(rng: Rng, opts: { ctrShift?: number; prevalence?: Pre
   if (present('Cardiomegaly')) {
     const base = cardioSev === 'mild' ? 0.56 : cardioSev === 'moderate' ? 0.61 : 0.66;
     ctr = base + rng.uniform(-0.015, 0.025);
+    ctr = 0.45 + (ctr - 0.45) * strength;
   } else {
     ctr = Math.min(0.52, rng.normal(0.44, 0.03));
   }
@@ -147,7 +151,7 @@ export function sampleCase(rng: Rng, opts: { ctrShift?: number; prevalence?: Pre
     view: icu || devices.length > 0 ? (rng.bernoulli(0.85) ? 'AP' : 'PA') : rng.bernoulli(0.15) ? 'AP' : 'PA',
     ctr,
     cardiomegalySeverity: cardioSev,
-    mediastinumHalfWidth: present('Enlarged Cardiomediastinum') ? rng.uniform(0.115, 0.14) : rng.uniform(0.062, 0.078),
+    mediastinumHalfWidth: present('Enlarged Cardiomediastinum') ? 0.07 + (rng.uniform(0.115, 0.14) - 0.07) * strength : rng.uniform(0.062, 0.078),
     effusion: present('Pleural Effusion') ? { sides: effSides, severity: sev() } : null,
     edema: present('Edema') ? { severity: sev([0.4, 0.4, 0.2]) } : null,
     consolidation: present('Consolidation') ? { side: side(), zone: zoneOf(), radius: rng.uniform(0.06, 0.1) } : null,
@@ -160,6 +164,7 @@ export function sampleCase(rng: Rng, opts: { ctrShift?: number; prevalence?: Pre
     fracture: present('Fracture') ? { side: side(), rib: 3 + rng.int(5) } : null,
     devices,
     uncertainScale: rng.uniform(0.45, 0.65),
+    strength,
   };
 }
 

@@ -46,6 +46,12 @@ export interface SyntheticOptions {
   jpegQuality?: number;
   /** Also write the CSVs gzip-compressed (`.csv.gz`, as in the real release) instead of plain `.csv`. Default false. */
   gzip?: boolean;
+  /**
+   * Strength of every finding in the picture (default 1). Lower values (e.g. 0.5) make findings subtler:
+   * smaller hearts and effusions, fainter opacities; a harder task for ablations. The labels and reports
+   * do not change.
+   */
+  findingStrength?: number;
   /** Render pictures (default true). `false` draws labels and reports only, for fast statistics. */
   render?: boolean;
   /** Prevalence knobs. */
@@ -182,10 +188,10 @@ export function toUint8(img: Float32Array): Uint8Array {
  * Draws one synthetic sample (picture, labels, report) without touching the disk; `index` is its
  * position in the dataset. Pure function of (options, plan, index).
  */
-function makeSample(index: number, plan: StudyPlan, seed: number, size: number, shift: ShiftPreset, shiftSplits: Split[], prevalence: PrevalenceOptions | undefined, keepImage: boolean, render = true): SyntheticSample {
+function makeSample(index: number, plan: StudyPlan, seed: number, size: number, shift: ShiftPreset, shiftSplits: Split[], prevalence: PrevalenceOptions | undefined, keepImage: boolean, render = true, findingStrength = 1): SyntheticSample {
   const shifted = shift !== 'none' && shiftSplits.includes(plan.split);
   const eff = shifted ? shift : 'none';
-  const spec = sampleCase(new Rng(hashSeed(seed, 1, index)), { ctrShift: ctrShiftFor(eff), prevalence });
+  const spec = sampleCase(new Rng(hashSeed(seed, 1, index)), { ctrShift: ctrShiftFor(eff), prevalence, strength: findingStrength });
   const renderRng = new Rng(hashSeed(seed, 2, index));
   const style = styleFor(renderRng, eff, size);
   const image = render ? renderCase(spec, size, renderRng, style) : undefined;
@@ -216,6 +222,7 @@ function validate(o: SyntheticOptions): void {
   if (!Number.isInteger(size) || size < 16 || size > 4096) throw new CxrError('E_CONFIG', `synthetic size must be an integer in [16, 4096], got ${size}`);
   if (o.shift !== undefined && !['none', 'mild', 'strong'].includes(o.shift)) throw new CxrError('E_CONFIG', `unknown shift preset '${o.shift}' (none, mild, strong)`);
   if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new CxrError('E_CONFIG', `synthetic seed must be a number`);
+  if (o.findingStrength !== undefined && !(o.findingStrength > 0 && o.findingStrength <= 2)) throw new CxrError('E_CONFIG', `findingStrength must be in (0, 2], got ${o.findingStrength}`);
 }
 
 /**
@@ -229,7 +236,7 @@ export function synthesizeSamples(opts: SyntheticOptions): SyntheticDataset {
   const plans = planStudies(opts.n, seed, opts.splitFractions ?? [0.8, 0.1, 0.1]);
   const keep = opts.keepImages ?? true;
   const samples = plans.map((p, i) => {
-    const s = makeSample(i, p, seed, size, opts.shift ?? 'none', opts.shiftSplits ?? ['test'], opts.prevalence, keep, opts.render ?? true);
+    const s = makeSample(i, p, seed, size, opts.shift ?? 'none', opts.shiftSplits ?? ['test'], opts.prevalence, keep, opts.render ?? true, opts.findingStrength ?? 1);
     opts.onProgress?.(i + 1, plans.length);
     return s;
   });
@@ -270,7 +277,7 @@ export async function generateSynthetic(opts: SyntheticOptions): Promise<Synthet
   // with drawing the next image.
   const maxInFlight = 4;
   for (let i = 0; i < plans.length; i++) {
-    const s = makeSample(i, plans[i], seed, size, shift, shiftSplits, opts.prevalence, true);
+    const s = makeSample(i, plans[i], seed, size, shift, shiftSplits, opts.prevalence, true, true, opts.findingStrength ?? 1);
     const img = s.image!;
     if (!keep) s.image = undefined;
     samples.push(s);
@@ -317,7 +324,7 @@ export async function generateSynthetic(opts: SyntheticOptions): Promise<Synthet
   write('mimic-cxr-2.0.0-negbio', labelRows);
   writeFileAtomic(
     path.join(outDir, 'synthetic.json'),
-    JSON.stringify({ generator: 'cxr-train synthetic', version: 1, n: opts.n, seed, size, shift, shiftSplits, splitFractions: opts.splitFractions ?? [0.8, 0.1, 0.1], jpegQuality: quality, prevalence: opts.prevalence ?? {} }, null, 2) + '\n',
+    JSON.stringify({ generator: 'cxr-train synthetic', version: 1, n: opts.n, seed, size, shift, shiftSplits, splitFractions: opts.splitFractions ?? [0.8, 0.1, 0.1], jpegQuality: quality, prevalence: opts.prevalence ?? {}, findingStrength: opts.findingStrength ?? 1 }, null, 2) + '\n',
   );
   return { samples, labelNames: [...CHEXPERT_LABELS], size, seed, outDir };
 }

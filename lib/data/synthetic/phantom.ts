@@ -101,7 +101,7 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
   const span = rng.uniform(0.355, 0.395);
   const mid = 0.5 + dx;
   const uScale = spec.uncertainScale;
-  const strength = (label: keyof CaseSpec['states']) => (spec.states[label] === 'uncertain' ? uScale : 1);
+  const strength = (label: keyof CaseSpec['states']) => (spec.states[label] === 'uncertain' ? uScale : 1) * spec.strength;
 
   // Body, shoulders and neck (soft tissue).
   c.ellipse(mid, 0.66 + dy, span + rng.uniform(0.07, 0.11), 0.62, 0.44, 'over', 0, 2);
@@ -157,11 +157,12 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
   if (spec.pneumothorax) {
     const g = gOf(spec.pneumothorax.side);
     const sev = spec.pneumothorax.severity;
-    ptxScale = 1 - (sev === 'mild' ? 0.17 : sev === 'moderate' ? 0.27 : 0.4) * (spec.states['Pneumothorax'] === 'uncertain' ? 0.7 : 1);
+    ptxScale = 1 - (sev === 'mild' ? 0.17 : sev === 'moderate' ? 0.27 : 0.4) * (spec.states['Pneumothorax'] === 'uncertain' ? 0.7 : 1) * Math.min(1, spec.strength);
     ptxCollapsed = lungMask(W, H, g, ptxScale);
     ptxGeom = g;
     const m = masks[g.s < 0 ? 0 : 1];
-    for (let i = 0; i < keep.length; i++) keep[i] = 1 - m[i] * (1 - ptxCollapsed[i]);
+    const k = Math.min(1, spec.strength);
+    for (let i = 0; i < keep.length; i++) keep[i] = 1 - k * m[i] * (1 - ptxCollapsed[i]);
   }
 
   // Aerated lung.
@@ -169,13 +170,13 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
   for (let i = 0; i < d.length; i++) {
     const py = Math.floor(i / W);
     const grad = 0.04 * (1 - py / H); // apices overlap more soft tissue
-    d[i] -= lung[i] * (0.29 - grad) + (1 - keep[i]) * 0.06;
+    d[i] -= lung[i] * (0.29 - grad) + (1 - keep[i]) * 0.06 * spec.strength;
   }
 
   // Vascular markings: tapering branches from each hilum, visible only in aerated, non-collapsed lung.
   const markMask = new Float32Array(W * H);
   for (let i = 0; i < markMask.length; i++) markMask[i] = lung[i] * keep[i];
-  const edemaBoost = spec.edema ? 1.5 : 1;
+  const edemaBoost = spec.edema ? 1 + 0.5 * strength('Edema') : 1;
   for (const g of geoms) {
     const nb = 9;
     for (let b = 0; b < nb; b++) {
@@ -306,7 +307,7 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
   // Pleural effusion: dependent fluid fills the base with a meniscus rising laterally, blunting the
   // costophrenic angle and effacing the hemidiaphragm.
   if (spec.effusion) {
-    const frac = (spec.effusion.severity === 'mild' ? 0.14 : spec.effusion.severity === 'moderate' ? 0.27 : 0.42) * (spec.states['Pleural Effusion'] === 'uncertain' ? 0.6 : 1);
+    const frac = (spec.effusion.severity === 'mild' ? 0.14 : spec.effusion.severity === 'moderate' ? 0.27 : 0.42) * (spec.states['Pleural Effusion'] === 'uncertain' ? 0.6 : 1) * spec.strength;
     for (const side of spec.effusion.sides) {
       const g = gOf(side);
       const m = masks[g.s < 0 ? 0 : 1];

@@ -195,6 +195,15 @@ describe('synthetic generator (in memory)', () => {
     for (let i = 0; i < a.samples.length; i++) if (a.samples[i].split === 'train') expect(Buffer.from(a.samples[i].image!.buffer).equals(Buffer.from(b.samples[i].image!.buffer))).toBe(true);
   });
 
+  test('findingStrength makes findings subtler without changing labels or reports', () => {
+    const a = synthesizeSamples({ n: 300, seed: 13, size: 16, render: false });
+    const b = synthesizeSamples({ n: 300, seed: 13, size: 16, render: false, findingStrength: 0.5 });
+    expect(b.samples.map((s) => s.report)).toEqual(a.samples.map((s) => s.report));
+    const ctr = (d: typeof a) => mean(d.samples.filter((s) => s.labels['Cardiomegaly'] === 1).map((s) => s.spec.ctr));
+    expect(ctr(b)).toBeLessThan(ctr(a) - 0.04);
+    expect(() => synthesizeSamples({ n: 3, findingStrength: 0 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+  });
+
   test('bad options are E_CONFIG', () => {
     expect(() => synthesizeSamples({ n: 0 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
     expect(() => synthesizeSamples({ n: 3, size: 8 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
