@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * bench/data.js: data pipeline throughput (needs `npm run build:ts` first; runs from dist/).
+ *
+ *   node bench/data.js [--n 400] [--src-size 1024] [--size 224] [--batch 32] [--step-ips X]
+ *
+ * Measures images/s of JPEG decode + resize + augment to --size with the DataLoader in process and with
+ * 1 and 2 worker threads, and of packed uint8 shards (no decoding) through the same augmentation.
+ * Source images are synthetic radiographs upscaled to --src-size (real MIMIC-CXR-JPG files are
+ * ~2500 px; decode cost grows with size). --step-ips (or bench/results/trainStep.json's imagesPerSec)
+ * is the native train step's consumption to compare with. Prints a table and writes
+ * bench/results/data.json.
+ */
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const dist = path.join(__dirname, '..', 'dist');
+if (!fs.existsSync(path.join(dist, 'data', 'DataLoader.js'))) {
+  console.error('bench/data.js: build first (npm run build:ts)');
+  process.exit(1);
+}
+const sharp = require('sharp');
+const { generateSynthetic } = require(path.join(dist, 'data', 'synthetic'));
+const { mimicCxrAdapter } = require(path.join(dist, 'data', 'adapters', 'mimicCxr'));
+const { DataLoader } = require(path.join(dist, 'data', 'DataLoader'));
+const { writeShards, loadShards } = require(path.join(dist, 'data', 'shards'));
+
+function arg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+const N = arg('n', 400);
+const SRC = arg('src-size', 1024);
+const SIZE = arg('size', 224);
+const BATCH = arg('batch', 32);
+let stepIps = arg('step-ips', NaN);
+const stepFile = path.join(__dirname, 'results', 'trainStep.json');
+if (!Number.isFinite(stepIps) && fs.existsSync(stepFile)) {
+  try {
+    const j = JSON.parse(fs.readFileSync(stepFile, 'utf8'));
+    stepIps = Number(j.imagesPerSec ?? j.images_per_sec ?? NaN);
+  } catch {
+    /* ignore */
+  }
+}
+
+const augment = { scale: [0.8, 1], rotateDeg: 5, translate: 0.03, brightness: 0.1, contrast: 0.1 };
+
+async function epochRate(loader) {
+  const t = process.hrtime.bigint();
+  let n = 0;
+  for await (const b of loader.epoch(0)) n += b.n;
+  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  return { images: n, seconds: s, ips: n / s };
+}
+
+(async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-bench-data-'));
+  try {
+    process.stderr.write(`generating ${N} synthetic images, upscaled to ${SRC}px JPEG...\n`);
+    await generateSynthetic({ n: N, seed: 1, size: 256, outDir: tmp });
+    const m = await mimicCxrAdapter.load({ root: tmp });
+    await Promise.all(
+      m.samples.map(async (s) => {
+        const f = path.join(tmp, s.imagePath);
+        const buf = await sharp(f).resize(SRC, Math.round(SRC * 1.2)).jpeg({ quality: 95 }).toBuffer();
+        fs.writeFileSync(f, buf);
+      }),
+    );
+    const rows = [];
+    for (const workers of [0, 1, 2]) {
+      const l = new DataLoader({ root: tmp, samples: m.samples }, { batchSize: BATCH, image: { size: SIZE, geometry: 'pad', augment }, workers, seed: 1 });
+      await epochRate(l); // warm-up (worker start, JIT, file cache)
+      const r = await epochRate(l);
+      await l.close();
+      rows.push({ source: 'JPEG', mode: workers === 0 ? 'in-process' : `${workers} worker${workers > 1 ? 's' : ''}`, ...r });
+    }
+    const shardDir = path.join(tmp, 'shards');
+    const tp = process.hrtime.bigint();
+    await writeShards(m, { outDir: shardDir, size: SIZE, shardSize: 256 });
+    const prepareSeconds = Number(process.hrtime.bigint() - tp) / 1e9;
+    const tl = process.hrtime.bigint();
+    const shards = loadShards(shardDir);
+    const loadSeconds = Number(process.hrtime.bigint() - tl) / 1e9;
+    const ls = new DataLoader(shards, { batchSize: BATCH, image: { size: SIZE, augment }, seed: 1 });
+    await epochRate(ls);
+    rows.push({ source: 'shards', mode: 'in-process (augment)', ...(await epochRate(ls)) });
+    const ln = new DataLoader(shards, { batchSize: BATCH, image: { size: SIZE }, seed: 1 });
+    rows.push({ source: 'shards', mode: 'in-process (no augment)', ...(await epochRate(ln)) });
+    const best = Math.max(...rows.filter((r) => r.source === 'JPEG').map((r) => r.ips));
+    const jpeg1 = rows.find((r) => r.source === 'JPEG' && r.mode === 'in-process').ips;
+    const shardIps = rows.find((r) => r.mode === 'in-process (augment)').ips;
+    console.log(`\ndata pipeline, ${N} images ${SRC}x${Math.round(SRC * 1.2)} JPEG -> ${SIZE}x${SIZE} CHW float32, batch ${BATCH}, node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0].model})`);
+    console.log('source  mode                      images/s   vs step');
+    for (const r of rows) console.log(`${r.source.padEnd(7)} ${r.mode.padEnd(25)} ${r.ips.toFixed(1).padStart(8)}   ${Number.isFinite(stepIps) ? (r.ips / stepIps).toFixed(2) + 'x' : 'n/a'}`);
+    console.log(`shards vs JPEG (same thread): ${(shardIps / jpeg1).toFixed(1)}x; prepare ${prepareSeconds.toFixed(1)} s (${(N / prepareSeconds).toFixed(0)} img/s), load ${loadSeconds.toFixed(2)} s`);
+    console.log(`train step consumption: ${Number.isFinite(stepIps) ? stepIps.toFixed(1) + ' images/s' : 'n/a (pass --step-ips or write bench/results/trainStep.json {imagesPerSec})'}; best loader/step: ${Number.isFinite(stepIps) ? (best / stepIps).toFixed(2) + 'x' : 'n/a'}`);
+    fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
+    fs.writeFileSync(path.join(__dirname, 'results', 'data.json'), JSON.stringify({ date: new Date().toISOString(), n: N, srcSize: SRC, size: SIZE, batch: BATCH, cpus: os.cpus().length, rows, prepareSeconds, loadSeconds, stepIps: Number.isFinite(stepIps) ? stepIps : null }, null, 2) + '\n');
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,360 @@
+/**
+ * DataLoader: turns a dataset into batches of normalised CHW float32 images, one contiguous
+ * Float32Array (B·3·H·W) per batch, ready to cross into the native train step.
+ *
+ * - Files are decoded and augmented in a `worker_threads` pool (`workers`, default 2); each batch's
+ *   buffer is transferred to a worker and back, never copied. `workers: 0` runs the same code in
+ *   process. Under ts-node/ts-jest (no compiled .js worker) the pool boots the TypeScript worker through
+ *   the `typescript` compiler when it is installed, else falls back to in-process.
+ * - In-memory datasets (pre-decoded pixels from the synthetic generator or packed shards) are only
+ *   augmented and batched, in process (cheap for small images).
+ * - A bounded prefetch queue keeps at most `prefetch` batches decoded ahead of the consumer.
+ * - Shuffling is a seeded permutation per epoch, augmentation seeds are hashSeed(seed, epoch, index):
+ *   batches are identical for a given seed whatever the number of workers.
+ * - A sample that fails to decode is skipped and counted (`stats`), never fatal.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { CxrError } from '../errors';
+import { hashSeed, permutation } from '../util/rng';
+import { IssueLog } from './manifest';
+import type { IssueSummary } from './manifest';
+import type { Sample } from './sample';
+import { finishImage, toBase } from './images';
+import type { DecodeOptions, PreprocessOptions } from './images';
+import { processFileBatch } from './loaderCore';
+import type { ItemFailure, WorkerResult, WorkerTask } from './loaderCore';
+
+/** Image files under a root. */
+export interface FileSource {
+  /** Directory `sample.imagePath` is relative to. */
+  root: string;
+  samples: Sample[];
+}
+
+/** Pre-decoded grayscale images in memory: N·height·width values, float in [0,1] or uint8 in 0..255. */
+export interface MemorySource {
+  samples: Sample[];
+  pixels: Float32Array | Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Options of {@link DataLoader}. */
+export interface DataLoaderOptions {
+  /** Images per batch. */
+  batchSize: number;
+  /** Output size, geometry, normalisation and augmentations. */
+  image: PreprocessOptions;
+  /** Shuffle each epoch with a seeded permutation. Default true. */
+  shuffle?: boolean;
+  /** Seed of shuffling and augmentation. Default 0. */
+  seed?: number;
+  /** Drop the last incomplete batch. Default false. */
+  dropLast?: boolean;
+  /** Worker threads for file decoding; 0 = in process. Default min(2, cpus). Ignored for memory sources. */
+  workers?: number;
+  /** Batches decoded ahead of the consumer. Default 2 × max(1, workers). */
+  prefetch?: number;
+  /** Images decoded concurrently inside each worker. Default 2. */
+  concurrency?: number;
+  /** Decode limits (max pixels, DICOM window). */
+  decode?: DecodeOptions;
+  /** Failed samples kept by name in `stats`. Default 10. */
+  maxExamples?: number;
+}
+
+/** One batch. */
+export interface Batch {
+  /** n·3·size·size normalised floats, CHW per image, images contiguous. */
+  images: Float32Array;
+  /** Images in this batch (smaller than batchSize when samples failed or at the end of an epoch). */
+  n: number;
+  samples: Sample[];
+  /** Dataset indices of the images, in batch order. */
+  indices: number[];
+  epoch: number;
+}
+
+/** Loader counters. */
+export interface LoaderStats {
+  /** Samples skipped because they failed to load. */
+  skipped: number;
+  /** Batches delivered. */
+  batches: number;
+  /** Images delivered. */
+  images: number;
+  issues: IssueSummary;
+}
+
+function isMemory(s: FileSource | MemorySource): s is MemorySource {
+  return (s as MemorySource).pixels !== undefined;
+}
+
+interface PoolWorker {
+  worker: Worker;
+  pending: Map<number, { resolve: (r: WorkerResult) => void; reject: (e: Error) => void; task: WorkerTask }>;
+  dead: boolean;
+}
+
+/** How to start a loader worker from here: the compiled .js file, or the .ts file through a transpiling bootstrap. */
+function workerEntry(): { file: string; eval: boolean } | undefined {
+  const js = path.join(__dirname, 'loaderWorker.js');
+  if (__filename.endsWith('.js') && fs.existsSync(js)) return { file: js, eval: false };
+  const ts = path.join(__dirname, 'loaderWorker.ts');
+  if (!fs.existsSync(ts)) return undefined;
+  let tsc: string;
+  try {
+    tsc = require.resolve('typescript');
+  } catch {
+    return undefined;
+  }
+  // Development only (ts-jest, ts-node): compile the worker's TypeScript modules on load.
+  const code = `
+const ts = require(${JSON.stringify(tsc)});
+const fs = require('fs');
+require.extensions['.ts'] = function (m, filename) {
+  const out = ts.transpileModule(fs.readFileSync(filename, 'utf8'), { fileName: filename, compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
+  m._compile(out.outputText, filename);
+};
+require(${JSON.stringify(ts)});
+`;
+  return { file: code, eval: true };
+}
+
+/** Batches of images from files (worker pool) or memory (in process). */
+export class DataLoader {
+  private readonly opts: Required<Omit<DataLoaderOptions, 'decode'>> & { decode: DecodeOptions };
+  private readonly pool: PoolWorker[] = [];
+  private readonly log: IssueLog;
+  private skipped = 0;
+  private delivered = 0;
+  private deliveredImages = 0;
+  private taskId = 0;
+  private closed = false;
+  private readonly entry: { file: string; eval: boolean } | undefined;
+  /** 'workers' when a thread pool decodes, else 'in-process'. */
+  readonly mode: 'workers' | 'in-process';
+
+  constructor(
+    private readonly source: FileSource | MemorySource,
+    options: DataLoaderOptions,
+  ) {
+    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new CxrError('E_CONFIG', `batchSize must be a positive integer, got ${options.batchSize}`);
+    if (!Number.isInteger(options.image?.size) || options.image.size < 1) throw new CxrError('E_CONFIG', `image.size must be a positive integer`);
+    const workers = isMemory(source) ? 0 : Math.max(0, Math.floor(options.workers ?? Math.min(2, os.cpus().length)));
+    this.opts = {
+      batchSize: options.batchSize,
+      image: options.image,
+      shuffle: options.shuffle ?? true,
+      seed: options.seed ?? 0,
+      dropLast: options.dropLast ?? false,
+      workers,
+      prefetch: Math.max(1, Math.floor(options.prefetch ?? 2 * Math.max(1, workers))),
+      concurrency: Math.max(1, Math.floor(options.concurrency ?? 2)),
+      decode: options.decode ?? {},
+      maxExamples: options.maxExamples ?? 10,
+    };
+    this.log = new IssueLog(this.opts.maxExamples);
+    if (isMemory(source)) {
+      const need = source.samples.length * source.width * source.height;
+      if (source.pixels.length < need) throw new CxrError('E_SHAPE', `memory source has ${source.pixels.length} pixels, ${source.samples.length} images of ${source.width}x${source.height} need ${need}`);
+    }
+    this.entry = workers > 0 ? workerEntry() : undefined;
+    this.mode = workers > 0 && this.entry ? 'workers' : 'in-process';
+  }
+
+  /** Number of samples. */
+  get length(): number {
+    return this.source.samples.length;
+  }
+
+  /** Batches one epoch yields (before any sample is skipped). */
+  get batchesPerEpoch(): number {
+    const n = this.length;
+    const b = this.opts.batchSize;
+    return this.opts.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
+  }
+
+  /** Counters: skipped samples (with the first few by name), batches and images delivered. */
+  get stats(): LoaderStats {
+    return { skipped: this.skipped, batches: this.delivered, images: this.deliveredImages, issues: this.log.summary() };
+  }
+
+  /** The dataset indices of each batch of epoch `e`, in order. */
+  plan(e: number): number[][] {
+    const n = this.length;
+    const order = this.opts.shuffle ? permutation(n, hashSeed(this.opts.seed, e, 0x5ab1e)) : Array.from({ length: n }, (_, i) => i);
+    const out: number[][] = [];
+    const b = this.opts.batchSize;
+    for (let i = 0; i < n; i += b) {
+      const chunk = order.slice(i, i + b);
+      if (chunk.length < b && this.opts.dropLast) break;
+      out.push(chunk);
+    }
+    return out;
+  }
+
+  /**
+   * Yields the batches of epoch `e` with up to `prefetch` batches prepared ahead. Breaking out of the loop
+   * stops scheduling new work.
+   */
+  async *epoch(e = 0): AsyncGenerator<Batch, void, undefined> {
+    if (this.closed) throw new CxrError('E_DISPOSED', 'DataLoader is closed');
+    const plan = this.plan(e);
+    let next = 0;
+    const queue: Promise<Batch>[] = [];
+    const fillQueue = () => {
+      while (!this.closed && queue.length < this.opts.prefetch && next < plan.length) queue.push(this.makeBatch(plan[next++], e));
+    };
+    // Unobserved rejections of prefetched batches must not crash the process if the consumer stops early.
+    fillQueue();
+    try {
+      while (queue.length > 0) {
+        const p = queue.shift()!;
+        const batch = await p;
+        fillQueue();
+        if (batch.n === 0) continue;
+        this.delivered++;
+        this.deliveredImages += batch.n;
+        yield batch;
+      }
+    } finally {
+      for (const p of queue) p.catch(() => undefined);
+    }
+  }
+
+  /** Stops the worker threads. Idempotent; pending batches are rejected with E_DISPOSED. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const ws = this.pool.splice(0);
+    await Promise.all(
+      ws.map(async (w) => {
+        w.dead = true;
+        for (const p of w.pending.values()) p.reject(new CxrError('E_DISPOSED', 'DataLoader closed'));
+        w.pending.clear();
+        await w.worker.terminate();
+      }),
+    );
+  }
+
+  private async makeBatch(indices: number[], epoch: number): Promise<Batch> {
+    const S = this.opts.image.size;
+    const chw = 3 * S * S;
+    const samples = indices.map((i) => this.source.samples[i]);
+    let buffer: ArrayBuffer;
+    let failures: ItemFailure[];
+    if (isMemory(this.source)) {
+      buffer = new ArrayBuffer(indices.length * chw * 4);
+      failures = this.memoryBatch(indices, epoch, buffer);
+    } else {
+      const root = this.source.root;
+      const task: WorkerTask = {
+        id: this.taskId++,
+        items: indices.map((idx, slot) => ({ slot, path: path.resolve(root, this.source.samples[idx].imagePath), seed: hashSeed(this.opts.seed, epoch, idx) })),
+        buffer: new ArrayBuffer(indices.length * chw * 4),
+        image: this.opts.image,
+        decode: this.opts.decode,
+        concurrency: this.opts.concurrency,
+      };
+      const res = this.mode === 'workers' ? await this.runInWorker(task) : await processFileBatch(task);
+      buffer = res.buffer;
+      failures = res.failures;
+    }
+    const images = new Float32Array(buffer);
+    let keepIdx = indices;
+    let keepSamples = samples;
+    if (failures.length > 0) {
+      const bad = new Set(failures.map((f) => f.slot));
+      for (const f of failures) {
+        this.skipped++;
+        this.log.add('bad-image', samples[f.slot].imagePath || samples[f.slot].id, `${f.code}: ${f.message}`);
+      }
+      // Compact: move good images down over failed slots so the batch stays contiguous.
+      let w = 0;
+      keepIdx = [];
+      keepSamples = [];
+      for (let r = 0; r < indices.length; r++) {
+        if (bad.has(r)) continue;
+        if (w !== r) images.copyWithin(w * chw, r * chw, (r + 1) * chw);
+        keepIdx.push(indices[r]);
+        keepSamples.push(samples[r]);
+        w++;
+      }
+    }
+    const n = keepIdx.length;
+    return { images: n === indices.length ? images : images.subarray(0, n * chw), n, samples: keepSamples, indices: keepIdx, epoch };
+  }
+
+  private memoryBatch(indices: number[], epoch: number, buffer: ArrayBuffer): ItemFailure[] {
+    const src = this.source as MemorySource;
+    const S = this.opts.image.size;
+    const chw = 3 * S * S;
+    const plane = src.width * src.height;
+    const out = new Float32Array(buffer);
+    const failures: ItemFailure[] = [];
+    const tmp = new Float32Array(plane);
+    indices.forEach((idx, slot) => {
+      try {
+        let gray: Float32Array;
+        if (src.pixels instanceof Uint8Array) {
+          const u8 = src.pixels;
+          for (let k = 0; k < plane; k++) tmp[k] = u8[idx * plane + k] / 255;
+          gray = tmp;
+        } else gray = src.pixels.subarray(idx * plane, (idx + 1) * plane);
+        const base = src.width === S && src.height === S ? gray : toBase({ data: gray, width: src.width, height: src.height }, S, this.opts.image.geometry ?? 'pad');
+        finishImage(base, this.opts.image, hashSeed(this.opts.seed, epoch, idx), out, slot * chw);
+      } catch (e) {
+        failures.push({ slot, code: 'E_DATA', message: (e as Error).message });
+      }
+    });
+    return failures;
+  }
+
+  private spawn(): PoolWorker {
+    const entry = this.entry!;
+    const worker = new Worker(entry.file, { eval: entry.eval });
+    const pw: PoolWorker = { worker, pending: new Map(), dead: false };
+    worker.on('message', (res: WorkerResult) => {
+      const p = pw.pending.get(res.id);
+      if (!p) return;
+      pw.pending.delete(res.id);
+      // An idle worker must not keep the process alive; a busy one must (see runInWorker).
+      if (pw.pending.size === 0) worker.unref();
+      p.resolve(res);
+    });
+    const fail = (err: Error) => {
+      if (pw.dead) return;
+      pw.dead = true;
+      const idx = this.pool.indexOf(pw);
+      if (idx >= 0) this.pool.splice(idx, 1);
+      // A crashed worker's batches are redone in process rather than lost.
+      for (const p of pw.pending.values()) {
+        this.log.add('bad-image', `worker ${worker.threadId}`, `worker died (${err.message}); batch ${p.task.id} redone in process`);
+        processFileBatch({ ...p.task, buffer: new ArrayBuffer(p.task.buffer.byteLength || p.task.items.length * 3 * p.task.image.size * p.task.image.size * 4) }).then(p.resolve, p.reject);
+      }
+      pw.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (!this.closed) fail(new Error(`exit code ${code}`));
+    });
+    worker.unref();
+    return pw;
+  }
+
+  private runInWorker(task: WorkerTask): Promise<WorkerResult> {
+    if (this.closed) return Promise.reject(new CxrError('E_DISPOSED', 'DataLoader closed'));
+    while (this.pool.length < this.opts.workers) this.pool.push(this.spawn());
+    let best = this.pool[0];
+    for (const w of this.pool) if (w.pending.size < best.pending.size) best = w;
+    return new Promise<WorkerResult>((resolve, reject) => {
+      best.pending.set(task.id, { resolve, reject, task });
+      best.worker.ref();
+      best.worker.postMessage(task, [task.buffer]);
+    });
+  }
+}

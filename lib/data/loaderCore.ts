@@ -1,0 +1,68 @@
+/**
+ * The per-batch work shared by the DataLoader's worker threads and its in-process mode: decode files to
+ * base images, augment and normalise, write each into its slot of a (shared) Float32Array.
+ */
+import path from 'node:path';
+import { decodeToBase, finishImage } from './images';
+import type { DecodeOptions, PreprocessOptions } from './images';
+import { isCxrError } from '../errors';
+
+/** One image of a batch task. */
+export interface TaskItem {
+  /** Position in the batch buffer. */
+  slot: number;
+  /** Absolute file path. */
+  path: string;
+  /** Augmentation seed. */
+  seed: number;
+}
+
+/** A batch task for a worker. */
+export interface WorkerTask {
+  id: number;
+  items: TaskItem[];
+  /** Output buffer: slots of 3·size·size floats (transferred to the worker and back, never copied). */
+  buffer: ArrayBuffer;
+  image: PreprocessOptions;
+  decode: DecodeOptions;
+  /** How many images of the batch are decoded concurrently (libvips runs them on libuv threads). */
+  concurrency: number;
+}
+
+/** A failed image. */
+export interface ItemFailure {
+  slot: number;
+  code: string;
+  message: string;
+}
+
+/** A worker's answer. */
+export interface WorkerResult {
+  id: number;
+  failures: ItemFailure[];
+  /** The task's buffer, filled. */
+  buffer: ArrayBuffer;
+}
+
+/** Decodes the items of `task` into `task.buffer`; never rejects for a bad image. */
+export async function processFileBatch(task: WorkerTask): Promise<WorkerResult> {
+  const S = task.image.size;
+  const chw = 3 * S * S;
+  const out = new Float32Array(task.buffer);
+  const failures: ItemFailure[] = [];
+  let next = 0;
+  const run = async () => {
+    while (next < task.items.length) {
+      const it = task.items[next++];
+      try {
+        const base = await decodeToBase(it.path, S, task.image.geometry ?? 'pad', task.decode);
+        finishImage(base, task.image, it.seed, out, it.slot * chw);
+      } catch (e) {
+        failures.push({ slot: it.slot, code: isCxrError(e) ? e.code : 'E_DATA', message: `${path.basename(it.path)}: ${(e as Error)?.message ?? String(e)}` });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, task.concurrency) }, run));
+  failures.sort((a, b) => a.slot - b.slot);
+  return { id: task.id, failures, buffer: task.buffer };
+}

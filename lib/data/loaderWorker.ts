@@ -1,0 +1,18 @@
+/**
+ * Worker thread of the DataLoader: decodes and augments one batch of image files into a shared buffer.
+ * Messages in: {@link WorkerTask}; out: {@link WorkerResult}. Every per-sample failure is caught and
+ * reported, so one bad file never kills the worker.
+ */
+import { parentPort } from 'node:worker_threads';
+import { processFileBatch } from './loaderCore';
+import type { WorkerTask } from './loaderCore';
+
+if (parentPort) {
+  const port = parentPort;
+  port.on('message', (task: WorkerTask) => {
+    processFileBatch(task).then(
+      (res) => port.postMessage(res, [res.buffer]),
+      (e) => port.postMessage({ id: task.id, buffer: task.buffer, failures: task.items.map((it) => ({ slot: it.slot, code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) })) }, [task.buffer]),
+    );
+  });
+}

@@ -1,0 +1,366 @@
+/**
+ * Packed shards: fixed-size uint8 grayscale pixels (already resized with the chosen geometry) plus a
+ * JSONL index of the sample fields per shard, and `shards.json` with a SHA-256 per file. The loader
+ * reads them without decoding a single JPEG.
+ *
+ * Layout of an output directory:
+ * - `shards.json`: format, version, size, geometry, label names, the source fingerprint, one entry per
+ *   finished shard (files, image count, bytes, checksums) and `complete`;
+ * - `shard-00000.bin`: n × size × size bytes, row-major, image after image;
+ * - `shard-00000.jsonl`: n lines, the {@link Sample} of each image (missing labels as null).
+ *
+ * Writing is resumable: shards are written atomically one after the other and `shards.json` is
+ * rewritten after each, so an interrupted run continues at the first unfinished shard.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CxrError, isCxrError } from '../errors';
+import { writeFileAtomic } from '../util/atomic';
+import { decodeToBase } from './images';
+import type { DecodeOptions, Geometry } from './images';
+import { IssueLog } from './manifest';
+import type { IssueSummary, Manifest } from './manifest';
+import type { Sample, Split } from './sample';
+import type { MemorySource } from './DataLoader';
+
+/** Format tag in shards.json. */
+export const SHARDS_FORMAT = 'cxr-train-shards';
+/** Current version of the shard layout. */
+export const SHARDS_VERSION = 1;
+
+/** One finished shard. */
+export interface ShardEntry {
+  /** Pixel file name (relative to the shard directory). */
+  file: string;
+  /** Index file name. */
+  index: string;
+  /** Images in the shard. */
+  n: number;
+  /** Manifest sample range [first, last) this shard was built from (skipped images included). */
+  first: number;
+  last: number;
+  /** Bytes of the pixel file. */
+  bytes: number;
+  sha256: string;
+  indexSha256: string;
+}
+
+/** Contents of shards.json. */
+export interface ShardsMeta {
+  format: typeof SHARDS_FORMAT;
+  version: number;
+  dataset: string;
+  /** Dataset root the images were read from (informational). */
+  root: string;
+  size: number;
+  geometry: Geometry;
+  labelNames: string[];
+  /** Samples per shard (before skipping bad images). */
+  shardSize: number;
+  /** Samples in the source manifest. */
+  sourceCount: number;
+  /** SHA-256 over the source sample ids and prepare options: a resume must match it. */
+  fingerprint: string;
+  shards: ShardEntry[];
+  /** Images written so far. */
+  count: number;
+  complete: boolean;
+  issues: IssueSummary;
+}
+
+/** Options of {@link writeShards}. */
+export interface WriteShardsOptions {
+  /** Output directory (created). */
+  outDir: string;
+  /** Image side in pixels. Default 224. */
+  size?: number;
+  /** Geometry. Default 'pad'. */
+  geometry?: Geometry;
+  /** Samples per shard. Default 1024. */
+  shardSize?: number;
+  /** Images decoded concurrently. Default 4. */
+  concurrency?: number;
+  decode?: DecodeOptions;
+  /** Any bad image is fatal (E_DATA). Default false: skipped and counted. */
+  strict?: boolean;
+  /** Called after each shard. */
+  onShard?: (done: number, total: number, meta: ShardsMeta) => void;
+  /** Stop after this many shards were written in this call (tests and time-boxed runs). */
+  maxShards?: number;
+}
+
+function sha256(buf: Uint8Array | string): string {
+  return crypto.createHash('sha256').update(buf).digest('hex');
+}
+
+function shardName(k: number): string {
+  return `shard-${String(k).padStart(5, '0')}`;
+}
+
+function sampleLine(s: Sample, slot: number): string {
+  const labels: Record<string, number | null> = {};
+  for (const [k, v] of Object.entries(s.labels)) labels[k] = Number.isNaN(v) ? null : v;
+  const { meta, ...rest } = s;
+  return JSON.stringify({ ...rest, labels, slot, ...(meta ? { meta } : {}) });
+}
+
+function readMeta(dir: string): ShardsMeta | undefined {
+  const f = path.join(dir, 'shards.json');
+  if (!fs.existsSync(f)) return undefined;
+  let m: ShardsMeta;
+  try {
+    m = JSON.parse(fs.readFileSync(f, 'utf8'));
+  } catch (e) {
+    throw new CxrError('E_PARSE', `${f}: not JSON (${(e as Error).message})`);
+  }
+  if (m.format !== SHARDS_FORMAT) throw new CxrError('E_PARSE', `${f}: not a cxr-train shard index`);
+  if (m.version !== SHARDS_VERSION) throw new CxrError('E_UNSUPPORTED', `${f}: shard format version ${m.version}, this build reads ${SHARDS_VERSION}`);
+  return m;
+}
+
+/**
+ * Writes (or resumes writing) packed shards for a manifest. Returns the final meta. Bad images are
+ * skipped and counted in `meta.issues` unless `strict`.
+ */
+export async function writeShards(manifest: Manifest, opts: WriteShardsOptions): Promise<ShardsMeta> {
+  const size = opts.size ?? 224;
+  const geometry = opts.geometry ?? 'pad';
+  const shardSize = opts.shardSize ?? 1024;
+  if (!Number.isInteger(size) || size < 8 || size > 2048) throw new CxrError('E_CONFIG', `shard image size must be an integer in [8, 2048], got ${size}`);
+  if (!Number.isInteger(shardSize) || shardSize < 1) throw new CxrError('E_CONFIG', `shard size must be a positive integer, got ${shardSize}`);
+  const dir = path.resolve(opts.outDir);
+  fs.mkdirSync(dir, { recursive: true });
+  const samples = manifest.samples;
+  const fingerprint = sha256(JSON.stringify({ ids: samples.map((s) => s.id), size, geometry, shardSize, dataset: manifest.dataset, labelNames: manifest.labelNames }));
+  const nShards = Math.ceil(samples.length / shardSize);
+  const log = new IssueLog(10);
+  let meta = readMeta(dir);
+  if (meta) {
+    if (meta.fingerprint !== fingerprint) {
+      throw new CxrError('E_CONFIG', `${dir} holds shards of another dataset or with other options (size ${meta.size}, geometry ${meta.geometry}, shard size ${meta.shardSize}, ${meta.sourceCount} samples); use a new --out or delete it`);
+    }
+    // Keep only shards whose files are intact on disk (a crash can leave shards.json ahead of nothing,
+    // but never behind: files are renamed into place before the index is rewritten).
+    const kept: ShardEntry[] = [];
+    for (const e of meta.shards) {
+      const bin = path.join(dir, e.file);
+      const idx = path.join(dir, e.index);
+      if (fs.existsSync(bin) && fs.statSync(bin).size === e.bytes && fs.existsSync(idx)) kept.push(e);
+      else break;
+    }
+    meta.shards = kept;
+    meta.count = kept.reduce((a, e) => a + e.n, 0);
+    for (const ex of meta.issues.examples) log.add(ex.kind, ex.where, ex.message);
+    log.total = meta.issues.total;
+    Object.assign(log.byKind, meta.issues.byKind);
+  } else {
+    meta = {
+      format: SHARDS_FORMAT,
+      version: SHARDS_VERSION,
+      dataset: manifest.dataset,
+      root: manifest.root,
+      size,
+      geometry,
+      labelNames: manifest.labelNames,
+      shardSize,
+      sourceCount: samples.length,
+      fingerprint,
+      shards: [],
+      count: 0,
+      complete: false,
+      issues: log.summary(),
+    };
+  }
+  // Temp files of a killed run are garbage: remove them so nothing is left behind.
+  for (const f of fs.readdirSync(dir)) if (f.startsWith('.') && f.endsWith('.tmp')) fs.rmSync(path.join(dir, f), { force: true });
+  const plane = size * size;
+  let written = 0;
+  for (let k = meta.shards.length; k < nShards; k++) {
+    if (opts.maxShards !== undefined && written >= opts.maxShards) break;
+    const first = k * shardSize;
+    const last = Math.min(samples.length, first + shardSize);
+    const pixels = new Uint8Array((last - first) * plane);
+    const ok: boolean[] = new Array(last - first).fill(false);
+    let next = first;
+    const worker = async () => {
+      while (next < last) {
+        const i = next++;
+        const s = samples[i];
+        try {
+          const base = await decodeToBase(path.resolve(manifest.root, s.imagePath), size, geometry, opts.decode);
+          const off = (i - first) * plane;
+          for (let p = 0; p < plane; p++) {
+            const v = Math.round(base[p] * 255);
+            pixels[off + p] = v < 0 ? 0 : v > 255 ? 255 : v;
+          }
+          ok[i - first] = true;
+        } catch (e) {
+          if (opts.strict) throw e;
+          log.add('bad-image', s.imagePath || s.id, `${isCxrError(e) ? e.code : 'E_DATA'}: ${(e as Error).message}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, worker));
+    // Compact out skipped images so slots are dense.
+    let n = 0;
+    const lines: string[] = [];
+    for (let j = 0; j < ok.length; j++) {
+      if (!ok[j]) continue;
+      if (n !== j) pixels.copyWithin(n * plane, j * plane, (j + 1) * plane);
+      lines.push(sampleLine(samples[first + j], n));
+      n++;
+    }
+    const bin = pixels.subarray(0, n * plane);
+    const idxText = lines.join('\n') + (lines.length ? '\n' : '');
+    const name = shardName(k);
+    writeFileAtomic(path.join(dir, `${name}.bin`), bin);
+    writeFileAtomic(path.join(dir, `${name}.jsonl`), idxText);
+    meta.shards.push({ file: `${name}.bin`, index: `${name}.jsonl`, n, first, last, bytes: bin.byteLength, sha256: sha256(bin), indexSha256: sha256(idxText) });
+    meta.count += n;
+    meta.issues = log.summary();
+    meta.complete = meta.shards.length === nShards;
+    writeFileAtomic(path.join(dir, 'shards.json'), JSON.stringify(meta, null, 1) + '\n');
+    written++;
+    opts.onShard?.(meta.shards.length, nShards, meta);
+  }
+  if (nShards === 0) {
+    meta.complete = true;
+    writeFileAtomic(path.join(dir, 'shards.json'), JSON.stringify(meta, null, 1) + '\n');
+  }
+  return meta;
+}
+
+/** Result of {@link verifyShards}. */
+export interface VerifyResult {
+  ok: boolean;
+  complete: boolean;
+  shards: number;
+  images: number;
+  /** Problems found, by file. */
+  problems: { file: string; message: string }[];
+}
+
+/** Recomputes every checksum and size in a shard directory. */
+export function verifyShards(dirIn: string): VerifyResult {
+  const dir = path.resolve(dirIn);
+  const meta = readMeta(dir);
+  if (!meta) throw new CxrError('E_IO', `${dir}: no shards.json`);
+  const problems: { file: string; message: string }[] = [];
+  let images = 0;
+  const plane = meta.size * meta.size;
+  for (const e of meta.shards) {
+    const bin = path.join(dir, e.file);
+    const idx = path.join(dir, e.index);
+    if (!fs.existsSync(bin)) {
+      problems.push({ file: e.file, message: 'missing' });
+      continue;
+    }
+    const b = fs.readFileSync(bin);
+    if (b.byteLength !== e.bytes || b.byteLength !== e.n * plane) problems.push({ file: e.file, message: `size ${b.byteLength}, expected ${e.bytes} (${e.n} images of ${meta.size}x${meta.size})` });
+    else if (sha256(b) !== e.sha256) problems.push({ file: e.file, message: 'checksum mismatch' });
+    if (!fs.existsSync(idx)) problems.push({ file: e.index, message: 'missing' });
+    else {
+      const t = fs.readFileSync(idx, 'utf8');
+      if (sha256(t) !== e.indexSha256) problems.push({ file: e.index, message: 'checksum mismatch' });
+      else if (t.split('\n').filter(Boolean).length !== e.n) problems.push({ file: e.index, message: `line count differs from ${e.n}` });
+    }
+    images += e.n;
+  }
+  if (images !== meta.count) problems.push({ file: 'shards.json', message: `count ${meta.count} but shards hold ${images}` });
+  return { ok: problems.length === 0, complete: meta.complete, shards: meta.shards.length, images, problems };
+}
+
+/** Options of {@link loadShards}. */
+export interface LoadShardsOptions {
+  /** Keep only these splits. */
+  splits?: Split[];
+  /** Verify checksums while reading (default false; use verifyShards for a full check). */
+  verify?: boolean;
+}
+
+/** An in-memory view of a shard directory, usable as a DataLoader {@link MemorySource}. */
+export interface LoadedShards extends MemorySource {
+  meta: ShardsMeta;
+  pixels: Uint8Array;
+}
+
+/**
+ * Reads shards into memory (pixels stay uint8; the loader normalises on the fly). For datasets larger
+ * than memory use {@link ShardReader}.
+ */
+export function loadShards(dirIn: string, opts: LoadShardsOptions = {}): LoadedShards {
+  const dir = path.resolve(dirIn);
+  const meta = readMeta(dir);
+  if (!meta) throw new CxrError('E_IO', `${dir}: no shards.json`);
+  const plane = meta.size * meta.size;
+  const splitSet = opts.splits ? new Set(opts.splits) : undefined;
+  const chunks: { buf: Buffer; keep: number[] }[] = [];
+  const samples: Sample[] = [];
+  for (const e of meta.shards) {
+    const buf = fs.readFileSync(path.join(dir, e.file));
+    const text = fs.readFileSync(path.join(dir, e.index), 'utf8');
+    if (opts.verify && (sha256(buf) !== e.sha256 || sha256(text) !== e.indexSha256)) throw new CxrError('E_DATA', `${e.file}: checksum mismatch`);
+    if (buf.byteLength !== e.n * plane) throw new CxrError('E_DATA', `${e.file}: ${buf.byteLength} bytes, expected ${e.n * plane}`);
+    const keep: number[] = [];
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      const o = JSON.parse(line) as Sample & { slot: number; labels: Record<string, number | null> };
+      if (splitSet && !(o.split && splitSet.has(o.split))) continue;
+      const labels: Record<string, number> = {};
+      for (const k of meta.labelNames) labels[k] = o.labels[k] === null || o.labels[k] === undefined ? NaN : (o.labels[k] as number);
+      const { slot, ...rest } = o;
+      samples.push({ ...rest, labels });
+      keep.push(slot);
+    }
+    chunks.push({ buf, keep });
+  }
+  const pixels = new Uint8Array(samples.length * plane);
+  let w = 0;
+  for (const c of chunks) for (const slot of c.keep) pixels.set(c.buf.subarray(slot * plane, (slot + 1) * plane), plane * w++);
+  return { meta, samples, pixels, width: meta.size, height: meta.size };
+}
+
+/** Random access to shard images with positional reads (no whole-file loads), for very large sets. */
+export class ShardReader {
+  readonly meta: ShardsMeta;
+  private readonly dir: string;
+  private readonly starts: number[] = [];
+  private readonly fds = new Map<number, number>();
+  constructor(dirIn: string) {
+    this.dir = path.resolve(dirIn);
+    const meta = readMeta(this.dir);
+    if (!meta) throw new CxrError('E_IO', `${this.dir}: no shards.json`);
+    this.meta = meta;
+    let acc = 0;
+    for (const e of meta.shards) {
+      this.starts.push(acc);
+      acc += e.n;
+    }
+  }
+  /** Total images. */
+  get length(): number {
+    return this.meta.count;
+  }
+  /** The uint8 pixels of image `i` (size × size). */
+  read(i: number, out?: Uint8Array): Uint8Array {
+    if (!(i >= 0 && i < this.length)) throw new CxrError('E_CONFIG', `shard image index ${i} out of range [0, ${this.length})`);
+    let k = this.starts.length - 1;
+    while (this.starts[k] > i) k--;
+    const plane = this.meta.size * this.meta.size;
+    let fd = this.fds.get(k);
+    if (fd === undefined) {
+      fd = fs.openSync(path.join(this.dir, this.meta.shards[k].file), 'r');
+      this.fds.set(k, fd);
+    }
+    const buf = out ?? new Uint8Array(plane);
+    const got = fs.readSync(fd, buf, 0, plane, (i - this.starts[k]) * plane);
+    if (got !== plane) throw new CxrError('E_DATA', `${this.meta.shards[k].file}: short read`);
+    return buf;
+  }
+  /** Closes open files. */
+  close(): void {
+    for (const fd of this.fds.values()) fs.closeSync(fd);
+    this.fds.clear();
+  }
+}
