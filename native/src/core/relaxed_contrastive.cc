@@ -68,11 +68,11 @@ void k_pass_b(const T* buf, long B, long r0, long r1, T l, const T* rmax, const 
   rc_cpu::base::pass_b<T>(buf, B, r0, r1, l, rmax, cmax, rexp, cexp);
 }
 template <class T>
-T k_grad_segment(T* row, long j0, long j1, T l, T lse_r, const T* lse_c, T c, T t_off) {
+T k_grad_segment(T* row, long j0, long j1, T l, T mr, T lr, const T* mc, const T* lc, T c, T t_off) {
 #ifdef CXR_RC_HAVE_AVX2
-  if (cpu_has_avx2()) return rc_cpu::avx2::grad_segment<T>(row, j0, j1, l, lse_r, lse_c, c, t_off);
+  if (cpu_has_avx2()) return rc_cpu::avx2::grad_segment<T>(row, j0, j1, l, mr, lr, mc, lc, c, t_off);
 #endif
-  return rc_cpu::base::grad_segment<T>(row, j0, j1, l, lse_r, lse_c, c, t_off);
+  return rc_cpu::base::grad_segment<T>(row, j0, j1, l, mr, lr, mc, lc, c, t_off);
 }
 template <class T> T k_exp(T x) {
 #ifdef CXR_RC_HAVE_AVX2
@@ -85,7 +85,8 @@ template <class T> T k_exp(T x) {
 // CPU B×B passes.
 
 // Forward statistics over the buffer (raw S on entry). Saves the raw diagonal, clamps it in place for
-// clamp-diag, fills row/column log-sum-exp of l·buffer and returns the loss.
+// clamp-diag, and returns the loss. row_lse / col_lse (2 x B) receive, per row / column, the max m of
+// the buffer (similarity units) and log Σ exp(l·(x - m)), so that log-softmax = l·(x - m) - that.
 template <class T>
 double cpu_forward_stats_t(at::Tensor& buf_t, const detail::RcParams& p, at::Tensor& diag_t, at::Tensor& row_lse_t,
                            at::Tensor& col_lse_t) {
@@ -132,18 +133,23 @@ double cpu_forward_stats_t(at::Tensor& buf_t, const detail::RcParams& p, at::Ten
   });
   T* rl = row_lse_t.data_ptr<T>();
   T* cl = col_lse_t.data_ptr<T>();
+  double lse_r = 0, lse_c = 0;
   const double ld = p.scale, eps = p.smoothing, Bd = static_cast<double>(B);
   double total = 0;
   for (long i = 0; i < B; ++i) {
     double ce = 0;
     for (long c = 0; c < nchunks; ++c) ce += cexp_p[c * B + i];
-    rl[i] = static_cast<T>(ld * rmax[i] + std::log(static_cast<double>(rexp[i])));
-    cl[i] = static_cast<T>(ld * cmax[i] + std::log(ce));
+    rl[i] = rmax[i];
+    rl[B + i] = static_cast<T>(std::log(static_cast<double>(rexp[i])));
+    cl[i] = cmax[i];
+    cl[B + i] = static_cast<T>(std::log(ce));
+    lse_r = ld * rmax[i] + std::log(static_cast<double>(rexp[i]));
+    lse_c = ld * cmax[i] + std::log(ce);
     const double x = buf[i * B + i];  // clamped for clamp-diag, raw for clamp-numerator
     const double xt = (p.clamp && p.clamp_numerator) ? std::min(x, p.alpha) : x;  // target (numerator) value
     const double tr = (1 - eps) * ld * xt + eps / Bd * ld * (static_cast<double>(rsum[i]) - x + xt);
     const double tc = (1 - eps) * ld * xt + eps / Bd * ld * (csum[i] - x + xt);
-    total += (static_cast<double>(rl[i]) - tr) + (static_cast<double>(cl[i]) - tc);
+    total += (lse_r - tr) + (lse_c - tc);
   }
   return total / (2 * Bd);
 }
@@ -168,10 +174,10 @@ double cpu_build_grad_t(at::Tensor& buf_t, const detail::RcParams& p, const at::
     for (int64_t i = i0; i < i1; ++i) {
       T* row = buf + i * B;
       const T x = row[i];
-      double acc = static_cast<double>(k_grad_segment<T>(row, 0, i, l, rl[i], cl, c, t_off)) +
-                   static_cast<double>(k_grad_segment<T>(row, i + 1, B, l, rl[i], cl, c, t_off));
+      double acc = static_cast<double>(k_grad_segment<T>(row, 0, i, l, rl[i], rl[B + i], cl, cl + B, c, t_off)) +
+                   static_cast<double>(k_grad_segment<T>(row, i + 1, B, l, rl[i], rl[B + i], cl, cl + B, c, t_off));
       const T z = l * x;
-      const T a = c * (k_exp<T>(z - rl[i]) + k_exp<T>(z - cl[i]));
+      const T a = c * (k_exp<T>(l * (x - rl[i]) - rl[B + i]) + k_exp<T>(l * (x - cl[i]) - cl[B + i]));
       if (!p.clamp_numerator || !p.clamp) {
         // clamp-diag (or plain CLIP): z = l·min(s, α) still depends on θ when clamped, but not on s.
         const bool active = p.clamp && diag[i] > alpha;
@@ -320,8 +326,8 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
     p.smoothing = opt.label_smoothing;
 
     at::Tensor buf = logits_buffer(Ug, Vg);
-    at::Tensor diag = at::empty({p.B}, Ug.options()), row_lse = at::empty({p.B}, Ug.options()),
-               col_lse = at::empty({p.B}, Ug.options());
+    at::Tensor diag = at::empty({p.B}, Ug.options()), row_lse = at::empty({2, p.B}, Ug.options()),
+               col_lse = at::empty({2, p.B}, Ug.options());
     at::Tensor loss, scale_t;
     if (cuda) {
 #ifdef CXR_WITH_CUDA
