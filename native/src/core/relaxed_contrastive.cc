@@ -26,6 +26,7 @@
 #define CXR_RC_HAVE_AVX2 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#pragma GCC optimize("no-trapping-math")
 #define CXR_RC_NS avx2
 namespace cxr { namespace rc_cpu {
 #include "relaxed_contrastive_cpu.inc"
@@ -33,11 +34,18 @@ namespace cxr { namespace rc_cpu {
 #undef CXR_RC_NS
 #pragma GCC pop_options
 #endif
+#ifdef __GNUC__
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+#endif
 #define CXR_RC_NS base
 namespace cxr { namespace rc_cpu {
 #include "relaxed_contrastive_cpu.inc"
 }}  // namespace cxr::rc_cpu
 #undef CXR_RC_NS
+#ifdef __GNUC__
+#pragma GCC pop_options
+#endif
 
 namespace cxr {
 namespace {
