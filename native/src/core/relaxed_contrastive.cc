@@ -266,17 +266,69 @@ at::ScalarType compute_dtype(const at::Tensor& U, const at::Tensor& V) {
   return (U.scalar_type() == at::kDouble || V.scalar_type() == at::kDouble) ? at::kDouble : at::kFloat;
 }
 
-// Row-normalises x (compute dtype, contiguous). Returns (x̂, raw norms B x 1).
+// Row-normalises x (compute dtype, contiguous). Returns (x̂, raw norms B x 1). On CPU one fused pass
+// (norm accumulated in double), elsewhere ATen ops.
+template <class T>
+void cpu_normalize_t(const at::Tensor& x, at::Tensor& xh, at::Tensor& n) {
+  const int64_t B = x.size(0), D = x.size(1);
+  const T* px = x.data_ptr<T>();
+  T* ph = xh.data_ptr<T>();
+  T* pn = n.data_ptr<T>();
+  at::parallel_for(0, B, std::max<int64_t>(1, 16384 / D), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const T* r = px + i * D;
+      double ss = 0;
+      for (int64_t k = 0; k < D; ++k) ss += static_cast<double>(r[k]) * r[k];
+      const double nn = std::sqrt(ss);
+      pn[i] = static_cast<T>(nn);
+      const T inv = static_cast<T>(1.0 / std::max(nn, kNormEps));
+      for (int64_t k = 0; k < D; ++k) ph[i * D + k] = r[k] * inv;
+    }
+  });
+}
+
 std::pair<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x) {
+  if (x.is_cpu()) {
+    at::Tensor xh = at::empty_like(x), n = at::empty({x.size(0), 1}, x.options());
+    if (x.scalar_type() == at::kDouble) cpu_normalize_t<double>(x, xh, n);
+    else cpu_normalize_t<float>(x, xh, n);
+    return {xh, n};
+  }
   at::Tensor n = x.norm(2, {1}, true);
   return {x / n.clamp_min(kNormEps), n};
 }
 
-// Gradient through x̂ = x / max(|x|, eps).
-at::Tensor normalize_backward(const at::Tensor& dxh, const at::Tensor& xh, const at::Tensor& n) {
+// Gradient through x̂ = x / max(|x|, eps), times the upstream scalar go; in place on dxh on CPU.
+template <class T>
+void cpu_normalize_backward_t(at::Tensor& dxh, const at::Tensor& xh, const at::Tensor& n, double go) {
+  const int64_t B = dxh.size(0), D = dxh.size(1);
+  T* pd = dxh.data_ptr<T>();
+  const T* ph = xh.data_ptr<T>();
+  const T* pn = n.data_ptr<T>();
+  at::parallel_for(0, B, std::max<int64_t>(1, 16384 / D), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      T* d = pd + i * D;
+      const T* h = ph + i * D;
+      double dot = 0;
+      for (int64_t k = 0; k < D; ++k) dot += static_cast<double>(d[k]) * h[k];
+      const double nn = pn[i];
+      const T proj = static_cast<T>(nn >= kNormEps ? dot : 0.0);
+      const T sc = static_cast<T>(go / std::max(nn, kNormEps));
+      for (int64_t k = 0; k < D; ++k) d[k] = (d[k] - h[k] * proj) * sc;
+    }
+  });
+}
+
+at::Tensor normalize_backward(at::Tensor dxh, const at::Tensor& xh, const at::Tensor& n, const at::Tensor& go) {
+  if (dxh.is_cpu() && dxh.is_contiguous()) {
+    const double g = go.item<double>();
+    if (dxh.scalar_type() == at::kDouble) cpu_normalize_backward_t<double>(dxh, xh, n, g);
+    else cpu_normalize_backward_t<float>(dxh, xh, n, g);
+    return dxh;
+  }
   at::Tensor dot = (dxh * xh).sum({1}, true);
   at::Tensor unclamped = (n >= kNormEps).to(dxh.scalar_type());
-  return (dxh - xh * (dot * unclamped)) / n.clamp_min(kNormEps);
+  return (dxh - xh * (dot * unclamped)) / n.clamp_min(kNormEps) * go;
 }
 
 // Excludes autocast for the op's own ATen calls: the loss must be computed (and accumulated) in
@@ -408,15 +460,16 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
     // buffer columns [off, off+b).
     at::Tensor go = grads[0].to(buf.scalar_type()).reshape({});
     at::Tensor dU, dV;
+    const bool normalized = sd["normalized"].toBool();
     if (ctx->needs_input_grad(0)) {
       dU = at::mm(buf.narrow(0, off, b), Vg);
-      if (!sd["normalized"].toBool()) dU = normalize_backward(dU, Uh, sd["nu"].toTensor());
-      dU = (dU * go).to(static_cast<at::ScalarType>(sd["u_dtype"].toInt()));
+      dU = normalized ? dU.mul_(go) : normalize_backward(dU, Uh, sd["nu"].toTensor(), go);
+      dU = dU.to(static_cast<at::ScalarType>(sd["u_dtype"].toInt()));
     }
     if (ctx->needs_input_grad(1)) {
       dV = at::mm(buf.narrow(1, off, b).t(), Ug);
-      if (!sd["normalized"].toBool()) dV = normalize_backward(dV, Vh, sd["nv"].toTensor());
-      dV = (dV * go).to(static_cast<at::ScalarType>(sd["v_dtype"].toInt()));
+      dV = normalized ? dV.mul_(go) : normalize_backward(dV, Vh, sd["nv"].toTensor(), go);
+      dV = dV.to(static_cast<at::ScalarType>(sd["v_dtype"].toInt()));
     }
     at::Tensor dT;
     if (ctx->needs_input_grad(2)) {
