@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -382,6 +384,57 @@ CXR_TEST(errors) {
   ContrastiveLossOptions g;
   g.gather = [](const Tensor& u, const Tensor& v) { return std::make_tuple(u, v, int64_t{3}); };
   EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, g), Shape);
+}
+
+CXR_TEST(matches_python_torch_fixture) {
+  // Written by native/test/relaxed_contrastive_pyref.py with /usr/bin/python3 (python3-torch).
+  std::string here = __FILE__;
+  std::string path = here.substr(0, here.find_last_of('/')) + "/fixtures/relaxed_contrastive_torch.txt";
+  std::ifstream f(path);
+  EXPECT_TRUE(f.good());
+  const int64_t B = 6, D = 5;
+  Tensor U = torch::empty({B, D}, torch::kDouble), W = torch::empty({B, D}, torch::kDouble);
+  for (int64_t i = 0; i < B; ++i)
+    for (int64_t k = 0; k < D; ++k) {
+      U[i][k] = std::sin(0.37 * i + 1.3 * k) * (1 + 0.1 * k);
+      W[i][k] = std::cos(0.91 * i - 0.7 * k);
+    }
+  Tensor V = (torch::arange(B, torch::kDouble) * 0.6 - 0.5).unsqueeze(1) * U + W;
+  Tensor T = torch::full({}, std::log(14.0), torch::kDouble);
+  std::string line;
+  std::getline(f, line);  // header
+  int cases = 0;
+  while (std::getline(f, line)) {
+    std::istringstream head(line);
+    std::string variant;
+    double alpha, eps, loss, dtheta;
+    head >> variant >> alpha >> eps >> loss >> dtheta;
+    auto read_row = [&](Tensor& g) {
+      std::string l2;
+      std::getline(f, l2);
+      std::istringstream is(l2);
+      g = torch::empty({B, D}, torch::kDouble);
+      for (int64_t k = 0; k < B * D; ++k) {
+        double x;
+        is >> x;
+        g.view({-1})[k] = x;
+      }
+    };
+    Tensor gU, gV;
+    read_row(gU);
+    read_row(gV);
+    ContrastiveLossOptions opt;
+    opt.alpha = alpha;
+    opt.label_smoothing = eps;
+    opt.variant = variant == "clamp-diag" ? RelaxVariant::ClampDiag : RelaxVariant::ClampNumerator;
+    Result r = run(relaxed_contrastive_loss, U, V, T, opt);
+    EXPECT_NEAR(r.loss, loss, 1e-12);
+    EXPECT_NEAR(r.dT.item<double>(), dtheta, 1e-12);
+    EXPECT_TRUE(max_diff(r.dU, gU) < 1e-12);
+    EXPECT_TRUE(max_diff(r.dV, gV) < 1e-12);
+    ++cases;
+  }
+  EXPECT_TRUE(cases == 6);
 }
 
 CXR_TEST_MAIN()
