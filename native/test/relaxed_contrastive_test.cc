@@ -437,4 +437,25 @@ CXR_TEST(matches_python_torch_fixture) {
   EXPECT_TRUE(cases == 6);
 }
 
+CXR_TEST(baseline_isa_loops_agree_with_avx2_loops) {
+  auto [U, V] = make_pair(77, 24, 41, torch::kFloat);
+  Tensor T = torch::full({}, std::log(60.0), torch::kFloat);
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator}) {
+    ContrastiveLossOptions opt;
+    opt.alpha = 0.6;
+    opt.variant = var;
+    opt.label_smoothing = 0.1;
+    const bool had_avx2 = cxr::detail::rc_cpu_uses_avx2();
+    Result fast = run(relaxed_contrastive_loss, U, V, T, opt);
+    cxr::detail::rc_cpu_force_baseline_isa(true);
+    EXPECT_TRUE(!cxr::detail::rc_cpu_uses_avx2());
+    Result base = run(relaxed_contrastive_loss, U, V, T, opt);
+    cxr::detail::rc_cpu_force_baseline_isa(false);
+    EXPECT_TRUE(cxr::detail::rc_cpu_uses_avx2() == had_avx2);
+    expect_close(base, fast, 1e-6, std::string("baseline vs avx2 ") + vname(var));
+    Result ref = run(relaxed_contrastive_loss_reference, U.to(torch::kDouble), V.to(torch::kDouble), T.to(torch::kDouble), opt);
+    expect_close(base, ref, 2e-5, std::string("baseline vs float64 reference ") + vname(var));
+  }
+}
+
 CXR_TEST_MAIN()

@@ -64,6 +64,11 @@ struct RcParams {
   bool clamp_numerator = false;
   double smoothing = 0.0;
 };
+/// Testing hook: run the CPU loops in their baseline-ISA build even on an AVX2 machine. Returns the
+/// previous setting.
+bool rc_cpu_force_baseline_isa(bool on);
+/// Whether the CPU loops currently run in their AVX2+FMA build.
+bool rc_cpu_uses_avx2();
 #ifdef CXR_WITH_CUDA
 // CUDA back end (relaxed_contrastive_cuda.cc). Same contracts as the CPU functions in
 // relaxed_contrastive.cc: see there.

@@ -14,6 +14,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -52,10 +53,12 @@ namespace {
 
 constexpr double kNormEps = 1e-12;  // same as torch.nn.functional.normalize
 
+std::atomic<bool> g_force_baseline{false};
+
 bool cpu_has_avx2() {
 #ifdef CXR_RC_HAVE_AVX2
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+  return ok && !g_force_baseline.load(std::memory_order_relaxed);
 #else
   return false;
 #endif
@@ -482,6 +485,11 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
 };
 
 }  // namespace
+
+namespace detail {
+bool rc_cpu_force_baseline_isa(bool on) { return g_force_baseline.exchange(on); }
+bool rc_cpu_uses_avx2() { return cpu_has_avx2(); }
+}  // namespace detail
 
 torch::Tensor relaxed_contrastive_loss(const torch::Tensor& U, const torch::Tensor& V, const torch::Tensor& logit_scale_log,
                                        const ContrastiveLossOptions& opt) {
