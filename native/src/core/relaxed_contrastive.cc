@@ -85,6 +85,13 @@ T k_grad_segment(T* row, long j0, long j1, T l, T mr, T lr, const T* mc, const T
 #endif
   return rc_cpu::base::grad_segment<T>(row, j0, j1, l, mr, lr, mc, lc, c, t_off);
 }
+template <class T>
+T k_dot(const T* a, const T* b, long n) {
+#ifdef CXR_RC_HAVE_AVX2
+  if (cpu_has_avx2()) return rc_cpu::avx2::dot<T>(a, b, n);
+#endif
+  return rc_cpu::base::dot<T>(a, b, n);
+}
 template <class T> T k_exp(T x) {
 #ifdef CXR_RC_HAVE_AVX2
   if (cpu_has_avx2()) return rc_cpu::avx2::ex(x);
@@ -269,8 +276,8 @@ at::ScalarType compute_dtype(const at::Tensor& U, const at::Tensor& V) {
   return (U.scalar_type() == at::kDouble || V.scalar_type() == at::kDouble) ? at::kDouble : at::kFloat;
 }
 
-// Row-normalises x (compute dtype, contiguous). Returns (x̂, raw norms B x 1). On CPU one fused pass
-// (norm accumulated in double), elsewhere ATen ops.
+// Row-normalises x (compute dtype, contiguous). Returns (x̂, raw norms B x 1). On CPU one fused pass,
+// elsewhere ATen ops.
 template <class T>
 void cpu_normalize_t(const at::Tensor& x, at::Tensor& xh, at::Tensor& n) {
   const int64_t B = x.size(0), D = x.size(1);
@@ -280,9 +287,7 @@ void cpu_normalize_t(const at::Tensor& x, at::Tensor& xh, at::Tensor& n) {
   at::parallel_for(0, B, std::max<int64_t>(1, 16384 / D), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const T* r = px + i * D;
-      double ss = 0;
-      for (int64_t k = 0; k < D; ++k) ss += static_cast<double>(r[k]) * r[k];
-      const double nn = std::sqrt(ss);
+      const double nn = std::sqrt(static_cast<double>(k_dot<T>(r, r, D)));
       pn[i] = static_cast<T>(nn);
       const T inv = static_cast<T>(1.0 / std::max(nn, kNormEps));
       for (int64_t k = 0; k < D; ++k) ph[i * D + k] = r[k] * inv;
@@ -312,8 +317,7 @@ void cpu_normalize_backward_t(at::Tensor& dxh, const at::Tensor& xh, const at::T
     for (int64_t i = i0; i < i1; ++i) {
       T* d = pd + i * D;
       const T* h = ph + i * D;
-      double dot = 0;
-      for (int64_t k = 0; k < D; ++k) dot += static_cast<double>(d[k]) * h[k];
+      const double dot = k_dot<T>(d, h, D);
       const double nn = pn[i];
       const T proj = static_cast<T>(nn >= kNormEps ? dot : 0.0);
       const T sc = static_cast<T>(go / std::max(nn, kNormEps));
