@@ -399,6 +399,7 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
     if (cuda) {
 #ifdef CXR_WITH_CUDA
       scale_t = at::exp(theta.detach().to(U.device(), ct).reshape({}));
+      CXR_CHECK(all_finite(scale_t), Numeric, "contrastive loss: exp(logit_scale_log) is not finite");
       loss = at::empty({}, Ug.options());
       detail::rc_cuda_forward_stats(buf, scale_t, p, diag, row_lse, col_lse, loss);
 #else
