@@ -1,0 +1,461 @@
+// Tests of the fused relaxed contrastive loss against its autograd composite, finite differences,
+// the plain CLIP loss and the error contract.
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cxr/errors.h"
+#include "cxr/relaxed_contrastive.h"
+#include "test_util.h"
+
+using namespace cxr;
+using torch::Tensor;
+
+namespace {
+
+using LossFn = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, const ContrastiveLossOptions&);
+
+struct Result {
+  double loss;
+  Tensor dU, dV, dT;
+};
+
+Result run(LossFn fn, const Tensor& U0, const Tensor& V0, const Tensor& T0, const ContrastiveLossOptions& opt) {
+  Tensor U = U0.detach().clone().requires_grad_(true);
+  Tensor V = V0.detach().clone().requires_grad_(true);
+  Tensor T = T0.detach().clone().requires_grad_(true);
+  Tensor L = fn(U, V, T, opt);
+  L.backward();
+  return {L.item<double>(), U.grad(), V.grad(), T.grad()};
+}
+
+// Inputs whose positive similarities s_ii are spread over (-1, 1), so that for α in (0, 1) some
+// positives are above and some below the threshold.
+std::pair<Tensor, Tensor> make_pair(int64_t B, int64_t D, uint64_t seed, torch::Dtype dt = torch::kDouble) {
+  torch::manual_seed(seed);
+  Tensor U = torch::randn({B, D}, torch::kDouble) * 1.7;
+  Tensor noise = torch::randn({B, D}, torch::kDouble);
+  Tensor mix = torch::linspace(-0.9, 3.0, B, torch::kDouble).unsqueeze(1);
+  Tensor V = mix * U + noise;
+  return {U.to(dt), V.to(dt)};
+}
+
+double max_abs(const Tensor& t) { return t.abs().max().item<double>(); }
+double max_diff(const Tensor& a, const Tensor& b) { return max_abs(a.to(torch::kDouble) - b.to(torch::kDouble)); }
+
+void expect_close(const Result& a, const Result& b, double tol, const std::string& what) {
+  auto check = [&](double d, double scale, const char* part) {
+    if (!(d <= tol * std::max(1.0, scale)))
+      throw cxr_test::Failure{what + ": " + part + " differs by " + std::to_string(d)};
+  };
+  check(std::fabs(a.loss - b.loss), std::fabs(b.loss), "loss");
+  check(max_diff(a.dU, b.dU), max_abs(b.dU), "dU");
+  check(max_diff(a.dV, b.dV), max_abs(b.dV), "dV");
+  check(max_diff(a.dT, b.dT), max_abs(b.dT), "dtheta");
+}
+
+const char* vname(RelaxVariant v) { return v == RelaxVariant::ClampDiag ? "clamp-diag" : "clamp-numerator"; }
+
+}  // namespace
+
+CXR_TEST(matches_float64_reference_both_variants) {
+  int cases = 0;
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
+    for (int64_t B : {2, 7, 128})
+      for (int64_t D : {3, 16, 64})
+        for (double alpha : {0.3, 0.7, 1.0}) {
+          auto [U, V] = make_pair(B, D, 1000 + B * 7 + D);
+          Tensor T = torch::full({}, std::log(20.0), torch::kDouble);
+          ContrastiveLossOptions opt;
+          opt.alpha = alpha;
+          opt.variant = var;
+          Result f = run(relaxed_contrastive_loss, U, V, T, opt);
+          Result r = run(relaxed_contrastive_loss_reference, U, V, T, opt);
+          expect_close(f, r, 1e-11,
+                       std::string(vname(var)) + " B=" + std::to_string(B) + " D=" + std::to_string(D) +
+                           " alpha=" + std::to_string(alpha));
+          ++cases;
+        }
+  EXPECT_TRUE(cases == 54);
+}
+
+CXR_TEST(clamp_actually_changes_the_loss) {
+  // Guards against a vacuous comparison: with these inputs the relaxation must matter.
+  auto [U, V] = make_pair(64, 32, 7);
+  Tensor T = torch::full({}, std::log(20.0), torch::kDouble);
+  ContrastiveLossOptions a1, a03;
+  a03.alpha = 0.3;
+  Result r1 = run(relaxed_contrastive_loss, U, V, T, a1);
+  Result r03 = run(relaxed_contrastive_loss, U, V, T, a03);
+  EXPECT_TRUE(std::fabs(r1.loss - r03.loss) > 1e-3);
+  a03.variant = RelaxVariant::ClampNumerator;
+  Result n03 = run(relaxed_contrastive_loss, U, V, T, a03);
+  EXPECT_TRUE(std::fabs(n03.loss - r03.loss) > 1e-3);
+}
+
+CXR_TEST(float32_matches_float64_reference) {
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
+    for (double alpha : {0.5, 1.0}) {
+      auto [U, V] = make_pair(300, 48, 11);
+      Tensor T = torch::full({}, std::log(100.0), torch::kDouble);
+      ContrastiveLossOptions opt;
+      opt.alpha = alpha;
+      opt.variant = var;
+      opt.label_smoothing = 0.05;
+      Result f = run(relaxed_contrastive_loss, U.to(torch::kFloat), V.to(torch::kFloat), T.to(torch::kFloat), opt);
+      Result r = run(relaxed_contrastive_loss_reference, U, V, T, opt);
+      EXPECT_TRUE(f.dU.scalar_type() == torch::kFloat && f.dT.scalar_type() == torch::kFloat);
+      expect_close(f, r, 2e-5, std::string("float32 ") + vname(var));
+    }
+}
+
+CXR_TEST(alpha_one_equals_clip_loss) {
+  for (auto dt : {torch::kDouble, torch::kFloat}) {
+    auto [U, V] = make_pair(96, 40, 3, dt);
+    Tensor T = torch::full({}, std::log(50.0), dt);
+    for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator}) {
+      ContrastiveLossOptions opt;
+      opt.variant = var;
+      Result f = run(relaxed_contrastive_loss, U, V, T, opt);
+      Result c = run([](const Tensor& u, const Tensor& v, const Tensor& t, const ContrastiveLossOptions&) {
+        return clip_loss_reference(u, v, t);
+      }, U, V, T, opt);
+      expect_close(f, c, 1e-6, std::string("alpha=1 vs CLIP ") + vname(var));
+    }
+  }
+}
+
+CXR_TEST(finite_difference_gradients_float64) {
+  const double h = 1e-6;
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
+    for (double eps : {0.0, 0.1}) {
+      auto [U, V] = make_pair(6, 5, 21);
+      Tensor T = torch::full({1}, std::log(15.0), torch::kDouble);
+      ContrastiveLossOptions opt;
+      opt.alpha = 0.45;
+      opt.variant = var;
+      opt.label_smoothing = eps;
+      // Central differences are only valid away from the kink at s_ii = α.
+      Tensor uh = U / U.norm(2, {1}, true), vh = V / V.norm(2, {1}, true);
+      Tensor sd = (uh * vh).sum(1);
+      EXPECT_TRUE(((sd - opt.alpha).abs() > 1e-3).all().item<bool>());
+      EXPECT_TRUE((sd > opt.alpha).any().item<bool>() && (sd < opt.alpha).any().item<bool>());
+      Result f = run(relaxed_contrastive_loss, U, V, T, opt);
+      auto L = [&](const Tensor& u, const Tensor& v, const Tensor& t) {
+        torch::NoGradGuard ng;
+        return relaxed_contrastive_loss(u, v, t, opt).item<double>();
+      };
+      auto fd_check = [&](const Tensor& x, const Tensor& g, int which) {
+        Tensor xf = x.flatten();
+        for (int64_t k = 0; k < xf.numel(); ++k) {
+          Tensor xp = x.clone(), xm = x.clone();
+          xp.view({-1})[k] += h;
+          xm.view({-1})[k] -= h;
+          double lp = which == 0 ? L(xp, V, T) : which == 1 ? L(U, xp, T) : L(U, V, xp);
+          double lm = which == 0 ? L(xm, V, T) : which == 1 ? L(U, xm, T) : L(U, V, xm);
+          double fd = (lp - lm) / (2 * h);
+          EXPECT_NEAR(g.flatten()[k].item<double>(), fd, 1e-7 + 1e-6 * std::fabs(fd));
+        }
+      };
+      fd_check(U, f.dU, 0);
+      fd_check(V, f.dV, 1);
+      fd_check(T, f.dT, 2);
+      EXPECT_TRUE(f.dT.sizes() == T.sizes());
+    }
+}
+
+CXR_TEST(positives_above_alpha_get_exactly_zero_gradient_in_clamp_diag) {
+  // V̂ = identity rows, so dL/dÛ = dL/dS·V̂ = dL/dS exactly: the diagonal of dU is the gradient of s_ii.
+  const int64_t B = 8;
+  Tensor V = torch::eye(B, torch::kDouble);
+  Tensor cs = torch::tensor({0.95, 0.2, 0.8, -0.3, 0.6, 0.1, 0.99, 0.4}, torch::kDouble);
+  Tensor U = torch::zeros({B, B}, torch::kDouble);
+  for (int64_t i = 0; i < B; ++i) {
+    double c = cs[i].item<double>();
+    U[i][i] = c;
+    U[i][(i + 3) % B] = std::sqrt(1 - c * c);
+  }
+  Tensor T = torch::full({}, std::log(30.0), torch::kDouble);
+  ContrastiveLossOptions opt;
+  opt.alpha = 0.5;
+  opt.inputs_normalized = true;
+  for (auto dt : {torch::kDouble, torch::kFloat}) {
+    Result f = run(relaxed_contrastive_loss, U.to(dt), V.to(dt), T.to(dt), opt);
+    Result r = run(relaxed_contrastive_loss_reference, U.to(dt), V.to(dt), T.to(dt), opt);
+    for (int64_t i = 0; i < B; ++i) {
+      double gf = f.dU[i][i].item<double>(), gr = r.dU[i][i].item<double>();
+      if (cs[i].item<double>() > opt.alpha) {
+        EXPECT_TRUE(gf == 0.0);
+        EXPECT_TRUE(gr == 0.0);
+      } else {
+        EXPECT_TRUE(gf != 0.0);
+      }
+    }
+    // dθ is still non-zero: the clamped logit l·α keeps depending on θ.
+    EXPECT_TRUE(f.dT.item<double>() != 0.0);
+  }
+  // clamp-numerator keeps the log-sum-exp gradient on the positive.
+  opt.variant = RelaxVariant::ClampNumerator;
+  Result n = run(relaxed_contrastive_loss, U, V, T, opt);
+  for (int64_t i = 0; i < B; ++i) EXPECT_TRUE(n.dU[i][i].item<double>() != 0.0);
+}
+
+CXR_TEST(label_smoothing_matches_reference) {
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
+    for (double alpha : {0.3, 1.0}) {
+      auto [U, V] = make_pair(33, 20, 5);
+      Tensor T = torch::full({}, std::log(25.0), torch::kDouble);
+      ContrastiveLossOptions opt;
+      opt.alpha = alpha;
+      opt.variant = var;
+      opt.label_smoothing = 0.2;
+      expect_close(run(relaxed_contrastive_loss, U, V, T, opt), run(relaxed_contrastive_loss_reference, U, V, T, opt),
+                   1e-11, std::string("smoothing ") + vname(var));
+    }
+  // And with α = 1 the fused loss equals CLIP with the same smoothing.
+  auto [U, V] = make_pair(33, 20, 5);
+  Tensor T = torch::full({}, std::log(25.0), torch::kDouble);
+  ContrastiveLossOptions opt;
+  opt.label_smoothing = 0.2;
+  torch::NoGradGuard ng;
+  EXPECT_NEAR(relaxed_contrastive_loss(U, V, T, opt).item<double>(), clip_loss_reference(U, V, T, 0.2).item<double>(),
+              1e-12);
+}
+
+CXR_TEST(inputs_normalized_flag) {
+  auto [U, V] = make_pair(20, 12, 9);
+  Tensor uh = U / U.norm(2, {1}, true), vh = V / V.norm(2, {1}, true);
+  Tensor T = torch::full({}, std::log(10.0), torch::kDouble);
+  ContrastiveLossOptions a, b;
+  a.alpha = b.alpha = 0.6;
+  b.inputs_normalized = true;
+  Result ra = run(relaxed_contrastive_loss, uh, vh, T, a);
+  Result rb = run(relaxed_contrastive_loss, uh, vh, T, b);
+  Result rr = run(relaxed_contrastive_loss_reference, uh, vh, T, b);
+  EXPECT_NEAR(ra.loss, rb.loss, 1e-12);
+  expect_close(rb, rr, 1e-11, "normalized inputs vs reference");
+  // Without normalisation the gradient keeps its radial component; with it, it is tangent to the sphere.
+  EXPECT_TRUE(max_abs((ra.dU * uh).sum(1)) < 1e-12);
+  EXPECT_TRUE(max_abs((rb.dU * uh).sum(1)) > 1e-6);
+}
+
+CXR_TEST(gather_hook_two_simulated_ranks) {
+  const int64_t B = 10, D = 6, b0 = 6;
+  auto [X, Y] = make_pair(B, D, 31);
+  torch::manual_seed(5);
+  Tensor W0 = torch::randn({D, D}, torch::kDouble);
+  Tensor T0 = torch::full({}, std::log(12.0), torch::kDouble);
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator}) {
+    ContrastiveLossOptions full;
+    full.alpha = 0.5;
+    full.variant = var;
+    full.label_smoothing = 0.1;
+    // Full batch, image encoder U = X·W (a shared parameter W).
+    Tensor W = W0.clone().requires_grad_(true), T = T0.clone().requires_grad_(true);
+    Tensor Yv = Y.clone().requires_grad_(true);
+    Tensor Lf = relaxed_contrastive_loss(X.mm(W), Yv, T, full);
+    Lf.backward();
+    Tensor dW_sum = torch::zeros_like(W0), dY_cat = torch::zeros_like(Y);
+    for (int rank = 0; rank < 2; ++rank) {
+      const int64_t off = rank == 0 ? 0 : b0, b = rank == 0 ? b0 : B - b0;
+      Tensor Wr = W0.clone().requires_grad_(true), Tr = T0.clone().requires_grad_(true);
+      Tensor Xl = X.narrow(0, off, b), Yl = Y.narrow(0, off, b).clone().requires_grad_(true);
+      ContrastiveLossOptions o = full;
+      // What an all_gather would return: every rank's (detached) rows, in rank order.
+      o.gather = [&, off, b](const Tensor& u, const Tensor& v) {
+        Tensor Ug = X.mm(W0);
+        Ug.narrow(0, off, b).copy_(u);
+        Tensor Vg = Y.clone();
+        Vg.narrow(0, off, b).copy_(v);
+        return std::make_tuple(Ug, Vg, off);
+      };
+      for (LossFn fn : {relaxed_contrastive_loss, relaxed_contrastive_loss_reference}) {
+        Wr.mutable_grad() = Tensor();
+        Tr.mutable_grad() = Tensor();
+        Yl.mutable_grad() = Tensor();
+        Tensor Lr = fn(Xl.mm(Wr), Yl, Tr, o);
+        EXPECT_NEAR(Lr.item<double>(), Lf.item<double>(), 1e-12);
+        Lr.backward();
+        EXPECT_TRUE(max_diff(Tr.grad(), T.grad()) < 1e-12);  // every rank gets the full dθ
+        EXPECT_TRUE(max_diff(Yl.grad(), Yv.grad().narrow(0, off, b)) < 1e-12);
+        if (fn == relaxed_contrastive_loss) {
+          dW_sum += Wr.grad();
+          dY_cat.narrow(0, off, b).copy_(Yl.grad());
+        }
+      }
+    }
+    // The sum of the ranks' parameter gradients is the full-batch gradient.
+    EXPECT_TRUE(max_diff(dW_sum, W.grad()) < 1e-11);
+    EXPECT_TRUE(max_diff(dY_cat, Yv.grad()) < 1e-12);
+  }
+}
+
+CXR_TEST(low_precision_inputs_compute_in_float32) {
+  auto [U, V] = make_pair(64, 32, 13, torch::kFloat);
+  Tensor T = torch::full({}, std::log(30.0), torch::kFloat);
+  ContrastiveLossOptions opt;
+  opt.alpha = 0.6;
+  for (auto dt : {torch::kBFloat16, torch::kHalf}) {
+    Tensor Ul = U.to(dt), Vl = V.to(dt);
+    Result lo = run(relaxed_contrastive_loss, Ul, Vl, T, opt);
+    // The same rounded inputs, upcast by hand: the op must compute exactly this float32 problem.
+    Result hi = run(relaxed_contrastive_loss, Ul.to(torch::kFloat), Vl.to(torch::kFloat), T, opt);
+    EXPECT_TRUE(lo.dU.scalar_type() == dt && lo.dV.scalar_type() == dt);
+    EXPECT_NEAR(lo.loss, hi.loss, 0.0);
+    EXPECT_TRUE(max_diff(lo.dU, hi.dU.to(dt)) == 0.0);
+    Tensor L = relaxed_contrastive_loss(Ul, Vl, T, opt);
+    EXPECT_TRUE(L.scalar_type() == torch::kFloat && L.dim() == 0);
+  }
+}
+
+CXR_TEST(autocast_does_not_lower_precision) {
+  auto [U, V] = make_pair(128, 64, 17, torch::kFloat);
+  Tensor T = torch::full({}, std::log(80.0), torch::kFloat);
+  ContrastiveLossOptions opt;
+  opt.alpha = 0.7;
+  Result plain = run(relaxed_contrastive_loss, U, V, T, opt);
+  at::autocast::set_cpu_enabled(true);
+  Result ac = run(relaxed_contrastive_loss, U, V, T, opt);
+  Result ac_ref = run(relaxed_contrastive_loss_reference, U, V, T, opt);
+  at::autocast::set_cpu_enabled(false);
+  EXPECT_NEAR(ac.loss, plain.loss, 0.0);
+  EXPECT_TRUE(max_diff(ac.dU, plain.dU) == 0.0);
+  // The composite's matmul does run in bf16 under autocast: the guard above is not vacuous.
+  EXPECT_TRUE(std::fabs(ac_ref.loss - plain.loss) > 1e-5);
+}
+
+CXR_TEST(retain_graph_second_backward) {
+  auto [U0, V0] = make_pair(16, 8, 19);
+  Tensor U = U0.clone().requires_grad_(true), V = V0.clone().requires_grad_(true);
+  Tensor T = torch::full({}, 2.0, torch::kDouble).requires_grad_(true);
+  ContrastiveLossOptions opt;
+  opt.alpha = 0.4;
+  Tensor L = relaxed_contrastive_loss(U, V, T, opt);
+  L.backward({}, /*retain_graph=*/true);
+  Tensor g1 = U.grad().clone(), t1 = T.grad().clone();
+  L.backward();
+  EXPECT_TRUE(max_diff(U.grad(), 2 * g1) < 1e-13);
+  EXPECT_TRUE(max_diff(T.grad(), 2 * t1) < 1e-13);
+  // Upstream gradients other than 1 are honoured.
+  U.mutable_grad() = Tensor();
+  Tensor L2 = relaxed_contrastive_loss(U, V, T, opt);
+  (3.0 * L2).backward();
+  EXPECT_TRUE(max_diff(U.grad(), 3 * g1) < 1e-12);
+}
+
+CXR_TEST(errors) {
+  auto [U, V] = make_pair(4, 3, 1);
+  Tensor T = torch::zeros({}, torch::kDouble);
+  Tensor Un = U.clone();
+  Un[1][2] = std::nan("");
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(Un, V, T), Numeric);
+  Tensor Vi = V.clone();
+  Vi[0][0] = INFINITY;
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, Vi, T), Numeric);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, torch::full({}, NAN, torch::kDouble)), Numeric);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, torch::full({}, 1e6, torch::kDouble)), Numeric);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U.narrow(0, 0, 1), V.narrow(0, 0, 1), T), Shape);
+  try {
+    relaxed_contrastive_loss(U.narrow(0, 0, 1), V.narrow(0, 0, 1), T);
+  } catch (const Error& e) {
+    EXPECT_TRUE(std::string(e.what()).find("contrastive loss needs a batch of at least 2") != std::string::npos);
+  }
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss_reference(U.narrow(0, 0, 1), V.narrow(0, 0, 1), T), Shape);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U.flatten(), V.flatten(), T), Shape);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V.narrow(1, 0, 2), T), Shape);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, torch::zeros({2}, torch::kDouble)), Shape);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U.to(torch::kLong), V.to(torch::kLong), T), Dtype);
+  for (double a : {0.0, -0.5, 1.5, std::nan("")}) {
+    ContrastiveLossOptions o;
+    o.alpha = a;
+    EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, o), Config);
+    EXPECT_THROWS_CODE(relaxed_contrastive_loss_reference(U, V, T, o), Config);
+  }
+  for (double eps : {-0.1, 1.0}) {
+    ContrastiveLossOptions o;
+    o.label_smoothing = eps;
+    EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, o), Config);
+  }
+  ContrastiveLossOptions g;
+  g.gather = [](const Tensor& u, const Tensor& v) { return std::make_tuple(u, v, int64_t{3}); };
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, g), Shape);
+}
+
+CXR_TEST(matches_python_torch_fixture) {
+  // Written by native/test/relaxed_contrastive_pyref.py with /usr/bin/python3 (python3-torch).
+  std::string here = __FILE__;
+  std::string path = here.substr(0, here.find_last_of('/')) + "/fixtures/relaxed_contrastive_torch.txt";
+  std::ifstream f(path);
+  EXPECT_TRUE(f.good());
+  const int64_t B = 6, D = 5;
+  Tensor U = torch::empty({B, D}, torch::kDouble), W = torch::empty({B, D}, torch::kDouble);
+  for (int64_t i = 0; i < B; ++i)
+    for (int64_t k = 0; k < D; ++k) {
+      U[i][k] = std::sin(0.37 * i + 1.3 * k) * (1 + 0.1 * k);
+      W[i][k] = std::cos(0.91 * i - 0.7 * k);
+    }
+  Tensor V = (torch::arange(B, torch::kDouble) * 0.6 - 0.5).unsqueeze(1) * U + W;
+  Tensor T = torch::full({}, std::log(14.0), torch::kDouble);
+  std::string line;
+  std::getline(f, line);  // header
+  int cases = 0;
+  while (std::getline(f, line)) {
+    std::istringstream head(line);
+    std::string variant;
+    double alpha, eps, loss, dtheta;
+    head >> variant >> alpha >> eps >> loss >> dtheta;
+    auto read_row = [&](Tensor& g) {
+      std::string l2;
+      std::getline(f, l2);
+      std::istringstream is(l2);
+      g = torch::empty({B, D}, torch::kDouble);
+      for (int64_t k = 0; k < B * D; ++k) {
+        double x;
+        is >> x;
+        g.view({-1})[k] = x;
+      }
+    };
+    Tensor gU, gV;
+    read_row(gU);
+    read_row(gV);
+    ContrastiveLossOptions opt;
+    opt.alpha = alpha;
+    opt.label_smoothing = eps;
+    opt.variant = variant == "clamp-diag" ? RelaxVariant::ClampDiag : RelaxVariant::ClampNumerator;
+    Result r = run(relaxed_contrastive_loss, U, V, T, opt);
+    EXPECT_NEAR(r.loss, loss, 1e-12);
+    EXPECT_NEAR(r.dT.item<double>(), dtheta, 1e-12);
+    EXPECT_TRUE(max_diff(r.dU, gU) < 1e-12);
+    EXPECT_TRUE(max_diff(r.dV, gV) < 1e-12);
+    ++cases;
+  }
+  EXPECT_TRUE(cases == 6);
+}
+
+CXR_TEST(baseline_isa_loops_agree_with_avx2_loops) {
+  auto [U, V] = make_pair(77, 24, 41, torch::kFloat);
+  Tensor T = torch::full({}, std::log(60.0), torch::kFloat);
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator}) {
+    ContrastiveLossOptions opt;
+    opt.alpha = 0.6;
+    opt.variant = var;
+    opt.label_smoothing = 0.1;
+    const bool had_avx2 = cxr::detail::rc_cpu_uses_avx2();
+    Result fast = run(relaxed_contrastive_loss, U, V, T, opt);
+    cxr::detail::rc_cpu_force_baseline_isa(true);
+    EXPECT_TRUE(!cxr::detail::rc_cpu_uses_avx2());
+    Result base = run(relaxed_contrastive_loss, U, V, T, opt);
+    cxr::detail::rc_cpu_force_baseline_isa(false);
+    EXPECT_TRUE(cxr::detail::rc_cpu_uses_avx2() == had_avx2);
+    expect_close(base, fast, 1e-6, std::string("baseline vs avx2 ") + vname(var));
+    Result ref = run(relaxed_contrastive_loss_reference, U.to(torch::kDouble), V.to(torch::kDouble), T.to(torch::kDouble), opt);
+    expect_close(base, ref, 2e-5, std::string("baseline vs float64 reference ") + vname(var));
+  }
+}
+
+CXR_TEST_MAIN()
