@@ -7,6 +7,7 @@ import type {
   NativeStepResult,
   NativeTensor,
 } from '../native/binding';
+import { readModelFolder, writeModelFolder } from '../checkpoints/ownFormat';
 import type { ModelConfig } from './config';
 import { resolveModelConfig } from './registry';
 
@@ -156,6 +157,27 @@ export class ClipModel {
     if (!Number.isInteger(n) || !Number.isInteger(length) || n < 1 || length < 1 || ids.length !== n * length)
       throw new CxrError('E_SHAPE', `token ids must hold N×L = ${n}×${length} values, got ${ids.length}`);
     return [n, length];
+  }
+
+  /**
+   * Loads a model saved with `save` (the project's own format: `model.safetensors` + `cxr-model.json`).
+   * The weights are loaded strictly: a missing or unexpected tensor is E_CHECKPOINT.
+   */
+  static load(dir: string, options: ModelOptions = {}): ClipModel {
+    const { meta, state } = readModelFolder(dir);
+    const model = ClipModel.create(meta.config, options);
+    try {
+      model.loadState(state, true);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  /** Saves weights (float32) and config to `dir` atomically; `provenance` is stored in the JSON. */
+  save(dir: string, provenance: Record<string, unknown> = {}): void {
+    writeModelFolder(dir, this.config, this.getState(), provenance);
   }
 
   /** Image embeddings (N×D, row-major), projected; un-normalised unless `normalize`. */

@@ -218,3 +218,30 @@ describe('errors and lifecycle', () => {
     }
   });
 });
+
+describe('own format', () => {
+  it('save then load gives identical embeddings; a tampered shape is E_CHECKPOINT', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-own-'));
+    const a = createModel('test-resnet', { device: 'cpu', seed: 4 });
+    try {
+      a.save(dir, { note: 'test' });
+      const b = ClipModel.load(dir, { device: 'cpu' });
+      const x = images(2, 32, 9);
+      expect(Array.from(await b.encodeImages(x))).toEqual(Array.from(await a.encodeImages(x)));
+      const ids = tokens(2, 10, 3);
+      expect(Array.from(await b.encodeTokenIds(ids, 2, 10))).toEqual(Array.from(await a.encodeTokenIds(ids, 2, 10)));
+      b.dispose();
+      const metaPath = path.join(dir, 'cxr-model.json');
+      const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
+      meta.config.embedDim = 48;
+      fs.writeFileSync(metaPath, JSON.stringify(meta));
+      await expectCode(() => ClipModel.load(dir, { device: 'cpu' }), 'E_CHECKPOINT');
+    } finally {
+      a.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
