@@ -81,7 +81,7 @@ function stringList(source: string, field: string, v: unknown): string[] {
 
 /** Checks that a template has "{label}" and no other `{...}` placeholder. */
 function checkTemplate(source: string, field: string, t: string): void {
-  const holes = t.match(/\{[^}]*\}/g) ?? [];
+  const holes: string[] = t.match(/\{[^}]*\}/g) ?? [];
   if (!holes.includes('{label}')) fail(source, field, `must contain "{label}", got ${JSON.stringify(t)}`);
   for (const h of holes) if (h !== '{label}') fail(source, field, `has unknown placeholder ${h} (only {label} is allowed)`);
 }
