@@ -213,7 +213,12 @@ export function removePlaceholders(sentence: string): string {
     const tok = raw.indexOf('__') >= 0 ? raw.replace(/_{2,}/g, '') : raw;
     if (tok.length > 0) out.push(tok);
   }
-  return out.join(' ');
+  return tidyPunctuation(out.join(' '));
+}
+
+/** "cardiomegalia ." → "cardiomegalia." (PadChest separates its full stops with spaces). */
+function tidyPunctuation(s: string): string {
+  return s.indexOf(' ') < 0 ? s : s.replace(/([A-Za-z0-9\u00c0-\u024f)]) ([.,;:!?])(?= |$)/g, '$1$2');
 }
 
 /** True when a sentence has no letter or digit once placeholders are gone ("___.", "XXXX"). */
@@ -389,7 +394,7 @@ export class SentenceSampler {
     for (const sec of parsed.sections) {
       if (names !== null && !names.includes(sec.name)) continue;
       for (const raw of splitSentences(sec.text, { semicolons: o.semicolons })) {
-        const s = o.removePlaceholders ? removePlaceholders(raw) : raw;
+        const s = o.removePlaceholders ? removePlaceholders(raw) : tidyPunctuation(raw);
         if (!hasContent(s)) {
           this.counters.droppedPlaceholder++;
           continue;
