@@ -148,6 +148,8 @@ const MAX_UNKNOWN_HEADER_WORDS = 6;
 
 /** Lower case, non-letters to single spaces, trimmed: the key for {@link HEADER_MAP}. */
 function headerKey(h: string): string {
+  // "RECOMMENDATION(S)" and "IMPRESSION(S)" mean the plural.
+  if (h.indexOf('(') >= 0) h = h.replace(/\(s\)/gi, 's');
   let out = '';
   let space = false;
   for (let i = 0; i < h.length; i++) {
@@ -309,6 +311,17 @@ function headerAtLineStart(text: string, lineStart: number, lineEnd: number, nex
   if (c === 58) {
     // "HEADER:" followed by the section text on the same line, or nothing.
     const raw = text.slice(s, j).trim();
+    const known = classifyHeader(raw, false);
+    if (known) return { start: lineStart, textStart: j + 1, header: raw, kind: known };
+    // "FINAL REPORT INDICATION:": a known upper-case header ends the run; the words before it stay text.
+    if (isAllUpper(raw)) {
+      for (let w = s + 1; w < j; w++) {
+        if (text.charCodeAt(w - 1) !== 32 || text.charCodeAt(w) === 32) continue;
+        const tail = text.slice(w, j).trim();
+        const k = classifyHeader(tail, false);
+        if (k) return { start: w, textStart: j + 1, header: tail, kind: k };
+      }
+    }
     const kind = classifyHeader(raw, true);
     if (kind) return { start: lineStart, textStart: j + 1, header: raw, kind };
     return null;
@@ -343,7 +356,7 @@ function headerAtLineStart(text: string, lineStart: number, lineEnd: number, nex
  * reports from CSV exports. Only known headers count: upper case anywhere, any case after a sentence
  * end. Looks back at most {@link MAX_HEADER_LEN} characters from each ":".
  */
-function headersInLine(text: string, from: number, lineEnd: number, out: HeaderHit[]): void {
+function headersInLine(text: string, from: number, lineEnd: number, out: HeaderHit[], afterHeader: boolean): void {
   let i = from;
   while (i < lineEnd) {
     const colon = text.indexOf(':', i);
@@ -369,6 +382,8 @@ function headersInLine(text: string, from: number, lineEnd: number, out: HeaderH
       let p = startAbs - 1;
       while (p >= from && (text.charCodeAt(p) === 32 || text.charCodeAt(p) === 9)) p--;
       const before = p < from ? -1 : text.charCodeAt(p);
+      // Right after another header's colon a header word is content ("INDICATION: History: ___M ...").
+      if (before === -1 && afterHeader) break;
       const afterSentence = before === -1 || before === 46 || before === 33 || before === 63 || before === 59;
       if (isAllUpper(cand) ? p < startAbs - 1 || before === -1 : afterSentence) {
         out.push({ start: startAbs, textStart: colon + 1, header: cand, kind });
@@ -419,12 +434,12 @@ export function parseReport(text: string, opts: ParseOptions = {}): ParsedReport
       scanFrom = Math.min(h.textStart, le);
       if (h.textStart > le) {
         // The header ran over into the next line: continue after it on that line.
-        headersInLine(src, h.textStart, next ? next[1] : n, hits);
+        headersInLine(src, h.textStart, next ? next[1] : n, hits, true);
         ls = next ? next[1] + 1 : n + 1;
         continue;
       }
     }
-    headersInLine(src, scanFrom, le, hits);
+    headersInLine(src, scanFrom, le, hits, h !== null);
     ls = le + 1;
   }
 

@@ -221,8 +221,16 @@ function tidyPunctuation(s: string): string {
   return s.indexOf(' ') < 0 ? s : s.replace(/([A-Za-z0-9\u00c0-\u024f)]) ([.,;:!?])(?= |$)/g, '$1$2');
 }
 
-/** True when a sentence has no letter or digit once placeholders are gone ("___.", "XXXX"). */
+/**
+ * True when a sentence is only or mostly placeholders: no letter or digit is left once they are gone
+ * ("___.", "XXXX"), or they are at least half of its words ("There are XXXX XXXX.", "___ ___ 10:48 PM"),
+ * so what is left has lost its meaning.
+ */
 export function isPlaceholderOnly(sentence: string): boolean {
+  const toks = normalizeWhitespace(sentence).split(' ');
+  let ph = 0;
+  for (const t of toks) if (isPlaceholderToken(t)) ph++;
+  if (ph > 0 && ph * 2 >= toks.length) return true;
   return !hasContent(removePlaceholders(sentence));
 }
 
@@ -395,7 +403,7 @@ export class SentenceSampler {
       if (names !== null && !names.includes(sec.name)) continue;
       for (const raw of splitSentences(sec.text, { semicolons: o.semicolons })) {
         const s = o.removePlaceholders ? removePlaceholders(raw) : tidyPunctuation(raw);
-        if (!hasContent(s)) {
+        if (!hasContent(s) || (o.removePlaceholders && isPlaceholderOnly(raw))) {
           this.counters.droppedPlaceholder++;
           continue;
         }
