@@ -389,13 +389,21 @@ export class SentenceSampler {
         this.counters.sectionFallbacks++;
       }
     }
+    // Filter counts come from the collection actually used, so a section fallback does not count twice.
+    this.counters.droppedPlaceholder += prepared.dropped.placeholder;
+    this.counters.droppedComparison += prepared.dropped.comparison;
+    this.counters.droppedDuplicate += prepared.dropped.duplicate;
     this.counters.prepared++;
     if (prepared.sentences.length === 0) this.counters.emptyReports++;
     return Object.freeze({ sentences: Object.freeze(prepared.sentences), sentenceSections: Object.freeze(prepared.sections), usedSectionFallback });
   }
 
-  private collect(parsed: ParsedReport, names: readonly SectionName[] | null): { sentences: string[]; sections: SectionName[] } {
+  private collect(
+    parsed: ParsedReport,
+    names: readonly SectionName[] | null,
+  ): { sentences: string[]; sections: SectionName[]; dropped: { placeholder: number; comparison: number; duplicate: number } } {
     const o = this.options;
+    const dropped = { placeholder: 0, comparison: 0, duplicate: 0 };
     const sentences: string[] = [];
     const sections: SectionName[] = [];
     const seen = new Set<string>();
@@ -404,17 +412,17 @@ export class SentenceSampler {
       for (const raw of splitSentences(sec.text, { semicolons: o.semicolons })) {
         const s = o.removePlaceholders ? removePlaceholders(raw) : tidyPunctuation(raw);
         if (!hasContent(s) || (o.removePlaceholders && isPlaceholderOnly(raw))) {
-          this.counters.droppedPlaceholder++;
+          dropped.placeholder++;
           continue;
         }
         if (o.dropComparisonOnly && isComparisonOnly(s)) {
-          this.counters.droppedComparison++;
+          dropped.comparison++;
           continue;
         }
         if (o.dropDuplicates) {
           const key = s.toLowerCase();
           if (seen.has(key)) {
-            this.counters.droppedDuplicate++;
+            dropped.duplicate++;
             continue;
           }
           seen.add(key);
@@ -423,7 +431,7 @@ export class SentenceSampler {
         sections.push(sec.name);
       }
     }
-    return { sentences, sections };
+    return { sentences, sections, dropped };
   }
 
   /**
