@@ -298,7 +298,13 @@ function tidySection(text: string): string {
 }
 
 /** Header at the start of a line (after indentation): "FINDINGS:", "Impression:", "IMPRESSION" alone. */
-function headerAtLineStart(text: string, lineStart: number, lineEnd: number, nextLine: [number, number] | null): HeaderHit | null {
+function headerAtLineStart(
+  text: string,
+  lineStart: number,
+  lineEnd: number,
+  nextLine: [number, number] | null,
+  afterBreak: boolean,
+): HeaderHit | null {
   let s = lineStart;
   while (s < lineEnd && (text.charCodeAt(s) === 32 || text.charCodeAt(s) === 9)) s++;
   if (s >= lineEnd) return null;
@@ -331,7 +337,10 @@ function headerAtLineStart(text: string, lineStart: number, lineEnd: number, nex
     const raw = text.slice(s, j).trim();
     if (raw.length === 0 || raw.length > MAX_HEADER_LEN) return null;
     const known = classifyHeader(raw, false);
-    if (known && (isAllUpper(raw) || wordCount(raw) <= 3)) return { start: lineStart, textStart: lineEnd, header: raw, kind: known };
+    // A lower-case word alone on a wrapped line ("... stable vs.\nprior") is text: a header without a
+    // colon must be upper case, or capitalised after a blank line or a finished sentence.
+    const capital = raw.charCodeAt(0) >= 65 && raw.charCodeAt(0) <= 90;
+    if (known && (isAllUpper(raw) || (capital && afterBreak && wordCount(raw) <= 3))) return { start: lineStart, textStart: lineEnd, header: raw, kind: known };
     // A header broken over two lines: "REASON FOR" + "EXAMINATION: ...".
     if (nextLine && isAllUpper(raw) && wordCount(raw) <= 4) {
       const [ns, ne] = nextLine;
@@ -418,6 +427,7 @@ export function parseReport(text: string, opts: ParseOptions = {}): ParsedReport
   const hits: HeaderHit[] = [];
   const n = src.length;
   let ls = 0;
+  let afterBreak = true; // the previous line was blank or ended a sentence
   while (ls <= n) {
     let le = src.indexOf('\n', ls);
     if (le < 0) le = n;
@@ -428,7 +438,13 @@ export function parseReport(text: string, opts: ParseOptions = {}): ParsedReport
       next = [le + 1, ne];
     }
     let scanFrom = ls;
-    const h = headerAtLineStart(src, ls, le, next);
+    const h = headerAtLineStart(src, ls, le, next, afterBreak);
+    let last = le;
+    while (last > ls && (src.charCodeAt(last - 1) === 32 || src.charCodeAt(last - 1) === 9)) last--;
+    if (last > ls) {
+      const lc = src.charCodeAt(last - 1);
+      afterBreak = lc === 46 || lc === 33 || lc === 63 || lc === 58 || h !== null;
+    } else afterBreak = true;
     if (h) {
       hits.push(h);
       scanFrom = Math.min(h.textStart, le);

@@ -126,6 +126,22 @@ function listMarkerLength(text: string, i: number): number {
   return j + 1 - i;
 }
 
+/**
+ * True when the line that ends at `lineEnd` asks for a number ("image No.", "series #") and the next
+ * line, starting at `next`, begins with one: the number continues the sentence, it is not numbering.
+ */
+function numberExpected(text: string, lineEnd: number, next: number): boolean {
+  if (!isDigit(text.charCodeAt(next))) return false;
+  let e = lineEnd;
+  while (e > 0 && isSpaceLike(text.charCodeAt(e - 1))) e--;
+  if (e === 0) return false;
+  const last = text.charCodeAt(e - 1);
+  if (last === 35) return true; // "#"
+  if (last !== 46) return false;
+  const tok = tokenBefore(text, e - 1);
+  return tok === 'no' || tok === 'nos' || tok === 'nr' || tok === 'num';
+}
+
 /** The token that ends just before position `dot` (letters, digits, dots, slashes), lower case. */
 function tokenBefore(text: string, dot: number): string {
   let j = dot;
@@ -220,7 +236,7 @@ export function splitSentences(text: string, opts: SplitOptions = {}): string[] 
         else if (!isSpaceLike(d)) break;
         j++;
       }
-      if (blank || (j < n && listMarkerLength(text, j) > 0)) {
+      if (blank || (j < n && listMarkerLength(text, j) > 0 && !numberExpected(text, i, j))) {
         emit(i);
         start = beginSentence(j);
         i = start;

@@ -34,6 +34,10 @@ describe('parseReport', () => {
     expect(names('Obtained at 10:45 with the patient upright.')).toEqual(['findings']);
   });
 
+  it('does not take a wrapped lower-case header word for a header (found by the property test)', () => {
+    expect(parseReport('FINDINGS: Contour stable vs.\nprior\nIMPRESSION: ok').sections[0].text).toBe('Contour stable vs.\nprior');
+  });
+
   it('recognises a header alone on its line and a header broken over two lines', () => {
     const r = parseReport('REASON FOR\nEXAMINATION: Dyspnea.\nIMPRESSION\nNo acute process.');
     expect(r.sections.map((s) => [s.name, s.header, s.text])).toEqual([

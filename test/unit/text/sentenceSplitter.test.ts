@@ -47,6 +47,8 @@ describe('splitSentences', () => {
   it('does not take a value at a line start for numbering', () => {
     expect(splitSentences('Opacity in the\n2.5 cm region.')).toEqual(['Opacity in the 2.5 cm region.']);
     expect(splitSentences('Seen since\n2019. Stable.')).toEqual(['Seen since 2019.', 'Stable.']);
+    // Found by the property test: "No." wrapped before its number.
+    expect(splitSentences('Seen on image No.\n2. The heart is normal.')).toEqual(['Seen on image No. 2.', 'The heart is normal.']);
   });
 
   it('joins wrapped lines and splits at blank lines', () => {
