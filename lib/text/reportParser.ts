@@ -368,8 +368,10 @@ function headerAtLineStart(
 function headersInLine(text: string, from: number, lineEnd: number, out: HeaderHit[], afterHeader: boolean): void {
   let i = from;
   while (i < lineEnd) {
-    const colon = text.indexOf(':', i);
-    if (colon < 0 || colon >= lineEnd) return;
+    // Search this line only: an indexOf over the rest of the text per line would be quadratic.
+    let colon = i;
+    while (colon < lineEnd && text.charCodeAt(colon) !== 58) colon++;
+    if (colon >= lineEnd) return;
     i = colon + 1;
     // Walk back over header characters.
     let b = colon;
@@ -428,6 +430,7 @@ export function parseReport(text: string, opts: ParseOptions = {}): ParsedReport
   const n = src.length;
   let ls = 0;
   let afterBreak = true; // the previous line was blank or ended a sentence
+  let nextColon = src.indexOf(':'); // first ":" at or after the scan point, -1 when none is left
   while (ls <= n) {
     let le = src.indexOf('\n', ls);
     if (le < 0) le = n;
@@ -455,7 +458,8 @@ export function parseReport(text: string, opts: ParseOptions = {}): ParsedReport
         continue;
       }
     }
-    headersInLine(src, scanFrom, le, hits, h !== null);
+    if (nextColon < scanFrom && nextColon !== -1) nextColon = src.indexOf(':', scanFrom);
+    if (nextColon !== -1 && nextColon < le) headersInLine(src, scanFrom, le, hits, h !== null);
     ls = le + 1;
   }
 
