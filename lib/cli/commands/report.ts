@@ -1,0 +1,277 @@
+import fs from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { CxrError } from '../../errors';
+import { parseOpenIXml, parseReport, parseReportColumns, type ParsedReport } from '../../text/reportParser';
+import { SentenceSampler, type SamplingMode, type SectionChoice } from '../../text/sentenceSampler';
+
+/** What `report` prints for one report (the --json shape). */
+export interface ReportAudit {
+  /** Parsed sections in report order. */
+  sections: Array<{ name: string; header: string | null; text: string }>;
+  /** The sentences training draws from (chosen sections, cleaned, filtered), in report order. */
+  sentences: Array<{ section: string; text: string }>;
+  /** `--sample` training texts: sample j is what the model sees at epoch j for this report. */
+  samples: string[];
+}
+
+interface ReportArgs {
+  file?: string;
+  json: boolean;
+  sample: number;
+  seed: number;
+  mode: SamplingMode;
+  k?: number;
+  sections: SectionChoice;
+  format: 'auto' | 'text' | 'xml';
+  csv?: string;
+  column?: string;
+  limit?: number;
+  'drop-comparison': boolean;
+  'drop-duplicates': boolean;
+  semicolons: boolean;
+}
+
+/** Builds the audit of one parsed report: its sections, the sampler's sentences, and `n` samples. */
+export function auditReport(parsed: ParsedReport, sampler: SentenceSampler, n: number, index: number): ReportAudit {
+  const prepared = sampler.prepare(parsed);
+  const samples: string[] = [];
+  for (let e = 0; e < n; e++) samples.push(sampler.sample(prepared, { epoch: e, index }));
+  return {
+    sections: parsed.sections.map((s) => ({ name: s.name, header: s.header, text: s.text })),
+    sentences: prepared.sentences.map((t, i) => ({ section: prepared.sentenceSections[i], text: t })),
+    samples,
+  };
+}
+
+function formatAudit(a: ReportAudit, sampler: SentenceSampler): string {
+  const o = sampler.options;
+  const lines: string[] = [];
+  lines.push('Sections:');
+  if (a.sections.length === 0) lines.push('  (none: the report is empty)');
+  for (const s of a.sections) {
+    lines.push(`  [${s.name}]${s.header !== null ? ` ${s.header}` : ''}`);
+    if (s.text.length === 0) lines.push('    (empty)');
+    for (const l of s.text.split('\n')) if (l.length > 0) lines.push(`    ${l}`);
+  }
+  lines.push(`Sentences (${o.sections}):`);
+  if (a.sentences.length === 0) lines.push(`  (none: samples use the fallback text ${JSON.stringify(o.fallbackText)})`);
+  a.sentences.forEach((s, i) => lines.push(`  ${String(i + 1).padStart(2)}. [${s.section}] ${s.text}`));
+  if (a.samples.length > 0) {
+    lines.push(`Samples (mode ${o.mode}${o.mode === 'k' ? ` k=${o.k}` : ''}, seed ${o.seed}):`);
+    a.samples.forEach((s, e) => lines.push(`  epoch ${e}: ${s}`));
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function write(s: string): Promise<void> {
+  if (!process.stdout.write(s)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));
+}
+
+function readInput(file: string | undefined): string {
+  if (file === undefined || file === '-' || file === '') {
+    if (process.stdin.isTTY) throw new CxrError('E_CONFIG', 'name a report file, or pipe a report into `cxr-train report -`');
+    try {
+      return fs.readFileSync(0, 'utf8');
+    } catch (e) {
+      throw new CxrError('E_IO', `cannot read the report from standard input: ${(e as Error).message}`);
+    }
+  }
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CxrError('E_IO', `cannot read report file ${file}: ${(e as Error).message}`, { path: file });
+  }
+}
+
+/**
+ * Streams the rows of an RFC 4180 CSV file (quoted fields, "" escapes, embedded line breaks, CRLF).
+ * The first row is the header. A row shorter than the header leaves the missing columns undefined.
+ */
+export async function* readCsvRows(file: string): AsyncGenerator<{ header: string[]; row: Array<string | undefined>; line: number }> {
+  let stream: fs.ReadStream;
+  try {
+    await fs.promises.access(file, fs.constants.R_OK);
+    stream = fs.createReadStream(file, { encoding: 'utf8' });
+  } catch (e) {
+    throw new CxrError('E_IO', `cannot read CSV file ${file}: ${(e as Error).message}`, { path: file });
+  }
+  let header: string[] | null = null;
+  let field = '';
+  let row: string[] = [];
+  let quoted = false;
+  let pendingQuote = false; // a quote ended the last chunk inside a quoted field: escape or close?
+  let line = 1;
+  let rowLine = 1;
+  let bom = true;
+  const done: Array<string[]> = [];
+  const endField = () => {
+    row.push(field);
+    field = '';
+  };
+  const endRow = () => {
+    endField();
+    done.push(row);
+    row = [];
+  };
+  for await (const chunk of stream as AsyncIterable<string>) {
+    let s = chunk;
+    if (bom) {
+      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+      bom = false;
+    }
+    let runStart = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (pendingQuote) {
+        pendingQuote = false;
+        if (c === 34) {
+          field += '"';
+          runStart = i + 1;
+          continue;
+        }
+        quoted = false;
+      }
+      if (quoted) {
+        if (c === 34) {
+          field += s.slice(runStart, i);
+          if (i + 1 >= s.length) pendingQuote = true;
+          else if (s.charCodeAt(i + 1) === 34) {
+            field += '"';
+            i++;
+          } else quoted = false;
+          runStart = i + 1;
+        } else if (c === 10) line++;
+        continue;
+      }
+      if (c === 34) {
+        field += s.slice(runStart, i);
+        if (field.length === 0) quoted = true;
+        else field += '"'; // a stray quote inside an unquoted field is kept as text
+        runStart = i + 1;
+      } else if (c === 44) {
+        field += s.slice(runStart, i);
+        endField();
+        runStart = i + 1;
+      } else if (c === 10 || c === 13) {
+        field += s.slice(runStart, i);
+        if (c === 13 && i + 1 < s.length && s.charCodeAt(i + 1) === 10) i++;
+        line++;
+        endRow();
+        runStart = i + 1;
+      }
+    }
+    field += s.slice(runStart);
+    for (const r of done.splice(0)) {
+      const thisLine = rowLine;
+      rowLine = line;
+      if (r.length === 1 && r[0] === '') continue; // blank line
+      if (header === null) {
+        header = r.map((h) => h.trim());
+        continue;
+      }
+      yield { header, row: r, line: thisLine };
+    }
+  }
+  if (pendingQuote) quoted = false;
+  if (quoted) throw new CxrError('E_PARSE', `CSV file ${file}: a quoted field opened on or after line ${rowLine} is never closed`, { path: file, line: rowLine });
+  if (field.length > 0 || row.length > 0) {
+    endField();
+    if (header === null) header = row.map((h) => h.trim());
+    else yield { header, row, line: rowLine };
+  }
+  if (header === null) throw new CxrError('E_DATA', `CSV file ${file} is empty (no header row)`, { path: file });
+}
+
+const SECTION_COLUMN = /^(section_)?(findings|impression|end_of_impression|summary|indication|clinical_history|history|comparison|technique|procedure_comments)$/i;
+
+async function runCsv(argv: ReportArgs, sampler: SentenceSampler): Promise<void> {
+  const file = argv.csv as string;
+  let mode: 'column' | 'sections' | null = null;
+  let colIndex = -1;
+  let rowIndex = 0;
+  for await (const { header, row } of readCsvRows(file)) {
+    if (mode === null) {
+      if (argv.column !== undefined) {
+        colIndex = header.indexOf(argv.column);
+        if (colIndex < 0) colIndex = header.findIndex((h) => h.toLowerCase() === (argv.column as string).toLowerCase());
+        if (colIndex < 0) throw new CxrError('E_DATA', `CSV file ${file} has no column "${argv.column}" (columns: ${header.join(', ')})`, { path: file });
+        mode = 'column';
+      } else if (header.some((h) => SECTION_COLUMN.test(h))) mode = 'sections';
+      else {
+        colIndex = header.findIndex((h) => h.toLowerCase() === 'report');
+        if (colIndex < 0) throw new CxrError('E_CONFIG', `name the report column of ${file} with --column (columns: ${header.join(', ')})`);
+        mode = 'column';
+      }
+    }
+    if (argv.limit !== undefined && rowIndex >= argv.limit) break;
+    let parsed: ParsedReport;
+    if (mode === 'column') parsed = parseReport(row[colIndex] ?? '');
+    else {
+      const cols: Record<string, string | undefined> = {};
+      header.forEach((h, i) => (cols[h] = row[i]));
+      parsed = parseReportColumns(cols);
+    }
+    const audit = auditReport(parsed, sampler, argv.sample, rowIndex);
+    if (argv.json) await write(JSON.stringify({ row: rowIndex, ...audit }) + '\n');
+    else await write(`=== row ${rowIndex} ===\n` + formatAudit(audit, sampler));
+    rowIndex++;
+  }
+  if (!argv.json) {
+    const st = sampler.stats();
+    process.stderr.write(`${rowIndex} reports; ${st.emptyReports} without usable sentences; ${st.sectionFallbacks} used the report body for lack of ${sampler.options.sections}\n`);
+  }
+}
+
+/**
+ * `cxr-train report FILE|- [--json] [--sample N --seed S --mode M]`, or `--csv FILE [--column COL]`:
+ * audit how reports are parsed, split and sampled before training.
+ */
+export const command: CommandModule<object, ReportArgs> = {
+  command: 'report [file]',
+  describe: 'Show how a report (or every report of a CSV) is parsed into sections, split into sentences and sampled',
+  builder: (y: Argv<object>) =>
+    y
+      .positional('file', { type: 'string', describe: 'report file (free text or Open-I XML); "-" or nothing reads standard input' })
+      .option('json', { type: 'boolean', default: false, describe: 'JSON output (JSON lines with --csv)' })
+      .option('sample', { type: 'number', default: 3, describe: 'number of sampled training texts to show (sample j = epoch j)' })
+      .option('seed', { type: 'number', default: 0, describe: 'sampling seed' })
+      .option('mode', { choices: ['uniform', 'k', 'one', 'full'] as const, default: 'uniform' as SamplingMode, describe: 'sampling mode' })
+      .option('k', { type: 'number', describe: 'sentences per sample with --mode k' })
+      .option('sections', {
+        choices: ['findings+impression', 'impression', 'findings', 'all'] as const,
+        default: 'findings+impression' as SectionChoice,
+        describe: 'sections to sample from',
+      })
+      .option('format', { choices: ['auto', 'text', 'xml'] as const, default: 'auto' as const, describe: 'input format of FILE (auto: XML when it has <AbstractText>)' })
+      .option('csv', { type: 'string', describe: 'audit every report of this CSV file (JSON lines with --json)' })
+      .option('column', { type: 'string', describe: 'CSV column with the report text (default: section columns, else "report")' })
+      .option('limit', { type: 'number', describe: 'with --csv: stop after this many reports' })
+      .option('drop-comparison', { type: 'boolean', default: false, describe: 'drop sentences that only compare with prior studies' })
+      .option('drop-duplicates', { type: 'boolean', default: false, describe: 'drop repeated sentences' })
+      .option('semicolons', { type: 'boolean', default: false, describe: 'also split sentences at semicolons' }) as unknown as Argv<ReportArgs>,
+  handler: async (argv) => {
+    if (!Number.isInteger(argv.sample) || argv.sample < 0) throw new CxrError('E_CONFIG', `--sample must be an integer >= 0, got ${argv.sample}`);
+    if (argv.limit !== undefined && (!Number.isInteger(argv.limit) || argv.limit < 0)) throw new CxrError('E_CONFIG', `--limit must be an integer >= 0, got ${argv.limit}`);
+    const sampler = new SentenceSampler({
+      mode: argv.mode,
+      k: argv.k,
+      sections: argv.sections,
+      seed: argv.seed,
+      dropComparisonOnly: argv['drop-comparison'],
+      dropDuplicates: argv['drop-duplicates'],
+      semicolons: argv.semicolons,
+    });
+    if (argv.csv !== undefined) {
+      if (argv.file !== undefined) throw new CxrError('E_CONFIG', 'give either a report FILE or --csv FILE, not both');
+      await runCsv(argv, sampler);
+      return;
+    }
+    if (argv.column !== undefined) throw new CxrError('E_CONFIG', '--column needs --csv');
+    const text = readInput(argv.file);
+    const xml = argv.format === 'xml' || (argv.format === 'auto' && text.indexOf('<AbstractText') >= 0);
+    const parsed = xml ? parseOpenIXml(text) : parseReport(text);
+    const audit = auditReport(parsed, sampler, argv.sample, 0);
+    if (argv.json) await write(JSON.stringify(audit, null, 2) + '\n');
+    else await write(formatAudit(audit, sampler));
+  },
+};
