@@ -3,9 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { main } from '../../../lib/cli/index';
 
-// `info` needs the native addon (lib/native), which this suite does not exercise; main() discovers every
-// command file, so keep that one out.
-jest.mock('../../../lib/cli/commands/info', () => ({}));
 
 const FIX = path.resolve(__dirname, '../../fixtures/eval');
 const fx = (f: string): string => path.join(FIX, f);

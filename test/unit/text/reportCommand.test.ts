@@ -4,8 +4,6 @@ import path from 'node:path';
 import { main } from '../../../lib/cli/index';
 import { readCsvRows } from '../../../lib/cli/commands/report';
 
-// The `info` command needs the native addon's typings, which this test does not: keep it out of the CLI here.
-jest.mock('../../../lib/cli/commands/info', () => ({}));
 
 const fixtures = path.resolve(__dirname, '../../fixtures/reports');
 
