@@ -1,0 +1,153 @@
+import { contrastiveLoss } from '../../lib/models/loss';
+import { CxrError } from '../../lib/errors';
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+/**
+ * Independent float64 reference, written from METHOD.md §1-2 directly (no shared code with the op):
+ * normalise rows, S = U·Vᵀ, then the symmetric cross-entropy of exp(θ)·S̃ (clamp-diag) or the
+ * numerator-clamped form (clamp-numerator).
+ */
+function reference(u: Float64Array, v: Float64Array, B: number, D: number, theta: number, alpha: number, variant: string): number {
+  const norm = (x: Float64Array) => {
+    const y = new Float64Array(x.length);
+    for (let i = 0; i < B; i++) {
+      let s = 0;
+      for (let d = 0; d < D; d++) s += x[i * D + d] ** 2;
+      const n = Math.sqrt(s);
+      for (let d = 0; d < D; d++) y[i * D + d] = x[i * D + d] / n;
+    }
+    return y;
+  };
+  const un = norm(u);
+  const vn = norm(v);
+  const l = Math.exp(theta);
+  const S: number[][] = [];
+  for (let i = 0; i < B; i++) {
+    S.push([]);
+    for (let j = 0; j < B; j++) {
+      let s = 0;
+      for (let d = 0; d < D; d++) s += un[i * D + d] * vn[j * D + d];
+      S[i].push(s);
+    }
+  }
+  const pos = (i: number) => Math.min(S[i][i], alpha);
+  const entry = (i: number, j: number) => (variant === 'clamp-diag' && i === j ? pos(i) : S[i][j]);
+  const lse = (xs: number[]) => {
+    const m = Math.max(...xs);
+    return m + Math.log(xs.reduce((a, x) => a + Math.exp(x - m), 0));
+  };
+  let rows = 0;
+  let cols = 0;
+  for (let i = 0; i < B; i++) {
+    rows += -l * pos(i) + lse(Array.from({ length: B }, (_, j) => l * entry(i, j)));
+    cols += -l * pos(i) + lse(Array.from({ length: B }, (_, j) => l * entry(j, i)));
+  }
+  return (rows / B + cols / B) / 2;
+}
+
+function randomEmbeddings(B: number, D: number, seed: number): Float32Array {
+  const r = lcg(seed);
+  return Float32Array.from({ length: B * D }, () => r() * 2);
+}
+
+describe('fused contrastive loss through the binding', () => {
+  const cases: Array<[number, number]> = [
+    [2, 3],
+    [7, 16],
+    [32, 8],
+  ];
+  for (const variant of ['clamp-diag', 'clamp-numerator'] as const)
+    for (const alpha of [0.3, 0.7, 1.0])
+      for (const [B, D] of cases) {
+        it(`${variant} α=${alpha} B=${B} D=${D}: loss and gradients match a float64 reference`, () => {
+          const u = randomEmbeddings(B, D, B * 31 + D);
+          const v = randomEmbeddings(B, D, B * 17 + D + 5);
+          // Correlate positives so that some s_ii exceed α and the clamp is exercised.
+          for (let i = 0; i < B * D; i += 2) v[i] = u[i] + 0.1 * v[i];
+          const theta = Math.log(10);
+          const out = contrastiveLoss(u, v, B, D, theta, { kind: 'relaxed', alpha, variant });
+          const u64 = Float64Array.from(u);
+          const v64 = Float64Array.from(v);
+          const ref = reference(u64, v64, B, D, theta, alpha, variant);
+          expect(Math.abs(out.loss - ref)).toBeLessThan(1e-5 * Math.max(1, Math.abs(ref)));
+          // Central differences of the float64 reference on a sample of coordinates.
+          const h = 1e-6;
+          const coords = Array.from({ length: Math.min(B * D, 24) }, (_, k) => Math.floor((k * 7919) % (B * D)));
+          for (const c of coords) {
+            for (const [x, g] of [
+              [u64, out.gradU],
+              [v64, out.gradV],
+            ] as Array<[Float64Array, Float32Array]>) {
+              const keep = x[c];
+              x[c] = keep + h;
+              const up = reference(u64, v64, B, D, theta, alpha, variant);
+              x[c] = keep - h;
+              const down = reference(u64, v64, B, D, theta, alpha, variant);
+              x[c] = keep;
+              expect(Math.abs(g[c] - (up - down) / (2 * h))).toBeLessThan(2e-4);
+            }
+          }
+          const dt =
+            (reference(u64, v64, B, D, theta + h, alpha, variant) - reference(u64, v64, B, D, theta - h, alpha, variant)) / (2 * h);
+          expect(Math.abs(out.gradTheta - dt)).toBeLessThan(2e-4);
+        });
+      }
+
+  it('α = 1 equals the CLIP loss', () => {
+    const u = randomEmbeddings(16, 8, 1);
+    const v = randomEmbeddings(16, 8, 2);
+    const clip = contrastiveLoss(u, v, 16, 8, 2.3, { kind: 'clip' });
+    for (const variant of ['clamp-diag', 'clamp-numerator'] as const) {
+      const relaxed = contrastiveLoss(u, v, 16, 8, 2.3, { kind: 'relaxed', alpha: 1, variant });
+      expect(Math.abs(relaxed.loss - clip.loss)).toBeLessThan(1e-6);
+      for (let i = 0; i < u.length; i++) expect(Math.abs(relaxed.gradU[i] - clip.gradU[i])).toBeLessThan(1e-6);
+    }
+  });
+
+  it('positives above α get no pull: moving s_ii above α leaves the clamp-diag loss unchanged', () => {
+    // u_i = e_i and v_i = a·e_i + b·e_B: every off-diagonal similarity is 0 and s_ii = a/√(a²+b²).
+    const B = 5;
+    const D = B + 1;
+    const make = (a: number, b: number) => {
+      const u = new Float32Array(B * D);
+      const v = new Float32Array(B * D);
+      for (let i = 0; i < B; i++) {
+        u[i * D + i] = 1;
+        v[i * D + i] = a;
+        v[i * D + B] = b;
+      }
+      return { u, v };
+    };
+    const lo = make(0.8, 0.6); // s_ii = 0.8
+    const hi = make(0.95, Math.sqrt(1 - 0.95 ** 2)); // s_ii = 0.95
+    const opts = { kind: 'relaxed' as const, alpha: 0.5, variant: 'clamp-diag' as const };
+    const a = contrastiveLoss(lo.u, lo.v, B, D, Math.log(2), opts);
+    const b = contrastiveLoss(hi.u, hi.v, B, D, Math.log(2), opts);
+    expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-6);
+    // With CLIP (α = 1) the same change lowers the loss: positives are still pulled.
+    const c1 = contrastiveLoss(lo.u, lo.v, B, D, Math.log(2), { kind: 'clip' });
+    const c2 = contrastiveLoss(hi.u, hi.v, B, D, Math.log(2), { kind: 'clip' });
+    expect(c1.loss - c2.loss).toBeGreaterThan(1e-3);
+  });
+
+  it('NaN or Inf embeddings → E_NUMERIC; batch of 1 → E_SHAPE; bad α → E_CONFIG', () => {
+    const u = randomEmbeddings(4, 4, 3);
+    const v = randomEmbeddings(4, 4, 4);
+    u[2] = NaN;
+    expect(() => contrastiveLoss(u, v, 4, 4, 1)).toThrow(expect.objectContaining({ code: 'E_NUMERIC' }));
+    u[2] = Infinity;
+    expect(() => contrastiveLoss(u, v, 4, 4, 1)).toThrow(expect.objectContaining({ code: 'E_NUMERIC' }));
+    expect(() => contrastiveLoss(randomEmbeddings(1, 4, 1), randomEmbeddings(1, 4, 2), 1, 4, 1)).toThrow(CxrError);
+    expect(() => contrastiveLoss(randomEmbeddings(1, 4, 1), randomEmbeddings(1, 4, 2), 1, 4, 1)).toThrow(
+      expect.objectContaining({ code: 'E_SHAPE' }),
+    );
+    expect(() => contrastiveLoss(v, v, 4, 4, 1, { kind: 'relaxed', alpha: 0 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+  });
+});
