@@ -1,0 +1,33 @@
+import { createModel } from '../../lib/models/ClipModel';
+import { nativeStats } from '../../lib/native';
+
+describe('long runs do not leak', () => {
+  it('500 train steps of test-vit grow RSS by less than 50 MB, and counters return to zero', async () => {
+    const m = createModel('test-vit', { device: 'cpu', seed: 1 });
+    const n = 8;
+    const L = 16;
+    const images = new Float32Array(n * 3 * 32 * 32).map((_, i) => Math.sin(i * 0.37));
+    const tokenIds = new Int32Array(n * L);
+    for (let i = 0; i < n; i++) {
+      tokenIds[i * L] = 49406;
+      for (let j = 1; j < 6 + i; j++) tokenIds[i * L + j] = 1000 + i * 31 + j;
+      tokenIds[i * L + 6 + i] = 49407;
+    }
+    const batch = { images, tokenIds, n, length: L };
+    // Warm-up: allocator pools and thread pools settle first.
+    for (let i = 0; i < 30; i++) await m.trainStep(batch, { lr: 1e-4 });
+    if (global.gc) global.gc();
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < 500; i++) {
+      const r = await m.trainStep(batch, { lr: 1e-4, loss: { kind: 'relaxed', alpha: 0.8 } });
+      if (!Number.isFinite(r.loss)) throw new Error(`step ${i}: loss ${r.loss}`);
+      if (i % 50 === 0) await m.encodeImages(images);
+    }
+    if (global.gc) global.gc();
+    const growth = (process.memoryUsage().rss - before) / 2 ** 20;
+    expect(growth).toBeLessThan(50);
+    m.dispose();
+    expect(nativeStats().liveModels).toBe(0);
+    expect(nativeStats().externalBytes).toBe(0);
+  });
+});
