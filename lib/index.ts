@@ -1,3 +1,53 @@
 /** cxr-train public API. Only what is exported here is public. */
 export { CxrError, isCxrError } from './errors';
 export type { ErrorCode } from './errors';
+
+// Native backend and models
+export { capabilities, nativeStats, setThreads, physicalCores } from './native';
+export { ClipModel, createModel, resolveLoss } from './models/ClipModel';
+export type { ModelOptions, LossOptions, TrainBatch, StepOptions, StepResult, OptimizerOptions } from './models/ClipModel';
+export { contrastiveLoss } from './models/loss';
+export type { LossAndGrads } from './models/loss';
+export { modelNames, resolveModelConfig } from './models/registry';
+export { validateModelConfig } from './models/config';
+export type { ModelConfig } from './models/config';
+
+// Checkpoints
+export { readSafetensors, readSafetensorsHeader, writeSafetensors, encodeSafetensors, toFloat32, float32ToFloat16, float32ToBFloat16 } from './checkpoints/safetensors';
+export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsInput } from './checkpoints/safetensors';
+export { readModelFolder, writeModelFolder, isModelFolder } from './checkpoints/ownFormat';
+export type { ModelMeta } from './checkpoints/ownFormat';
+
+// Text
+export { loadTokenizer, ClipTokenizer, WordPieceTokenizer, CLIP_START_ID, CLIP_END_ID, CLIP_VOCAB_SIZE, CLIP_CONTEXT_LENGTH } from './text/tokenizer';
+export type { TextTokenizer, TokenBatch, TokenizerSpec } from './text/tokenizer';
+export { parseReport, parseReportColumns, parseOpenIXml, sectionText, SECTION_NAMES } from './text/reportParser';
+export type { SectionName, ReportSection, ParsedReport } from './text/reportParser';
+export { splitSentences } from './text/sentenceSplitter';
+export { SentenceSampler, DEFAULT_SAMPLER_OPTIONS } from './text/sentenceSampler';
+export type { SamplerOptions, SamplerStats, PreparedReport, SamplingMode, SectionChoice } from './text/sentenceSampler';
+export { loadPromptSet, promptSetFromObject, listPromptSets, canonicalLabel } from './text/prompts';
+export type { PromptSet, LabelPrompts } from './text/prompts';
+
+// Data
+export { CHEXPERT_LABELS } from './data/sample';
+export type { Sample, LabelValue, Split } from './data/sample';
+export { getAdapter, listAdapters, registerAdapter } from './data/adapters';
+export type { DatasetAdapter } from './data/adapters';
+export { loadImage, decodeImage, decodeDicom, preprocessGray, CLIP_MEAN, CLIP_STD, CHEXZERO_MEAN, CHEXZERO_STD } from './data/images';
+export type { Geometry, Normalize, AugmentOptions, PreprocessOptions } from './data/images';
+export { DataLoader } from './data/DataLoader';
+export type { Batch, DataLoaderOptions } from './data/DataLoader';
+export { writeShards, verifyShards, loadShards, ShardReader } from './data/shards';
+export { generateSynthetic, synthesizeSamples, toMemorySource } from './data/synthetic';
+export type { SyntheticOptions, SyntheticSample } from './data/synthetic';
+
+// Evaluation
+export { auroc, averagePrecision, rocCurve, prCurve, metricsAt, binaryMetrics, selectThreshold, macroMean } from './eval/metrics';
+export type { BinaryMetrics, ThresholdCriterion } from './eval/metrics';
+export { bootstrapMetric, pairedBootstrap, percentileInterval } from './eval/bootstrap';
+export { scoreCsv, scoreTables, formatPredictionsCsv } from './eval/score';
+export type { ScoreResult, ScoreOptions } from './eval/score';
+export { writeReportCard, renderReportHtml } from './eval/reportCard';
+export { zeroShotProbabilities, ensembleProbabilities, ZeroShotClassifier, promptSetHash } from './eval/zeroShot';
+export type { ZeroShotEncoder, ZeroShotPromptSet } from './eval/zeroShot';
