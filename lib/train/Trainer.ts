@@ -1,0 +1,650 @@
+/**
+ * The training loop. `fit()` reads top to bottom (principle 9):
+ *
+ *   set up (data, model, tokenizer, sentence sampler, prompts; resume) → validate once →
+ *   for each step: next batch (sentences drawn per (seed, epoch, index), tokenised) → lr from the pure
+ *   schedule → one native trainStep → events/logs → validate every N → checkpoint every N / on a new
+ *   best / on stop → final model.
+ *
+ * Every random choice is a pure function of (seed, epoch, index), and the native step draws nothing, so
+ * the checkpoint (weights + optimizer state + step + data position) is the whole state: a resumed run
+ * computes exactly what an uninterrupted one would.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CxrError, isCxrError } from '../errors';
+import { DataLoader } from '../data/DataLoader';
+import type { Batch } from '../data/DataLoader';
+import { ClipModel } from '../models/ClipModel';
+import type { StepResult } from '../models/ClipModel';
+import { isModelFolder } from '../checkpoints/ownFormat';
+import { loadTokenizer } from '../text/tokenizer';
+import type { TextTokenizer } from '../text/tokenizer';
+import { SentenceSampler } from '../text/sentenceSampler';
+import type { PreparedReport } from '../text/sentenceSampler';
+import { canonicalLabel, loadPromptSet } from '../text/prompts';
+import type { PromptSet } from '../text/prompts';
+import { ZeroShotClassifier } from '../eval/zeroShot';
+import type { ZeroShotEncoder } from '../eval/zeroShot';
+import { auroc, macroMean } from '../eval/metrics';
+import { writeFileAtomic } from '../util/atomic';
+import { configToYaml, defaultRunDir, resumeConflicts, validateTrainConfig } from './config';
+import type { TrainConfig } from './config';
+import { lrAt } from './schedule';
+import { buildRunData } from './data';
+import type { RunData } from './data';
+import { freezePrefixes } from './freeze';
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  isCheckpointDir,
+  pruneCheckpoints,
+  readCheckpoint,
+  resolveResume,
+  writeBestPointer,
+  writeCheckpoint,
+} from './checkpoints';
+import type { BestRecord, CheckpointWriteHooks, EvalMetrics, TrainerState } from './checkpoints';
+
+/** Emitted before the first step. */
+export interface StartEvent {
+  config: TrainConfig;
+  outDir: string;
+  totalSteps: number;
+  /** Step the run starts at (> 0 when resumed). */
+  startStep: number;
+  resumedFrom: string | null;
+  trainPairs: number;
+  valImages: number;
+  stepsPerEpoch: number;
+  parameters: { total: number; trainable: number };
+  device: string;
+}
+
+/** Emitted after every optimizer step. */
+export interface StepEvent {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  logitScale: number;
+  /** Pairs in this step (micro-batches × batch size, less any image that failed to load). */
+  batch: number;
+  /** Pairs per second over this step, data wait included. */
+  imagesPerSec: number;
+  /** Time of the native step and of waiting for data, ms. */
+  msStep: number;
+  msData: number;
+}
+
+/** Emitted after a checkpoint is written. */
+export interface CheckpointEvent {
+  step: number;
+  dir: string;
+  reason: 'periodic' | 'best' | 'end' | 'stop';
+  best: BestRecord | null;
+  removed: string[];
+}
+
+/** How `fit()` ended. */
+export interface FitResult {
+  status: 'completed' | 'stopped';
+  step: number;
+  totalSteps: number;
+  /** Validation before the first step (null when resumed or `eval.atStart` is false). */
+  initialEval: EvalMetrics | null;
+  finalEval: EvalMetrics | null;
+  best: BestRecord | null;
+  lastCheckpoint: string | null;
+  /** Final weights (`ClipModel.load`-able). */
+  modelDir: string | null;
+  /** Losses of the steps run in this call, in order (for tests and plots; metrics.jsonl has them all). */
+  losses: number[];
+  elapsedMs: number;
+  outDir: string;
+}
+
+/** Typed events of {@link Trainer}. */
+export interface TrainerEvents {
+  start: StartEvent;
+  step: StepEvent;
+  eval: EvalMetrics;
+  checkpoint: CheckpointEvent;
+  end: FitResult;
+  /** Human-readable notes (resume, warnings). */
+  message: { level: 'info' | 'warn'; text: string };
+}
+
+/** Options of {@link Trainer} besides the config. */
+export interface TrainerOptions {
+  /** `auto` (resume the newest checkpoint of outDir if any), a checkpoint folder or a run folder. */
+  resume?: string;
+  /** Abort → the current step finishes, a checkpoint is written, `fit()` resolves with status 'stopped'. */
+  signal?: AbortSignal;
+  /** Write metrics.jsonl in the run folder. Default true. */
+  metricsFile?: boolean;
+  /** Crash-simulation hooks for checkpoint writes (tests). */
+  checkpointHooks?: CheckpointWriteHooks;
+  /** Stop after this many steps of this call (tests: "kill" a run at step k). */
+  stopAfterSteps?: number;
+}
+
+/** A batch ready for the native step. */
+interface StepBatch {
+  images: Float32Array;
+  tokenIds: Int32Array;
+  n: number;
+  length: number;
+  epoch: number;
+  /** Index of this step within its epoch. */
+  stepInEpoch: number;
+  msData: number;
+}
+
+/**
+ * Fine-tunes a CLIP model on image-report pairs with sentence sampling and the (relaxed) contrastive loss,
+ * validating zero-shot and checkpointing as configured.
+ *
+ * ```ts
+ * const trainer = new Trainer(resolveTrainConfig([{ config: { maxSteps: 100 } }]));
+ * trainer.on('step', (e) => console.log(e.step, e.loss));
+ * const result = await trainer.fit();
+ * trainer.dispose();
+ * ```
+ */
+export class Trainer {
+  /** The resolved config (outDir filled in on `fit()`). */
+  readonly config: TrainConfig;
+  private readonly opts: TrainerOptions;
+  private readonly emitter = new EventEmitter();
+  private modelRef: ClipModel | null = null;
+  private tokenizer: TextTokenizer | null = null;
+  private sampler: SentenceSampler | null = null;
+  private prompts: PromptSet | null = null;
+  private data: RunData | null = null;
+  private trainLoader: DataLoader | null = null;
+  private valLoader: DataLoader | null = null;
+  private readonly prepared = new Map<number, PreparedReport>();
+  private readonly preparedVal = new Map<number, PreparedReport>();
+  private state!: TrainerState;
+  private stepsPerEpoch = 0;
+  private lastCheckpoint: string | null = null;
+  private lastCheckpointStep = -1;
+  private metricsPath: string | null = null;
+
+  constructor(config: TrainConfig, opts: TrainerOptions = {}) {
+    this.config = validateTrainConfig(JSON.parse(JSON.stringify(config)) as TrainConfig);
+    this.opts = opts;
+  }
+
+  /** Subscribes to an event. */
+  on<K extends keyof TrainerEvents>(event: K, fn: (e: TrainerEvents[K]) => void): this {
+    this.emitter.on(event, fn);
+    return this;
+  }
+  /** Unsubscribes. */
+  off<K extends keyof TrainerEvents>(event: K, fn: (e: TrainerEvents[K]) => void): this {
+    this.emitter.off(event, fn);
+    return this;
+  }
+  private emit<K extends keyof TrainerEvents>(event: K, e: TrainerEvents[K]): void {
+    if (this.metricsPath) {
+      fs.appendFileSync(this.metricsPath, JSON.stringify({ event, time: new Date().toISOString(), ...(e as object) }, jsonSafe) + '\n');
+    }
+    this.emitter.emit(event, e);
+  }
+
+  /** The model (available after `fit()` or `setup()`). */
+  get model(): ClipModel {
+    if (!this.modelRef) throw new CxrError('E_CONFIG', 'the trainer is not set up yet: call setup() or fit() first');
+    return this.modelRef;
+  }
+
+  /** Optimizer steps done. */
+  get step(): number {
+    return this.state?.step ?? 0;
+  }
+
+  /** The run folder. */
+  get outDir(): string {
+    return this.config.outDir!;
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Set-up
+
+  /**
+   * Prepares data, model, tokenizer, sampler and prompts, and restores a checkpoint when resuming.
+   * Called by `fit()`; call it yourself to `evaluate()` without training.
+   */
+  async setup(): Promise<void> {
+    if (this.modelRef) return;
+    const c = this.config;
+    if (c.outDir === null) c.outDir = defaultRunDir();
+    c.outDir = path.resolve(c.outDir);
+    const ckptRoot = path.join(c.outDir, 'checkpoints');
+    const resumeDir = this.opts.resume ? resolveResume(this.opts.resume, c.outDir) : null;
+    if (!resumeDir && fs.existsSync(ckptRoot) && fs.readdirSync(ckptRoot).some((f) => /^step-\d+$/.test(f))) {
+      throw new CxrError('E_CONFIG', `${c.outDir} already holds checkpoints of a run; pass --resume auto to continue it, or choose another outDir`);
+    }
+    fs.mkdirSync(c.outDir, { recursive: true });
+    this.metricsPath = this.opts.metricsFile === false ? null : path.join(c.outDir, 'metrics.jsonl');
+
+    // Data.
+    this.data = await buildRunData(c);
+    const model = this.createModel(resumeDir);
+    this.modelRef = model;
+    const imageSize = c.data.imageSize ?? model.imageSize;
+    if (imageSize !== model.imageSize) throw new CxrError('E_CONFIG', `data.imageSize ${imageSize} differs from the model's input size ${model.imageSize}`);
+    const image = { size: imageSize, geometry: c.data.geometry, normalize: c.data.normalize };
+    this.trainLoader = new DataLoader(this.data.train, {
+      batchSize: c.batchSize,
+      image: { ...image, augment: c.data.augment },
+      shuffle: true,
+      seed: c.seed,
+      dropLast: true,
+      workers: c.data.workers,
+    });
+    this.valLoader = new DataLoader(this.data.val, { batchSize: c.eval.batchSize, image, shuffle: false, workers: c.data.workers });
+    this.stepsPerEpoch = Math.floor(this.trainLoader.batchesPerEpoch / c.accumSteps);
+    if (this.stepsPerEpoch < 1) {
+      throw new CxrError('E_DATA', `the ${c.data.trainSplit} split has ${this.trainLoader.length} pairs: fewer than one step of batchSize ${c.batchSize} × accumSteps ${c.accumSteps}`);
+    }
+
+    // Text.
+    const kind = model.config.tokenizer ?? (model.config.text.type === 'bert' ? 'wordpiece' : 'clip-bpe');
+    this.tokenizer = loadTokenizer({ kind, path: c.model.tokenizer ?? undefined, contextLength: model.contextLength });
+    this.tokenizer.assertVocabSize(model.config.text.vocabSize);
+    const tok = this.tokenizer;
+    this.sampler = new SentenceSampler({
+      mode: c.text.mode,
+      k: c.text.k ?? undefined,
+      sections: c.text.sections,
+      seed: c.seed,
+      fallbackText: c.text.fallbackText,
+      contextLength: model.contextLength,
+      countTokens: (t) => tok.countTokens(t),
+    });
+    this.prompts = loadPromptSet(c.eval.promptSet);
+
+    // State (fresh, or from the checkpoint).
+    const totalSteps = c.maxSteps ?? c.epochs! * this.stepsPerEpoch;
+    this.state = {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      step: 0,
+      epoch: 0,
+      stepInEpoch: 0,
+      samplesSeen: 0,
+      totalSteps,
+      best: null,
+      lastEval: null,
+      rng: { kind: 'counter-based', seed: c.seed },
+      config: c,
+      elapsedMs: 0,
+      createdAt: new Date().toISOString(),
+    };
+    if (resumeDir) {
+      const ck = readCheckpoint(resumeDir);
+      const conflicts = resumeConflicts(ck.state.config, c);
+      if (conflicts.length) {
+        throw new CxrError('E_CONFIG', `cannot resume ${resumeDir}: these settings differ from the checkpoint's: ${conflicts.join(', ')} (resume with the saved config, changing only steps, eval, checkpoint, logging or threads)`, { conflicts });
+      }
+      model.loadOptimizerState(ck.optimizer);
+      this.state = { ...ck.state, config: c, totalSteps };
+      this.lastCheckpoint = resumeDir;
+      this.lastCheckpointStep = ck.state.step;
+      this.emit('message', { level: 'info', text: `resumed from ${resumeDir} at step ${ck.state.step} (epoch ${ck.state.epoch}, step ${ck.state.stepInEpoch} of the epoch)` });
+    }
+    this.resumedFrom = resumeDir;
+    writeFileAtomic(path.join(c.outDir, 'config.yaml'), configToYaml(c));
+  }
+
+  private resumedFrom: string | null = null;
+
+  /** Model from the resume checkpoint, a pretrained folder, or the registry; then freezing and optimizer. */
+  private createModel(resumeDir: string | null): ClipModel {
+    const c = this.config;
+    const mo = { device: c.device, precision: c.precision, seed: c.seed, threads: c.threads ?? undefined };
+    let model: ClipModel;
+    const src = resumeDir ? path.join(resumeDir, 'model') : c.model.checkpoint;
+    if (src) {
+      const dir = isCheckpointDir(src) ? path.join(src, 'model') : src;
+      if (!isModelFolder(dir)) throw new CxrError('E_CHECKPOINT', `model.checkpoint ${src}: not a model folder (model.safetensors + cxr-model.json) nor a training checkpoint`);
+      model = ClipModel.load(dir, mo);
+    } else model = ClipModel.create(c.model.name, mo);
+    try {
+      const prefixes = freezePrefixes(model.getState().map((t) => t.name), c.freeze);
+      if (prefixes.length) model.freeze(prefixes);
+      const o = c.optimizer;
+      model.configureOptimizer({ kind: o.kind, lr: o.lr, weightDecay: o.weightDecay, betas: o.betas, eps: o.eps, momentum: o.momentum });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // The loop
+
+  /** Trains until `maxSteps` / `epochs`, an abort, or an error. See the module comment for the order of things. */
+  async fit(): Promise<FitResult> {
+    const t0 = Date.now();
+    await this.setup();
+    const c = this.config;
+    const model = this.model;
+    const s = this.state;
+    const startElapsed = s.elapsedMs;
+    const losses: number[] = [];
+    this.emitStart();
+
+    let initialEval: EvalMetrics | null = null;
+    if (s.step === 0 && c.eval.atStart) initialEval = await this.validate();
+
+    const batches = this.stepBatches(s.epoch, s.stepInEpoch);
+    let next = batches.next();
+    let status: FitResult['status'] = 'completed';
+    let stepsThisCall = 0;
+    try {
+      while (s.step < s.totalSteps) {
+        if (this.opts.signal?.aborted || (this.opts.stopAfterSteps !== undefined && stepsThisCall >= this.opts.stopAfterSteps)) {
+          status = 'stopped';
+          break;
+        }
+        const r = await next;
+        if (r.done) throw new CxrError('E_INTERNAL', 'the batch stream ended early');
+        const b = r.value;
+        const lr = lrAt(s.step, { lr: c.optimizer.lr, warmupSteps: c.schedule.warmupSteps, totalSteps: s.totalSteps, minLrRatio: c.schedule.minLrRatio });
+        const tStep = Date.now();
+        const pending = model.trainStep(b, { lr, clipGradNorm: c.clipGradNorm, loss: c.loss });
+        // Prepare the next batch (augment, sample sentences, tokenise) while the native step runs.
+        next = s.step + 1 < s.totalSteps ? batches.next() : Promise.resolve({ done: true, value: undefined });
+        next.catch(() => undefined);
+        let res: StepResult;
+        try {
+          res = await pending;
+        } catch (e) {
+          if (isCxrError(e, 'E_NUMERIC')) throw this.diverged(e);
+          throw e;
+        }
+        const msStep = Date.now() - tStep;
+        s.step++;
+        stepsThisCall++;
+        s.epoch = b.epoch;
+        s.stepInEpoch = b.stepInEpoch + 1;
+        s.samplesSeen += b.n;
+        losses.push(res.loss);
+        this.emit('step', {
+          step: s.step,
+          totalSteps: s.totalSteps,
+          epoch: b.epoch,
+          loss: res.loss,
+          lr,
+          gradNorm: res.gradNorm,
+          logitScale: res.logitScale,
+          batch: b.n,
+          imagesPerSec: (1000 * b.n) / Math.max(1, msStep + b.msData),
+          msStep,
+          msData: b.msData,
+        });
+
+        const last = s.step === s.totalSteps;
+        let newBest = false;
+        if ((c.eval.everySteps > 0 && s.step % c.eval.everySteps === 0) || last) newBest = this.noteEval(await this.validate());
+        if (newBest) this.checkpoint('best', t0, startElapsed);
+        else if (c.checkpoint.everySteps > 0 && s.step % c.checkpoint.everySteps === 0 && !last) this.checkpoint('periodic', t0, startElapsed);
+      }
+      if (this.lastCheckpointStep !== s.step) {
+        this.checkpoint(status === 'stopped' ? 'stop' : 'end', t0, startElapsed);
+      }
+    } finally {
+      await batches.return(undefined).catch(() => undefined);
+    }
+
+    let modelDir: string | null = null;
+    if (status === 'completed') {
+      modelDir = path.join(c.outDir!, 'model');
+      model.save(modelDir, { step: s.step, run: c.outDir, config: 'config.yaml' });
+    }
+    const result: FitResult = {
+      status,
+      step: s.step,
+      totalSteps: s.totalSteps,
+      initialEval,
+      finalEval: s.lastEval,
+      best: s.best,
+      lastCheckpoint: this.lastCheckpoint,
+      modelDir,
+      losses,
+      elapsedMs: startElapsed + (Date.now() - t0),
+      outDir: c.outDir!,
+    };
+    writeFileAtomic(path.join(c.outDir!, 'summary.json'), JSON.stringify({ ...result, losses: undefined }, jsonSafe, 2) + '\n');
+    this.emit('end', result);
+    return result;
+  }
+
+  private emitStart(): void {
+    const m = this.model;
+    this.emit('start', {
+      config: this.config,
+      outDir: this.config.outDir!,
+      totalSteps: this.state.totalSteps,
+      startStep: this.state.step,
+      resumedFrom: this.resumedFrom,
+      trainPairs: this.trainLoader!.length,
+      valImages: this.valLoader!.length,
+      stepsPerEpoch: this.stepsPerEpoch,
+      parameters: { total: m.parameterCount(false), trainable: m.parameterCount(true) },
+      device: m.device,
+    });
+  }
+
+  /** The NaN/Inf stop: the native step refused to update, so the last checkpoint is the last good state. */
+  private diverged(e: CxrError): CxrError {
+    const where = this.lastCheckpoint ? `the last good checkpoint is ${this.lastCheckpoint}` : 'no checkpoint was written yet';
+    return new CxrError('E_NUMERIC', `training diverged at step ${this.state.step + 1}: ${e.message}. ${where}; resume from it with a lower optimizer.lr or stronger clipGradNorm`, { step: this.state.step + 1, lastCheckpoint: this.lastCheckpoint }, { cause: e });
+  }
+
+  /**
+   * Batches of optimizer steps from (epoch, stepInEpoch) on, forever: `accumSteps` loader micro-batches
+   * concatenated, each pair's text drawn by the sampler for (epoch, dataset index) and tokenised.
+   */
+  private async *stepBatches(epoch: number, skipSteps: number): AsyncGenerator<StepBatch, void, undefined> {
+    const c = this.config;
+    const loader = this.trainLoader!;
+    for (;; epoch++, skipSteps = 0) {
+      let group: Batch[] = [];
+      let stepInEpoch = 0;
+      let tWait = Date.now();
+      let produced = 0;
+      for await (const b of loader.epoch(epoch)) {
+        group.push(b);
+        if (group.length < c.accumSteps) continue;
+        const micro = group;
+        group = [];
+        if (stepInEpoch < skipSteps) {
+          // Resuming inside an epoch: these steps were already trained on.
+          stepInEpoch++;
+          continue;
+        }
+        const sb = this.assemble(micro, epoch, stepInEpoch++, Date.now() - tWait);
+        produced++;
+        yield sb;
+        tWait = Date.now();
+      }
+      if (produced === 0 && skipSteps === 0) throw new CxrError('E_DATA', `epoch ${epoch} produced no batch (every image failed to load?)`);
+    }
+  }
+
+  /** Concatenates micro-batches and draws + tokenises their texts. */
+  private assemble(micro: Batch[], epoch: number, stepInEpoch: number, msWait: number): StepBatch {
+    const t = Date.now();
+    const n = micro.reduce((a, b) => a + b.n, 0);
+    const images = micro.length === 1 ? micro[0].images : new Float32Array(n * (micro[0].images.length / micro[0].n));
+    if (micro.length > 1) {
+      let off = 0;
+      for (const b of micro) {
+        images.set(b.images, off);
+        off += b.images.length;
+      }
+    }
+    const texts: string[] = [];
+    for (const b of micro) b.indices.forEach((idx, i) => texts.push(this.textFor(idx, b.samples[i].report, epoch, this.prepared)));
+    const tok = this.tokenizer!.encodeBatch(texts, this.model.contextLength);
+    return { images, tokenIds: tok.ids, n, length: tok.length, epoch, stepInEpoch, msData: msWait + (Date.now() - t) };
+  }
+
+  private textFor(index: number, report: string | undefined, epoch: number, cache: Map<number, PreparedReport>): string {
+    let p = cache.get(index);
+    if (!p) {
+      p = this.sampler!.prepare(report ?? '');
+      cache.set(index, p);
+    }
+    return this.sampler!.sample(p, { epoch, index });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Validation
+
+  /** Records an evaluation, updates the best; true when it is a new best. */
+  private noteEval(m: EvalMetrics): boolean {
+    const s = this.state;
+    s.lastEval = m;
+    const by = this.config.checkpoint.keepBestBy;
+    if (!by) return false;
+    const v = by === 'macroAuroc' ? m.macroAuroc : m.valLoss;
+    if (!Number.isFinite(v)) return false;
+    const better = !s.best || (by === 'macroAuroc' ? v > s.best.value : v < s.best.value);
+    if (better) s.best = { metric: by, value: v, step: s.step };
+    return better;
+  }
+
+  private async validate(): Promise<EvalMetrics> {
+    const m = await this.evaluate();
+    this.emit('eval', m);
+    return m;
+  }
+
+  /** A {@link ZeroShotEncoder} over the current weights (the id changes with every step, so no stale cache). */
+  encoder(): ZeroShotEncoder {
+    const model = this.model;
+    const tok = this.tokenizer!;
+    return {
+      dim: model.embedDim,
+      id: `${this.config.outDir}@${this.step}`,
+      encodeTexts: async (texts) => {
+        const b = tok.encodeBatch(texts, model.contextLength);
+        return model.encodeTokenIds(b.ids, b.batch, b.length);
+      },
+      encodeImages: (images, n) => model.encodeImages(images, { n }),
+    };
+  }
+
+  /**
+   * Zero-shot probabilities on the validation split: `labels`, `probs` (n × labels, row-major) and the
+   * truth (1, 0, -1 uncertain, NaN missing) aligned with them; plus the validation loss.
+   */
+  async zeroShot(): Promise<{ labels: string[]; probs: Float32Array; truth: Float64Array; n: number; valLoss: number }> {
+    await this.setup();
+    const model = this.model;
+    const prompts = this.prompts!;
+    const data = this.data!;
+    // Prompt labels against dataset labels, through the dataset's label map when it has one.
+    const canon = new Map<string, string>();
+    for (const name of data.labelNames) {
+      let cn = name;
+      try {
+        cn = data.dataset === 'synthetic' || data.dataset === 'shards' ? name : canonicalLabel(data.dataset, name);
+      } catch {
+        /* no label map for this dataset: names as they are */
+      }
+      canon.set(cn, name);
+    }
+    const used = prompts.labels.filter((l) => canon.has(l.label));
+    if (used.length === 0) throw new CxrError('E_CONFIG', `prompt set ${prompts.name} shares no label with the dataset (${data.labelNames.join(', ')})`);
+    const clf = new ZeroShotClassifier(this.encoder(), { name: prompts.name, labels: used }, { cache: new Map() });
+    const L = used.length;
+    const chunks: Float32Array[] = [];
+    const truth: number[] = [];
+    let lossSum = 0;
+    let lossN = 0;
+    for await (const b of this.valLoader!.epoch(0)) {
+      const emb = await model.encodeImages(b.images, { n: b.n });
+      chunks.push(await clf.scoreEmbeddings(emb, b.n));
+      for (const smp of b.samples) for (const l of used) truth.push(smp.labels[canon.get(l.label)!] ?? NaN);
+      if (b.n >= 2) {
+        // Validation texts: sampled as at epoch 0, the same every evaluation.
+        const texts = b.indices.map((idx, i) => this.textFor(idx, b.samples[i].report, 0, this.preparedVal));
+        const tok = this.tokenizer!.encodeBatch(texts, model.contextLength);
+        lossSum += b.n * (await model.evalLoss({ images: b.images, tokenIds: tok.ids, n: b.n, length: tok.length }, this.config.loss));
+        lossN += b.n;
+      }
+    }
+    const n = truth.length / L;
+    const probs = new Float32Array(n * L);
+    let off = 0;
+    for (const ch of chunks) {
+      probs.set(ch, off);
+      off += ch.length;
+    }
+    return { labels: used.map((l) => l.label), probs, truth: Float64Array.from(truth), n, valLoss: lossN ? lossSum / lossN : NaN };
+  }
+
+  /** Validation loss and zero-shot AUROC per label and macro mean on the validation split. */
+  async evaluate(): Promise<EvalMetrics> {
+    const z = await this.zeroShot();
+    const L = z.labels.length;
+    const per: Record<string, number | null> = {};
+    z.labels.forEach((label, j) => {
+      const y = new Float64Array(z.n);
+      const sc = new Float64Array(z.n);
+      for (let i = 0; i < z.n; i++) {
+        y[i] = z.truth[i * L + j];
+        sc[i] = z.probs[i * L + j];
+      }
+      const a = auroc(y, sc);
+      per[label] = Number.isNaN(a) ? null : a;
+    });
+    const mm = macroMean(per);
+    return { step: this.step, valLoss: z.valLoss, auroc: per, macroAuroc: mm.mean, skipped: mm.skipped, n: z.n };
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Checkpoints
+
+  private checkpoint(reason: CheckpointEvent['reason'], t0: number, startElapsed: number): void {
+    const c = this.config;
+    const s = this.state;
+    s.elapsedMs = startElapsed + (Date.now() - t0);
+    s.createdAt = new Date().toISOString();
+    const root = path.join(c.outDir!, 'checkpoints');
+    const dir = writeCheckpoint(root, this.model, s, this.opts.checkpointHooks);
+    this.lastCheckpoint = dir;
+    this.lastCheckpointStep = s.step;
+    if (s.best && s.best.step === s.step) writeBestPointer(root, s.best);
+    const protect = new Set<number>([s.step]);
+    if (s.best) protect.add(s.best.step);
+    const removed = pruneCheckpoints(root, c.checkpoint.keepLast, protect);
+    this.emit('checkpoint', { step: s.step, dir, reason, best: s.best, removed });
+  }
+
+  /** Releases the model and the loaders' threads. Idempotent. */
+  async dispose(): Promise<void> {
+    await this.trainLoader?.close();
+    await this.valLoader?.close();
+    this.modelRef?.dispose();
+    this.modelRef = null;
+  }
+}
+
+/** JSON replacer: NaN/Infinity as null (JSON has neither), typed arrays skipped. */
+function jsonSafe(_k: string, v: unknown): unknown {
+  if (typeof v === 'number' && !Number.isFinite(v)) return null;
+  if (ArrayBuffer.isView(v)) return undefined;
+  return v;
+}
