@@ -1,0 +1,212 @@
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { CxrError } from '../../errors';
+
+/** Short flags → dotted config keys (everything else: `--set key=value`). */
+const FLAG_KEYS: Record<string, string> = {
+  out: 'outDir',
+  model: 'model.name',
+  checkpoint: 'model.checkpoint',
+  dataset: 'data.dataset',
+  root: 'data.root',
+  steps: 'maxSteps',
+  epochs: 'epochs',
+  'batch-size': 'batchSize',
+  'accum-steps': 'accumSteps',
+  lr: 'optimizer.lr',
+  optimizer: 'optimizer.kind',
+  loss: 'loss.kind',
+  alpha: 'loss.alpha',
+  'text-mode': 'text.mode',
+  sections: 'text.sections',
+  device: 'device',
+  precision: 'precision',
+  threads: 'threads',
+  seed: 'seed',
+  'eval-every': 'eval.everySteps',
+  'checkpoint-every': 'checkpoint.everySteps',
+  log: 'log.format',
+};
+
+function fmt(v: number | null | undefined): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '  n/a ' : v.toFixed(4);
+}
+
+/** `cxr-train train`: fine-tune with sentence sampling and the relaxed loss; validate zero-shot; checkpoint; resume. */
+export const command: CommandModule = {
+  command: 'train',
+  describe: 'Fine-tune a CLIP model on image-report pairs (with no config: the embedded synthetic demo job)',
+  builder: (y) => {
+    let b = y
+      .option('config', { type: 'string', describe: 'Run config (YAML or JSON); flags override it' })
+      .option('resume', { type: 'string', describe: 'Continue a run exactly: "auto" (newest checkpoint of --out, or start fresh), a checkpoint or a run folder' })
+      .option('set', { type: 'string', array: true, describe: 'Override any config key: --set optimizer.weightDecay=0.05 --set data.augment=null' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'Validate the config and the data, print the plan, do not train' })
+      .option('print-config', { type: 'boolean', default: false, describe: 'Print the resolved config as YAML and exit' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the final result as JSON on stdout' });
+    const desc: Record<string, string> = {
+      out: 'Run folder (checkpoints, metrics.jsonl, final model)',
+      model: 'Registry model name (cxr-train info lists them)',
+      checkpoint: 'Pretrained model folder (own format) to start from',
+      dataset: 'synthetic | shards | an adapter name (mimic-cxr, chexpert, ...)',
+      root: 'Dataset root / shard folder',
+      steps: 'Optimizer steps (maxSteps)',
+      epochs: 'Epochs when --steps is not set',
+      'batch-size': 'Pairs per micro-batch',
+      'accum-steps': 'Micro-batches per step (loss over the full accumulated batch)',
+      lr: 'Peak learning rate',
+      optimizer: 'adamw | sgd',
+      loss: 'clip | relaxed',
+      alpha: 'Relaxation threshold α in (0, 1]',
+      'text-mode': 'Sentence sampling: uniform | k | one | full',
+      sections: 'findings+impression | impression | findings | all',
+      device: 'auto | cpu | cuda:N',
+      precision: 'fp32 | bf16 (CUDA)',
+      threads: 'libtorch threads',
+      seed: 'Seed of everything random',
+      'eval-every': 'Validate every N steps',
+      'checkpoint-every': 'Checkpoint every N steps',
+      log: 'auto | bar | plain | json | none',
+    };
+    for (const f of Object.keys(FLAG_KEYS)) b = b.option(f, { type: 'string', describe: desc[f] });
+    return b
+      .example('$0 train', 'The main job: synthetic data + tiny model, a few minutes on 2 CPU cores, AUROC before/after')
+      .example('$0 train --config run.yaml --out runs/mimic', 'A configured run')
+      .example('$0 train --config run.yaml --out runs/mimic --resume auto', 'Continue it after a crash or Ctrl-C')
+      .example('$0 train --steps 1000 --loss clip --text-mode full', 'The CLIP baseline on the synthetic data')
+      .example('$0 train --config examples/mimic-cxr.yaml --dry-run', 'Check config and data without training');
+  },
+  handler: async (argv) => {
+    const { DEFAULT_CONFIG, configToYaml, overridesToConfig, readConfigFile, resolveTrainConfig } = await import('../../train/config');
+    const { readCheckpoint, resolveResume } = await import('../../train/checkpoints');
+    const flags: Record<string, string> = {};
+    for (const [f, key] of Object.entries(FLAG_KEYS)) if (argv[f] !== undefined) flags[key] = String(argv[f]);
+    for (const kv of (argv.set as string[] | undefined) ?? []) {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new CxrError('E_CONFIG', `--set wants key=value, got "${kv}"`);
+      flags[kv.slice(0, i).trim()] = kv.slice(i + 1);
+    }
+    const file = argv.config ? readConfigFile(argv.config as string) : undefined;
+    const layers = [
+      { config: file, source: argv.config as string | undefined },
+      { config: overridesToConfig(flags), source: 'flags' },
+    ];
+    // Resuming without a config continues with the checkpoint's own config (flags still apply).
+    let resumeDir: string | null = null;
+    let base = DEFAULT_CONFIG;
+    if (argv.resume !== undefined) {
+      const outGuess = (flags.outDir ?? (file as { outDir?: string } | undefined)?.outDir ?? null) as string | null;
+      if (argv.resume === 'auto' && !outGuess) throw new CxrError('E_CONFIG', '--resume auto needs the run folder: pass --out DIR (or outDir in the config)');
+      resumeDir = resolveResume(argv.resume as string, outGuess ? path.resolve(outGuess) : null);
+      if (resumeDir && !file) base = readCheckpoint(resumeDir).state.config;
+    }
+    const config = resolveTrainConfig(layers, base);
+    if (argv['print-config']) {
+      process.stdout.write(configToYaml(config));
+      return;
+    }
+    if (argv['dry-run']) {
+      await dryRun(config);
+      return;
+    }
+
+    const { Trainer } = await import('../../train/Trainer');
+    const { attachReporter } = await import('../../train/reporter');
+    const ctrl = new AbortController();
+    const trainer = new Trainer(config, { resume: resumeDir ?? undefined, signal: ctrl.signal });
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        process.stderr.write(`\ncxr-train: ${sig} again: quitting now (the last checkpoint is intact)\n`);
+        process.exit(130);
+      }
+      process.stderr.write(`\ncxr-train: ${sig}: finishing this step and writing a checkpoint (${sig} again to quit now)\n`);
+      ctrl.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const detach = attachReporter(trainer, { format: argv.json && config.log.format === 'auto' ? 'plain' : config.log.format, everySteps: config.log.everySteps });
+    trainer.on('start', (e) => {
+      if (config.log.format === 'json') return;
+      process.stderr.write(
+        `cxr-train train: ${e.resumedFrom ? `resuming ${e.resumedFrom} at step ${e.startStep}` : 'new run'} in ${e.outDir}\n` +
+          `  model ${config.model.checkpoint ?? config.model.name} on ${e.device} (${(e.parameters.trainable / 1e6).toFixed(2)}M of ${(e.parameters.total / 1e6).toFixed(2)}M parameters trainable)\n` +
+          `  data ${config.data.dataset}: ${e.trainPairs} training pairs, ${e.valImages} validation images; ${e.stepsPerEpoch} steps per epoch, ${e.totalSteps} steps\n` +
+          `  loss ${config.loss.kind}${config.loss.kind === 'relaxed' ? ` α=${config.loss.alpha}` : ''}, text ${config.text.mode}/${config.text.sections}, ${config.optimizer.kind} lr ${config.optimizer.lr}, batch ${config.batchSize}×${config.accumSteps}\n` +
+          `  resolved config: ${path.join(e.outDir, 'config.yaml')}\n`,
+      );
+    });
+    let result;
+    try {
+      result = await trainer.fit();
+    } finally {
+      detach();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await trainer.dispose();
+    }
+    if (argv.json) {
+      process.stdout.write(JSON.stringify(result, (k, v) => (k === 'losses' ? undefined : typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
+      return;
+    }
+    const before = result.initialEval;
+    const after = result.finalEval;
+    const out: string[] = [];
+    if (after) {
+      const labels = Object.keys(after.auroc);
+      const w = Math.max(...labels.map((l) => l.length), 'macro mean'.length);
+      out.push(`zero-shot AUROC on the ${config.data.valSplit} split (${after.n} images):`);
+      out.push(`  ${'label'.padEnd(w)}  ${before ? 'before ' : ''} after`);
+      for (const l of labels) out.push(`  ${l.padEnd(w)}  ${before ? fmt(before.auroc[l]) + ' ' : ''}${fmt(after.auroc[l])}`);
+      out.push(`  ${'macro mean'.padEnd(w)}  ${before ? fmt(before.macroAuroc) + ' ' : ''}${fmt(after.macroAuroc)}`);
+      if (after.skipped.length) out.push(`  (not in the mean, one class only in this split: ${after.skipped.join(', ')})`);
+      out.push(`validation loss: ${before ? `${fmt(before.valLoss)} → ` : ''}${fmt(after.valLoss)}`);
+    }
+    if (result.status === 'stopped') {
+      out.push(`stopped at step ${result.step}/${result.totalSteps}; checkpoint ${result.lastCheckpoint}`);
+      out.push(`continue with: cxr-train train --out ${result.outDir} --resume auto`);
+    } else {
+      out.push(`trained ${result.totalSteps} steps in ${(result.elapsedMs / 1000).toFixed(1)} s; final model ${result.modelDir}`);
+      if (result.best) out.push(`best checkpoint: step ${result.best.step} (${result.best.metric} ${result.best.value.toFixed(4)})`);
+      out.push(`metrics: ${path.join(result.outDir, 'metrics.jsonl')}`);
+    }
+    process.stdout.write(out.join('\n') + '\n');
+  },
+};
+
+/** `--dry-run`: resolve everything a run needs without allocating the model or training. */
+async function dryRun(config: import('../../train/config').TrainConfig): Promise<void> {
+  const { resolveModelConfig } = await import('../../models/registry');
+  const { isModelFolder } = await import('../../checkpoints/ownFormat');
+  const { buildRunData } = await import('../../train/data');
+  const { loadPromptSet } = await import('../../text/prompts');
+  const { loadTokenizer } = await import('../../text/tokenizer');
+  const fs = await import('node:fs');
+  let modelDesc: string;
+  let mcfg;
+  if (config.model.checkpoint) {
+    const dir = fs.existsSync(path.join(config.model.checkpoint, 'model')) ? path.join(config.model.checkpoint, 'model') : config.model.checkpoint;
+    if (!isModelFolder(dir)) throw new CxrError('E_CHECKPOINT', `model.checkpoint ${config.model.checkpoint}: no model folder there (model.safetensors + cxr-model.json)`);
+    mcfg = JSON.parse(fs.readFileSync(path.join(dir, 'cxr-model.json'), 'utf8')).config;
+    modelDesc = `${dir} (${mcfg.name ?? 'unnamed'})`;
+  } else {
+    mcfg = resolveModelConfig(config.model.name);
+    modelDesc = config.model.name;
+  }
+  const tok = loadTokenizer({ kind: mcfg.tokenizer ?? (mcfg.text.type === 'bert' ? 'wordpiece' : 'clip-bpe'), path: config.model.tokenizer ?? undefined });
+  tok.assertVocabSize(mcfg.text.vocabSize);
+  const prompts = loadPromptSet(config.eval.promptSet);
+  const data = await buildRunData(config);
+  const steps = Math.floor(Math.floor(data.train.samples.length / config.batchSize) / config.accumSteps);
+  const withReport = data.train.samples.filter((s) => s.report && s.report.trim()).length;
+  process.stdout.write(
+    [
+      'dry run: config and data are valid',
+      `  model: ${modelDesc}, image ${mcfg.vision.imageSize} px, context ${mcfg.text.contextLength}, tokenizer ${tok.kind}`,
+      `  data: ${config.data.dataset} ${config.data.root ?? ''}: ${data.train.samples.length} ${config.data.trainSplit} pairs (${withReport} with a report), ${data.val.samples.length} ${config.data.valSplit} images`,
+      `  steps per epoch: ${steps}; run: ${config.maxSteps ?? `${config.epochs} epochs = ${config.epochs! * steps}`} steps`,
+      `  prompts: ${prompts.name} (${prompts.labels.length} labels)`,
+    ].join('\n') + '\n',
+  );
+}
