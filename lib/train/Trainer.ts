@@ -32,7 +32,7 @@ import { writeFileAtomic } from '../util/atomic';
 import { configToYaml, defaultRunDir, resumeConflicts, validateTrainConfig } from './config';
 import type { TrainConfig } from './config';
 import { lrAt } from './schedule';
-import { buildRunData } from './data';
+import { buildRunData, limitSource } from './data';
 import type { RunData } from './data';
 import { freezePrefixes } from './freeze';
 import {
@@ -130,6 +130,11 @@ export interface TrainerOptions {
   checkpointHooks?: CheckpointWriteHooks;
   /** Stop after this many steps of this call (tests: "kill" a run at step k). */
   stopAfterSteps?: number;
+  /**
+   * Your own sources instead of `config.data` (e.g. in-memory samples). The config's data section is then
+   * only used for image preparation; a resumed run must be given the same data.
+   */
+  data?: RunData;
 }
 
 /** A batch ready for the native step. */
@@ -234,7 +239,7 @@ export class Trainer {
     this.metricsPath = this.opts.metricsFile === false ? null : path.join(c.outDir, 'metrics.jsonl');
 
     // Data.
-    this.data = await buildRunData(c);
+    this.data = this.opts.data ? { ...this.opts.data, val: limitSource(this.opts.data.val, c.eval.maxSamples) } : await buildRunData(c);
     const model = this.createModel(resumeDir);
     this.modelRef = model;
     const imageSize = c.data.imageSize ?? model.imageSize;
