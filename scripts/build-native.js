@@ -9,6 +9,14 @@ const path = require('node:path');
 const fs = require('node:fs');
 
 const root = path.resolve(__dirname, '..');
+// --install (npm's install hook): a missing libtorch must not fail `npm ci`; the addon loader then says
+// what to do (`npm run setup`).
+const installHook = process.argv.includes('--install');
+const giveUp = () => {
+  if (!installHook) process.exit(1);
+  console.error('cxr-train: the native addon was not built (see above); run `npm run setup` to install libtorch and build it.');
+  process.exit(0);
+};
 const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env }).status === 0;
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 const args = [cmakeJs, 'compile'];
@@ -17,14 +25,15 @@ if (/^(1|on|true|yes)$/i.test(process.env.CXR_WITH_CUDA || '')) args.push('--CDC
 if (process.env.CXR_DEBUG) args.push('--debug');
 
 if (run(process.execPath, args)) process.exit(0);
-if (process.env.CXR_NO_GYP_FALLBACK) process.exit(1);
+if (process.env.CXR_NO_GYP_FALLBACK) giveUp();
 console.error('\ncxr-train: cmake-js failed; trying the node-gyp fallback (binding.gyp)\n');
 let gyp;
 try {
   gyp = require.resolve('node-gyp/bin/node-gyp.js');
 } catch {
   console.error('cxr-train: node-gyp is not installed; fix the cmake-js build (see the messages above)');
-  process.exit(1);
+  giveUp();
 }
 const nodedir = fs.existsSync('/usr/include/node/node_api.h') ? ['--nodedir=/usr'] : [];
-process.exit(run(process.execPath, [gyp, 'rebuild', ...nodedir]) ? 0 : 1);
+if (run(process.execPath, [gyp, 'rebuild', ...nodedir])) process.exit(0);
+giveUp();

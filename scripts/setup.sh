@@ -50,6 +50,8 @@ if [ -z "${LIBTORCH:-}${Torch_DIR:-}" ] && command -v dpkg >/dev/null 2>&1; then
   if ! dpkg -s libopenblas0-openmp >/dev/null 2>&1; then apt_install libopenblas0-openmp; fi
 fi
 
+# npm ci also builds the addon through the package's install hook; build:native then only checks it is
+# up to date (and shows the compiler's errors if the hook could not build it).
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 npm run build
 node -e "const c=require('./dist/native').capabilities(); console.log('cxr-train setup: ready. libtorch', c.torchVersion, '| CUDA', c.cuda.available ? c.cuda.devices + ' device(s)' : 'no', '|', c.blas.split(' ').slice(0,2).join(' '), '|', c.threads, 'thread(s)')"

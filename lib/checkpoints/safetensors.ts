@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { constants as bufferConstants } from 'buffer';
 import { CxrError } from '../errors';
+import { writeFileAtomic } from '../util/atomic';
 
 /** Element types this reader understands (the ones CLIP/BERT checkpoints use). */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -463,45 +464,6 @@ export function encodeSafetensors(tensors: Record<string, SafetensorsInput>, met
  */
 export function writeSafetensors(file: string, tensors: Record<string, SafetensorsInput>, metadata?: Record<string, string>): void {
   const { header, parts } = layout(tensors, metadata);
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'wx');
-    writeAll(fd, header);
-    for (const p of parts) writeAll(fd, p);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* already failing; keep the first error */
-      }
-    }
-    fs.rmSync(tmp, { force: true });
-    if (e instanceof CxrError) throw e;
-    throw new CxrError('E_IO', `cannot write '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { path: file }, { cause: e });
-  }
-  // Make the rename itself durable; not every platform lets a directory be fsynced.
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
-  } catch {
-    /* best effort */
-  }
+  writeFileAtomic(file, [header, ...parts]);
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.byteLength) {
-    off += fs.writeSync(fd, bytes, off, Math.min(bytes.byteLength - off, 1 << 30));
-  }
-}

@@ -1,61 +1,14 @@
 /**
- * Minimal RFC 4180 CSV reading (quoted fields, doubled quotes, embedded commas and newlines, CRLF) and
- * transparent `.gz` decompression, enough for the official dataset CSVs without a dependency.
+ * Dataset CSV tables: transparent `.gz` decompression and header-keyed rows over lib/util/csv's parser.
  */
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { CxrError } from '../errors';
+import { parseCsv as parseUtil } from '../util/csv';
 
-/** Parses CSV text into rows of string cells. A trailing newline does not make an empty row. */
+/** Parses CSV text into rows of string cells (the project's one CSV parser, lib/util/csv). */
 export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let i = 0;
-  let inQuotes = false;
-  const n = text.length;
-  if (text.charCodeAt(0) === 0xfeff) i = 1; // BOM
-  while (i < n) {
-    const ch = text[i];
-    if (inQuotes) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          cell += '"';
-          i += 2;
-          continue;
-        }
-        inQuotes = false;
-        i++;
-        continue;
-      }
-      cell += ch;
-      i++;
-      continue;
-    }
-    if (ch === '"' && cell.length === 0) {
-      inQuotes = true;
-      i++;
-    } else if (ch === ',') {
-      row.push(cell);
-      cell = '';
-      i++;
-    } else if (ch === '\n' || ch === '\r') {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = '';
-      i += ch === '\r' && text[i + 1] === '\n' ? 2 : 1;
-    } else {
-      cell += ch;
-      i++;
-    }
-  }
-  if (inQuotes) throw new CxrError('E_PARSE', 'CSV ends inside a quoted field');
-  if (cell.length > 0 || row.length > 0) {
-    row.push(cell);
-    rows.push(row);
-  }
-  return rows;
+  return parseUtil(text);
 }
 
 /** A CSV with a header: column names and rows as objects. */

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { CxrError } from '../errors';
+import { writeFileAtomic } from '../util/atomic';
 import type { CiBounds, DeltaResult, LabelCurves, ScoreResult } from './score';
 
 /**
@@ -47,42 +48,6 @@ export interface ReportJson {
   version: 1;
   meta: ReportMeta;
   result: ScoreResult;
-}
-
-/**
- * Writes `data` to `file` atomically: a temporary file in the same folder, fsync, rename over the target,
- * then fsync of the folder (best effort), so that a crash never leaves a half-written report.
- */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      /* the original error matters more */
-    }
-    throw new CxrError('E_IO', `cannot write ${file}: ${(e as Error).message}`, { file }, { cause: e });
-  }
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
-  } catch {
-    // Some file systems refuse fsync on folders; the rename is already done.
-  }
 }
 
 const esc = (s: unknown): string =>

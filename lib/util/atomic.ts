@@ -10,16 +10,17 @@ let counter = 0;
  * rename it over the target, fsync the directory. The temp file is removed on failure.
  *
  * @param file destination path (its directory must exist)
- * @param data bytes or UTF-8 text
+ * @param data UTF-8 text, bytes, or a list of byte chunks written in order
  * @throws CxrError E_IO when any step fails
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): void {
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${counter++}.tmp`);
   let fd: number | undefined;
   try {
-    fd = fs.openSync(tmp, 'w');
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fd = fs.openSync(tmp, 'wx');
+    const chunks = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
+    for (const c of chunks) writeAll(fd, c);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -73,4 +74,10 @@ function fsyncDir(dir: string): void {
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
+}
+
+/** writeSync may write less than asked (large buffers): loop until every byte is out. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, Math.min(bytes.byteLength - off, 1 << 30));
 }

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { renderReportHtml, writeFileAtomic, writeReportCard } from '../../../lib/eval/reportCard';
+import { renderReportHtml, writeReportCard } from '../../../lib/eval/reportCard';
+import { writeFileAtomic } from '../../../lib/util/atomic';
 import { scoreCsv } from '../../../lib/eval/score';
 
 const FIX = path.resolve(__dirname, '../../fixtures/eval');
