@@ -94,7 +94,7 @@ export interface FitResult {
   status: 'completed' | 'stopped';
   step: number;
   totalSteps: number;
-  /** Validation before the first step (null when resumed or `eval.atStart` is false). */
+  /** Validation before the first step (null when `eval.atStart` is false). */
   initialEval: EvalMetrics | null;
   finalEval: EvalMetrics | null;
   best: BestRecord | null;
@@ -347,8 +347,7 @@ export class Trainer {
     const losses: number[] = [];
     this.emitStart();
 
-    let initialEval: EvalMetrics | null = null;
-    if (s.step === 0 && c.eval.atStart) initialEval = await this.validate();
+    if (s.step === 0 && c.eval.atStart) s.initialEval = await this.validate();
 
     const batches = this.stepBatches(s.epoch, s.stepInEpoch);
     let next = batches.next();
@@ -419,7 +418,7 @@ export class Trainer {
       status,
       step: s.step,
       totalSteps: s.totalSteps,
-      initialEval,
+      initialEval: s.initialEval ?? null,
       finalEval: s.lastEval,
       best: s.best,
       lastCheckpoint: this.lastCheckpoint,

@@ -66,6 +66,8 @@ export interface TrainerState {
   totalSteps: number;
   best: BestRecord | null;
   lastEval: EvalMetrics | null;
+  /** Validation before the first step (kept so a resumed run still reports before/after). */
+  initialEval?: EvalMetrics | null;
   /**
    * Random state. Every random draw (shuffling, augmentation, sentence choice) is counter-based on
    * (seed, epoch, index), and the native step draws nothing, so the seed and the data position are the

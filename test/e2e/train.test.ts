@@ -56,7 +56,7 @@ describe('Trainer end to end (CPU, test-vit)', () => {
         config: {
           outDir: newDir(),
           data: { synthetic: { n: 800 } },
-          maxSteps: 120,
+          maxSteps: 100,
           schedule: { warmupSteps: 10 },
           eval: { everySteps: 0, atStart: true },
           checkpoint: { everySteps: 0 },
@@ -77,12 +77,12 @@ describe('Trainer end to end (CPU, test-vit)', () => {
     expect(m.config.name).toBe('test-vit');
     m.dispose();
     const lines = fs.readFileSync(path.join(result.outDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.filter((l) => l.event === 'step')).toHaveLength(120);
+    expect(lines.filter((l) => l.event === 'step')).toHaveLength(100);
     expect(lines.filter((l) => l.event === 'eval')).toHaveLength(2);
     expect(fs.existsSync(path.join(result.outDir, 'config.yaml'))).toBe(true);
     expect(JSON.parse(fs.readFileSync(path.join(result.outDir, 'summary.json'), 'utf8')).status).toBe('completed');
     // The best checkpoint is kept, by validation AUROC (the only evaluation after training is the last one).
-    expect(result.best).toMatchObject({ metric: 'macroAuroc', step: 120 });
+    expect(result.best).toMatchObject({ metric: 'macroAuroc', step: 100 });
   });
 
   test('resume is exact: a run stopped (abort signal) and resumed, or resumed from an older checkpoint, matches an uninterrupted one bit for bit', async () => {
@@ -127,12 +127,12 @@ describe('Trainer end to end (CPU, test-vit)', () => {
   });
 
   test('gradient accumulation: 2 micro-batches of 8 equal one batch of 16 (same losses and weights)', async () => {
-    const big = await run(small({ batchSize: 16, accumSteps: 1, maxSteps: 4 }));
-    const acc = await run(small({ batchSize: 8, accumSteps: 2, maxSteps: 4 }));
+    const big = await run(small({ batchSize: 16, accumSteps: 1, maxSteps: 3 }));
+    const acc = await run(small({ batchSize: 8, accumSteps: 2, maxSteps: 3 }));
     expect(acc.result.losses).toEqual(big.result.losses);
     expect(sameWeights(acc.state, big.state)).toBe(true);
     // And it is not a no-op: a plain batch of 8 differs.
-    const plain = await run(small({ batchSize: 8, accumSteps: 1, maxSteps: 4 }));
+    const plain = await run(small({ batchSize: 8, accumSteps: 1, maxSteps: 3 }));
     expect(plain.result.losses).not.toEqual(big.result.losses);
   });
 
@@ -166,7 +166,7 @@ describe('Trainer end to end (CPU, test-vit)', () => {
   });
 
   test('a crash while writing a checkpoint leaves the previous one valid, and resume uses it', async () => {
-    const cfg = small({ maxSteps: 8, checkpoint: { everySteps: 4 } });
+    const cfg = small({ maxSteps: 4, checkpoint: { everySteps: 2 } });
     const crash = new Error('simulated crash between write and rename');
     let calls = 0;
     const t = new Trainer(cfg, {
@@ -180,24 +180,24 @@ describe('Trainer end to end (CPU, test-vit)', () => {
     await t.dispose();
     const root = path.join(cfg.outDir!, 'checkpoints');
     // The half-written step-8 folder exists only as a hidden temp folder; latest is step 4 and complete.
-    expect(fs.readdirSync(root).some((f) => f.startsWith('.step-00000008.tmp'))).toBe(true);
-    expect(listCheckpoints(root).map((c) => c.step)).toEqual([4]);
-    expect(JSON.parse(fs.readFileSync(path.join(root, 'latest.json'), 'utf8')).step).toBe(4);
-    const ref = await run(small({ maxSteps: 8, checkpoint: { everySteps: 4 } }));
-    const resumed = await run(small({ outDir: cfg.outDir, maxSteps: 8, checkpoint: { everySteps: 4 } }), { resume: 'auto' });
-    expect(resumed.result.losses).toEqual(ref.result.losses.slice(4));
+    expect(fs.readdirSync(root).some((f) => f.startsWith('.step-00000004.tmp'))).toBe(true);
+    expect(listCheckpoints(root).map((c) => c.step)).toEqual([2]);
+    expect(JSON.parse(fs.readFileSync(path.join(root, 'latest.json'), 'utf8')).step).toBe(2);
+    const ref = await run(small({ maxSteps: 4, checkpoint: { everySteps: 2 } }));
+    const resumed = await run(small({ outDir: cfg.outDir, maxSteps: 4, checkpoint: { everySteps: 2 } }), { resume: 'auto' });
+    expect(resumed.result.losses).toEqual(ref.result.losses.slice(2));
     // The next successful write cleaned the temp folder up.
     expect(fs.readdirSync(root).some((f) => f.includes('.tmp'))).toBe(false);
 
     // A crash after the rename but before latest.json: the complete newer folder is still found.
-    const cfg2 = small({ maxSteps: 8, checkpoint: { everySteps: 4 } });
+    const cfg2 = small({ maxSteps: 4, checkpoint: { everySteps: 2 } });
     let c2 = 0;
     const t2 = new Trainer(cfg2, { checkpointHooks: { beforePointer: () => { if (++c2 === 2) throw crash; } } });
     await expect(t2.fit()).rejects.toBe(crash);
     await t2.dispose();
     const root2 = path.join(cfg2.outDir!, 'checkpoints');
-    expect(JSON.parse(fs.readFileSync(path.join(root2, 'latest.json'), 'utf8')).step).toBe(4);
-    expect(path.basename(findLatestCheckpoint(root2)!)).toBe('step-00000008');
+    expect(JSON.parse(fs.readFileSync(path.join(root2, 'latest.json'), 'utf8')).step).toBe(2);
+    expect(path.basename(findLatestCheckpoint(root2)!)).toBe('step-00000004');
   });
 
   test('keep last K prunes old periodic checkpoints but keeps the best', async () => {

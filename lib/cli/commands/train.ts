@@ -46,7 +46,7 @@ export const command: CommandModule = {
       .option('json', { type: 'boolean', default: false, describe: 'Print the final result as JSON on stdout' });
     const desc: Record<string, string> = {
       out: 'Run folder (checkpoints, metrics.jsonl, final model)',
-      model: 'Registry model name (cxr-train info lists them)',
+      model: 'Registry model name (test-vit, ViT-B/32, ViT-B/16, ViT-L/14, RN50, RN101, ...)',
       checkpoint: 'Pretrained model folder (own format) to start from',
       dataset: 'synthetic | shards | an adapter name (mimic-cxr, chexpert, ...)',
       root: 'Dataset root / shard folder',
