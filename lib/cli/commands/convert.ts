@@ -18,7 +18,7 @@ export const command: CommandModule<object, ConvertArgs> = {
     y
       .option('checkpoint', { type: 'string', demandOption: true, describe: 'weights file (.pt, .bin, .safetensors) or model folder' })
       .option('out', { type: 'string', demandOption: true, describe: 'output folder (model.safetensors + cxr-model.json)' })
-      .option('tokenizer', { type: 'string', describe: 'tokenizer file or folder to copy beside the weights' })
+      .option('tokenizer', { type: 'string', describe: 'tokenizer file or folder to copy beside the weights ("none": record none)' })
       .option('strict', { type: 'boolean', default: true, describe: 'every tensor must match (false: load what matches, report the rest)' })
       .option('config', { type: 'string', describe: 'architecture (registry name or JSON file) instead of inferring it from shapes' }),
   handler: async (argv) => {
@@ -28,7 +28,7 @@ export const command: CommandModule<object, ConvertArgs> = {
       strict: argv.strict,
       device: 'cpu',
       ...(config !== undefined ? { config: config as never } : {}),
-      ...(argv.tokenizer !== undefined ? { tokenizer: argv.tokenizer } : {}),
+      ...(argv.tokenizer !== undefined ? { tokenizer: argv.tokenizer === 'none' ? null : argv.tokenizer } : {}),
       onWarning: (w) => pickleWarningOnce(w),
     });
     const skipped = report.missing.length + report.unexpected.length;

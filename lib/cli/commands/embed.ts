@@ -57,7 +57,8 @@ export const command: CommandModule<object, EmbedArgs> = {
       strict: argv.strict,
       device: argv.device,
       ...(config !== undefined ? { config } : configObj !== undefined ? { config: configObj as never } : {}),
-      ...(argv.tokenizer !== undefined ? { tokenizer: argv.tokenizer } : {}),
+      // Without texts no tokenizer is needed (images of a model whose vocabulary has no tokenizer at hand).
+      ...(argv.tokenizer !== undefined ? { tokenizer: argv.tokenizer } : texts ? {} : { tokenizer: null }),
       ...(texts ? { texts } : {}),
       ...(raw ? { rawImages: raw } : {}),
       ...(argv.images ? { imageFiles: argv.images, geometry: argv.geometry, normalize: argv.normalize } : {}),
