@@ -438,7 +438,8 @@ TorchFile read_torchscript(const std::string& path) {
   try {
     m = torch::jit::load(path, torch::kCPU);
   } catch (const c10::Error& e) {
-    fail(path, "cannot load the TorchScript archive: " + first_line(e.what_without_backtrace()));
+    fail(path, "cannot load the TorchScript archive (" + first_line(e.what_without_backtrace()) +
+                   "); in Python, torch.save(torch.jit.load(f).state_dict(), f2) gives a file read as plain data");
   } catch (const std::exception& e) {
     fail(path, std::string("cannot load the TorchScript archive: ") + e.what());
   }
