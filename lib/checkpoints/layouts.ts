@@ -115,6 +115,9 @@ export function toInternal(layout: CheckpointLayout, tensors: StateTensor[]): Ma
   if (layout === 'openai' || layout === 'internal') {
     for (const t of tensors) {
       if (OPENAI_IGNORED.has(t.name) || t.name.endsWith('.num_batches_tracked') || t.name.endsWith('position_ids')) ignored.push(t.name);
+      else if (t.name.startsWith('text.transformer.pooler.')) ignored.push(t.name);
+      // open_clip's HF text encoder beside an OpenAI-layout image tower
+      else if (t.name.startsWith('text.transformer.')) out.push({ ...t, name: 'text.' + t.name.slice('text.transformer.'.length) });
       else out.push(t);
     }
     return { tensors: out, ignored };
