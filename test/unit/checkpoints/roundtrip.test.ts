@@ -233,6 +233,29 @@ describe('layouts written from our own weights', () => {
     }
   });
 
+  test('OpenAI ViT + open_clip HF text encoder (text.transformer.*) maps onto the BERT tower', async () => {
+    const model = ClipModel.create('test-bert', { device: 'cpu', seed: 2 });
+    perturb(model, 6);
+    const ids = randomIds(2, 32, 1000);
+    const want = await embeddings(model, ids, 2, 32);
+    const state = model
+      .getState()
+      .map((t) => (t.name.startsWith('text.') && !t.name.startsWith('text.proj') ? { ...t, name: 'text.transformer.' + t.name.slice(5) } : t));
+    model.dispose();
+    const dir = tmpDir('vitbert');
+    writeState(path.join(dir, 'open_clip_model.safetensors'), state);
+    writeVocab(path.join(dir, 'vocab.txt'), 1000);
+    const { model: back, report } = await loadPretrained(dir, { device: 'cpu', config: 'test-bert' });
+    try {
+      expect(report.layout).toBe('openai');
+      const got = await embeddings(back, ids, 2, 32);
+      expect(maxAbsDiff(got.img, want.img)).toBeLessThanOrEqual(1e-6);
+      expect(maxAbsDiff(got.txt, want.txt)).toBeLessThanOrEqual(1e-6);
+    } finally {
+      back.dispose();
+    }
+  });
+
   test('strict: a missing or unexpected key is named; strict false lists what was skipped', async () => {
     const model = ClipModel.create('test-vit', { device: 'cpu' });
     const state = model.getState().filter((t) => t.name !== 'ln_final.bias');
