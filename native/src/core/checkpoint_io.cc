@@ -419,8 +419,12 @@ void flatten(const Val& v, const std::string& prefix, std::vector<NamedTensor>& 
   if (depth > 64) return;
   auto name = [&](const std::string& k) { return prefix.empty() ? k : prefix + "." + k; };
   if (v->kind == Obj::Tensor) {
-    // A view keeps its whole storage alive: copy to a compact tensor of its own.
-    out.push_back({prefix, v->t.contiguous().clone()});
+    // A partial view would keep its whole storage alive: copy it to a compact tensor of its own. A tensor
+    // that is its whole storage (the usual case) is taken as is, keeping the peak memory at one copy.
+    const auto& t = v->t;
+    const bool whole = t.is_contiguous() && t.storage_offset() == 0 &&
+                       t.storage().nbytes() == static_cast<size_t>(t.numel()) * t.element_size();
+    out.push_back({prefix, whole ? t : t.contiguous().clone()});
   } else if (v->kind == Obj::Dict) {
     for (size_t i = 0; i + 1 < v->items.size(); i += 2) {
       auto k = key_string(v->items[i]);
