@@ -11,11 +11,11 @@ export interface ModelConfig extends NativeModelConfig {
 
 const VISION_KEYS = new Set([
   'type', 'imageSize', 'patchSize', 'width', 'layers', 'heads', 'mlpRatio', 'act', 'resnetLayers', 'resnetWidth',
-  'attnPoolHeads', 'batchnormTrain',
+  'attnPoolHeads', 'batchnormTrain', 'patchBias', 'lnPre', 'layerNormEps',
 ]);
 const TEXT_KEYS = new Set([
   'type', 'vocabSize', 'contextLength', 'width', 'layers', 'heads', 'mlpRatio', 'act', 'intermediateSize',
-  'maxPosition', 'typeVocabSize', 'padId', 'pooling', 'layerNormEps',
+  'maxPosition', 'typeVocabSize', 'padId', 'pooling', 'layerNormEps', 'proj', 'projHidden',
 ]);
 const TOP_KEYS = new Set(['name', 'embedDim', 'logitScaleInit', 'vision', 'text', 'tokenizer']);
 
@@ -50,6 +50,10 @@ export function validateModelConfig(input: unknown): ModelConfig {
   unknownKeys(v, VISION_KEYS, 'vision.');
   posInt(v.imageSize, 'vision.imageSize');
   if (v.act !== undefined && v.act !== 'quick_gelu' && v.act !== 'gelu') fail('"vision.act" must be "quick_gelu" or "gelu"');
+  for (const k of ['patchBias', 'lnPre', 'batchnormTrain'])
+    if (v[k] !== undefined && typeof v[k] !== 'boolean') fail(`"vision.${k}" must be a boolean`);
+  if (v.layerNormEps !== undefined && !(typeof v.layerNormEps === 'number' && v.layerNormEps > 0 && v.layerNormEps < 1))
+    fail('"vision.layerNormEps" must be a number in (0, 1)');
   if (v.type === 'vit') {
     for (const k of ['patchSize', 'width', 'heads']) posInt(v[k], `vision.${k}`);
     posInt(v.layers, 'vision.layers', 0);
@@ -85,6 +89,8 @@ export function validateModelConfig(input: unknown): ModelConfig {
   optPosInt(t, 'typeVocabSize', 'text.');
   optPosInt(t, 'padId', 'text.', 0);
   if (t.pooling !== undefined && t.pooling !== 'cls' && t.pooling !== 'mean') fail('"text.pooling" must be "cls" or "mean"');
+  if (t.proj !== undefined && t.proj !== 'linear' && t.proj !== 'mlp') fail('"text.proj" must be "linear" or "mlp"');
+  optPosInt(t, 'projHidden', 'text.', 0);
   if (t.type === 'bert' && t.maxPosition !== undefined && (t.maxPosition as number) < (t.contextLength as number))
     fail('"text.maxPosition" must be >= "text.contextLength"');
   return c as unknown as ModelConfig;

@@ -21,6 +21,12 @@ export interface NativeModelConfig {
     resnetWidth?: number;
     attnPoolHeads?: number;
     batchnormTrain?: boolean;
+    /** Patch-embedding convolution with a bias (timm ViTs). Default false. */
+    patchBias?: boolean;
+    /** LayerNorm before the transformer (OpenAI: true; timm: false). Default true. */
+    lnPre?: boolean;
+    /** Epsilon of the ViT's LayerNorms (OpenAI 1e-5, timm 1e-6). Default 1e-5. */
+    layerNormEps?: number;
   };
   text: {
     type: 'causal' | 'bert';
@@ -37,6 +43,10 @@ export interface NativeModelConfig {
     padId?: number;
     pooling?: 'cls' | 'mean';
     layerNormEps?: number;
+    /** BERT tower projection: "linear" (proj.weight) or "mlp" (open_clip: proj.0, GELU, proj.2). Default "linear". */
+    proj?: 'linear' | 'mlp';
+    /** Hidden width of the "mlp" projection; 0 or absent: (width + embedDim) / 2. */
+    projHidden?: number;
   };
 }
 
@@ -115,6 +125,11 @@ export interface NativeModel {
   readonly device: string | null;
 }
 
+/** One tensor of a PyTorch checkpoint file, upcast to float32; `dtype` is the stored element type. */
+export interface NativeFileTensor extends NativeTensor {
+  dtype: 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL' | 'OTHER';
+}
+
 export interface NativeCapabilities {
   torchVersion: string;
   cuda: { built: boolean; kernels: boolean; available: boolean; devices: number };
@@ -131,6 +146,12 @@ export interface NativeAddon {
   stats(): { liveModels: number; externalBytes: number };
   /** Throws a libtorch ('torch') or std ('std') exception inside a worker: tests the error mapping. */
   selfTest(kind: 'torch' | 'std'): Promise<void>;
+  /**
+   * Reads a `torch.save` zip archive (data only: dicts, lists, tuples, numbers, strings, tensors; nested
+   * containers flattened to dotted names) or a TorchScript archive (its parameters and buffers), on a
+   * worker thread. Rejects with E_IO or E_CHECKPOINT.
+   */
+  readTorchFile(path: string): Promise<{ kind: 'torch-save' | 'torchscript'; tensors: NativeFileTensor[] }>;
   contrastiveLoss(
     u: Float32Array,
     v: Float32Array,

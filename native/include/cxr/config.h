@@ -19,6 +19,10 @@ struct VisionConfig {
   int64_t layers = 12;
   int64_t heads = 12;
   double mlp_ratio = 4.0;
+  // timm ViTs (open_clip/BiomedCLIP image towers) differ from OpenAI's in three details:
+  bool patch_bias = false;        // the patch embedding convolution has a bias
+  bool ln_pre = true;             // LayerNorm before the transformer (timm has none)
+  double layer_norm_eps = 1e-5;   // timm uses 1e-6
   // ModifiedResNet (CLIP RN50 family)
   std::vector<int64_t> resnet_layers{3, 4, 6, 3};
   int64_t resnet_width = 64;      // stem width; the trunk ends at 32 * resnet_width channels
@@ -42,6 +46,8 @@ struct TextConfig {
   int64_t type_vocab_size = 2;
   int64_t pad_id = 0;
   std::string pooling = "cls";  // "cls" | "mean"
+  std::string proj = "linear";   // "linear" (proj.weight) | "mlp" (open_clip: proj.0, GELU, proj.2; no biases)
+  int64_t proj_hidden = 0;       // hidden width of the "mlp" projection; 0: (width + embed_dim) / 2
   double layer_norm_eps = 1e-12;
 };
 

@@ -36,7 +36,7 @@ struct MlpImpl : torch::nn::Module {
 TORCH_MODULE(Mlp);
 
 struct ResidualBlockImpl : torch::nn::Module {
-  ResidualBlockImpl(int64_t width, int64_t heads, double mlp_ratio, Activation act);
+  ResidualBlockImpl(int64_t width, int64_t heads, double mlp_ratio, Activation act, double eps = 1e-5);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Attention attn{nullptr};
@@ -45,7 +45,7 @@ struct ResidualBlockImpl : torch::nn::Module {
 TORCH_MODULE(ResidualBlock);
 
 struct TransformerImpl : torch::nn::Module {
-  TransformerImpl(int64_t width, int64_t layers, int64_t heads, double mlp_ratio, Activation act);
+  TransformerImpl(int64_t width, int64_t layers, int64_t heads, double mlp_ratio, Activation act, double eps = 1e-5);
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask = {});
   std::vector<ResidualBlock> blocks;
   torch::nn::ModuleList resblocks;
@@ -97,6 +97,7 @@ struct BertTextTower : torch::nn::Module {
   torch::nn::LayerNorm emb_ln{nullptr};
   std::vector<std::shared_ptr<BertLayer>> layers;
   torch::nn::Linear proj{nullptr};
+  torch::nn::Sequential proj_mlp{nullptr};  // cfg.proj == "mlp"
 };
 
 class ClipModel : public torch::nn::Module {

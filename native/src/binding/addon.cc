@@ -7,6 +7,7 @@
 #include "common.h"
 #include "cxr/engine.h"
 #include "cxr/loss.h"
+#include "io.h"
 #include "model_wrap.h"
 
 namespace cxr_binding {
@@ -128,6 +129,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("selfTest", Napi::Function::New(env, SelfTest, "selfTest"));
   exports.Set("contrastiveLoss", Napi::Function::New(env, ContrastiveLoss, "contrastiveLoss"));
+  RegisterIo(env, exports);
   return exports;
 }
 

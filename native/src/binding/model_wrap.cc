@@ -27,6 +27,9 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
   vc.resnet_width = get_int(vo, "resnetWidth", vc.resnet_width);
   vc.attn_pool_heads = get_int(vo, "attnPoolHeads", vc.attn_pool_heads);
   vc.batchnorm_train = get_bool(vo, "batchnormTrain", vc.batchnorm_train);
+  vc.patch_bias = get_bool(vo, "patchBias", vc.patch_bias);
+  vc.ln_pre = get_bool(vo, "lnPre", vc.ln_pre);
+  vc.layer_norm_eps = get_num(vo, "layerNormEps", vc.layer_norm_eps);
   vc.act = get_str(vo, "act", "quick_gelu") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
   auto rl = vo.Get("resnetLayers");
   if (rl.IsArray()) {
@@ -50,6 +53,8 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
   tc.pad_id = get_int(to, "padId", tc.pad_id);
   tc.pooling = get_str(to, "pooling", tc.pooling);
   tc.layer_norm_eps = get_num(to, "layerNormEps", tc.layer_norm_eps);
+  tc.proj = get_str(to, "proj", tc.proj);
+  tc.proj_hidden = get_int(to, "projHidden", tc.proj_hidden);
   return c;
 }
 

@@ -86,10 +86,10 @@ MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation act) : act(act) {
 }
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return c_proj(activation(c_fc(x), act)); }
 
-ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, double mlp_ratio, Activation act) {
-  ln_1 = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5)));
+ResidualBlockImpl::ResidualBlockImpl(int64_t width, int64_t heads, double mlp_ratio, Activation act, double eps) {
+  ln_1 = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(eps)));
   attn = register_module("attn", Attention(width, heads));
-  ln_2 = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5)));
+  ln_2 = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(eps)));
   mlp = register_module("mlp", Mlp(width, static_cast<int64_t>(std::llround(width * mlp_ratio)), act));
 }
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
@@ -97,11 +97,12 @@ torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x, const torch::Te
   return h + mlp(ln_2(h));
 }
 
-TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads, double mlp_ratio, Activation act)
+TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads, double mlp_ratio, Activation act,
+                                 double eps)
     : width(width), layers(layers) {
   resblocks = register_module("resblocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < layers; ++i) {
-    blocks.emplace_back(width, heads, mlp_ratio, act);
+    blocks.emplace_back(width, heads, mlp_ratio, act, eps);
     resblocks->push_back(blocks.back());
   }
 }
@@ -115,22 +116,27 @@ VisionTransformer::VisionTransformer(const VisionConfig& c, int64_t embed_dim) :
   const int64_t grid = cfg.image_size / cfg.patch_size;
   conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, cfg.width, cfg.patch_size)
                                                          .stride(cfg.patch_size)
-                                                         .bias(false)));
+                                                         .bias(cfg.patch_bias)));
   class_embedding = register_parameter("class_embedding", torch::empty({cfg.width}));
   positional_embedding = register_parameter("positional_embedding", torch::empty({grid * grid + 1, cfg.width}));
-  ln_pre = register_module("ln_pre", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.width}).eps(1e-5)));
-  transformer = register_module("transformer", Transformer(cfg.width, cfg.layers, cfg.heads, cfg.mlp_ratio, cfg.act));
-  ln_post = register_module("ln_post", torch::nn::LayerNorm(torch::nn::LayerNormOptions({cfg.width}).eps(1e-5)));
+  const auto lnopt = torch::nn::LayerNormOptions({cfg.width}).eps(cfg.layer_norm_eps);
+  if (cfg.ln_pre) ln_pre = register_module("ln_pre", torch::nn::LayerNorm(lnopt));
+  transformer = register_module(
+      "transformer", Transformer(cfg.width, cfg.layers, cfg.heads, cfg.mlp_ratio, cfg.act, cfg.layer_norm_eps));
+  // timm's final `norm` runs on every token before class-token pooling; per-token, so ln_post on the class
+  // token alone is the same computation.
+  ln_post = register_module("ln_post", torch::nn::LayerNorm(lnopt));
   proj = register_parameter("proj", torch::empty({cfg.width, embed_dim}));
 }
 
 void VisionTransformer::init_parameters(at::Generator& gen) {
   double scale = std::pow(static_cast<double>(cfg.width), -0.5);
   uniform_fan_in(conv1->weight, gen);
+  if (conv1->bias.defined()) zero(conv1->bias);
   normal_init(class_embedding, scale, gen);
   normal_init(positional_embedding, scale, gen);
   normal_init(proj, scale, gen);
-  init_layer_norm(ln_pre);
+  if (ln_pre) init_layer_norm(ln_pre);
   init_layer_norm(ln_post);
   init_transformer(*transformer, gen);
 }
@@ -141,7 +147,7 @@ torch::Tensor VisionTransformer::encode(const torch::Tensor& images) {
   const int64_t N = x.size(0);
   auto cls = class_embedding.to(x.dtype()).view({1, 1, -1}).expand({N, 1, cfg.width});
   x = torch::cat({cls, x}, 1) + positional_embedding.to(x.dtype());
-  x = transformer(ln_pre(x));
+  x = transformer(ln_pre ? ln_pre(x) : x);
   return ln_post(x.select(1, 0)).matmul(proj);
 }
 
@@ -325,7 +331,13 @@ BertTextTower::BertTextTower(const TextConfig& c, int64_t embed_dim) : cfg(c) {
     layers.push_back(std::make_shared<BertLayer>(cfg));
     list->push_back(layers.back());
   }
-  proj = register_module("proj", Linear(LinearOptions(cfg.width, embed_dim).bias(false)));
+  if (cfg.proj == "mlp") {
+    const int64_t hidden = cfg.proj_hidden > 0 ? cfg.proj_hidden : (cfg.width + embed_dim) / 2;
+    proj_mlp = register_module("proj", Sequential(Linear(LinearOptions(cfg.width, hidden).bias(false)), GELU(),
+                                                  Linear(LinearOptions(hidden, embed_dim).bias(false))));
+  } else {
+    proj = register_module("proj", Linear(LinearOptions(cfg.width, embed_dim).bias(false)));
+  }
 }
 
 void BertTextTower::init_parameters(at::Generator& gen) {
@@ -356,7 +368,7 @@ torch::Tensor BertTextTower::encode(const torch::Tensor& ids) {
   } else {
     pooled = x.select(1, 0);
   }
-  return proj(pooled);
+  return proj_mlp ? proj_mlp->forward(pooled) : proj(pooled);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -392,6 +404,8 @@ void validate_config(const ModelConfig& c) {
   if (t.type == "bert" && (t.max_position < t.context_length || t.intermediate_size <= 0))
     fail("text.max_position must be >= text.context_length and intermediate_size positive");
   if (t.type == "bert" && t.pooling != "cls" && t.pooling != "mean") fail("text.pooling must be \"cls\" or \"mean\"");
+  if (t.proj != "linear" && t.proj != "mlp") fail("text.proj must be \"linear\" or \"mlp\"");
+  if (!(v.layer_norm_eps > 0)) fail("vision.layer_norm_eps must be positive");
 }
 
 ClipModel::ClipModel(const ModelConfig& cfg, uint64_t seed) : cfg_(cfg) {
