@@ -51,3 +51,23 @@ export type { ScoreResult, ScoreOptions } from './eval/score';
 export { writeReportCard, renderReportHtml } from './eval/reportCard';
 export { zeroShotProbabilities, ensembleProbabilities, ZeroShotClassifier, promptSetHash } from './eval/zeroShot';
 export type { ZeroShotEncoder, ZeroShotPromptSet } from './eval/zeroShot';
+
+// Pre-trained checkpoints (OpenAI, Hugging Face CLIPModel, open_clip/BiomedCLIP, own format)
+export { loadPretrained, readCheckpointTensors } from './checkpoints/pretrained';
+export type { LoadPretrainedOptions, PretrainedReport } from './checkpoints/pretrained';
+export { detectCheckpoint } from './checkpoints/detect';
+export type { CheckpointFormat } from './checkpoints/detect';
+export { fromInternal, hfClipConfigJson } from './checkpoints/layouts';
+export type { CheckpointLayout } from './checkpoints/layouts';
+export { embedWithCheckpoint, convertCheckpoint } from './checkpoints/embed';
+export type { EmbedOutput } from './checkpoints/embed';
+
+// Training
+export { Trainer } from './train/Trainer';
+export type { TrainerOptions, TrainerEvents, StepEvent, StartEvent, CheckpointEvent, FitResult } from './train/Trainer';
+export { DEFAULT_CONFIG, resolveTrainConfig, readConfigFile, mergeConfig, validateTrainConfig, configToYaml } from './train/config';
+export type { TrainConfig } from './train/config';
+export { lrAt } from './train/schedule';
+export { readCheckpoint, findLatestCheckpoint, listCheckpoints } from './train/checkpoints';
+export type { EvalMetrics, TrainerState } from './train/checkpoints';
+export { attachReporter } from './train/reporter';

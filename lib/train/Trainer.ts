@@ -19,6 +19,7 @@ import type { Batch } from '../data/DataLoader';
 import { ClipModel } from '../models/ClipModel';
 import type { StepResult } from '../models/ClipModel';
 import { isModelFolder } from '../checkpoints/ownFormat';
+import { loadPretrained } from '../checkpoints/pretrained';
 import { loadTokenizer } from '../text/tokenizer';
 import type { TextTokenizer } from '../text/tokenizer';
 import { SentenceSampler } from '../text/sentenceSampler';
@@ -240,7 +241,7 @@ export class Trainer {
 
     // Data.
     this.data = this.opts.data ? { ...this.opts.data, val: limitSource(this.opts.data.val, c.eval.maxSamples) } : await buildRunData(c);
-    const model = this.createModel(resumeDir);
+    const model = await this.createModel(resumeDir);
     this.modelRef = model;
     const imageSize = c.data.imageSize ?? model.imageSize;
     if (imageSize !== model.imageSize) throw new CxrError('E_CONFIG', `data.imageSize ${imageSize} differs from the model's input size ${model.imageSize}`);
@@ -310,16 +311,23 @@ export class Trainer {
 
   private resumedFrom: string | null = null;
 
-  /** Model from the resume checkpoint, a pretrained folder, or the registry; then freezing and optimizer. */
-  private createModel(resumeDir: string | null): ClipModel {
+  /**
+   * Model from the resume checkpoint, a pre-trained checkpoint (any format loadPretrained reads: OpenAI,
+   * Hugging Face, open_clip/BiomedCLIP, own folder), or the registry; then freezing and optimizer.
+   */
+  private async createModel(resumeDir: string | null): Promise<ClipModel> {
     const c = this.config;
     const mo = { device: c.device, precision: c.precision, seed: c.seed, threads: c.threads ?? undefined };
     let model: ClipModel;
     const src = resumeDir ? path.join(resumeDir, 'model') : c.model.checkpoint;
     if (src) {
       const dir = isCheckpointDir(src) ? path.join(src, 'model') : src;
-      if (!isModelFolder(dir)) throw new CxrError('E_CHECKPOINT', `model.checkpoint ${src}: not a model folder (model.safetensors + cxr-model.json) nor a training checkpoint`);
-      model = ClipModel.load(dir, mo);
+      if (isModelFolder(dir)) model = ClipModel.load(dir, mo);
+      else {
+        const loaded = await loadPretrained(dir, { ...mo, tokenizer: null });
+        model = loaded.model;
+        for (const w of loaded.report.warnings ?? []) this.emit('message', { level: 'warn', text: w });
+      }
     } else model = ClipModel.create(c.model.name, mo);
     try {
       const prefixes = freezePrefixes(model.getState().map((t) => t.name), c.freeze);
