@@ -16,7 +16,7 @@ namespace {
 std::string blas_name() {
   // OpenBLAS exports openblas_get_config; Debian's reference BLAS does not (and is 15-25x slower).
   using cfg_fn = char* (*)();
-  if (auto f = reinterpret_cast<cfg_fn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) return std::string("OpenBLAS ") + f();
+  if (auto f = reinterpret_cast<cfg_fn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) return std::string(f());
   if (dlsym(RTLD_DEFAULT, "mkl_get_version")) return "MKL";
   if (dlsym(RTLD_DEFAULT, "bli_info_get_version_str")) return "BLIS";
   return "reference BLAS (slow: install libopenblas0-openmp)";
