@@ -50,6 +50,13 @@ export interface StepOptions {
   /** Clip the global gradient norm to this value; 0 or absent: no clipping (the norm is still reported). */
   clipGradNorm?: number;
   loss?: LossOptions;
+  /**
+   * Gradient accumulation with feature caching (open_clip style): the batch is processed in micro-batches
+   * of this size; their embeddings are computed once without gradient, then each micro-batch is recomputed
+   * with gradient against the full set. The loss and gradient are those of the whole batch, while
+   * activations are held for one micro-batch at a time. 0 or absent: one pass.
+   */
+  microBatch?: number;
 }
 
 export type StepResult = NativeStepResult;
@@ -232,11 +239,15 @@ export class ClipModel {
     if (!(typeof opts.lr === 'number' && Number.isFinite(opts.lr) && opts.lr >= 0))
       throw new CxrError('E_CONFIG', `lr must be a finite number >= 0, got ${opts.lr}`);
     const loss = resolveLoss(opts.loss);
+    const microBatch = opts.microBatch ?? 0;
+    if (!Number.isInteger(microBatch) || microBatch < 0)
+      throw new CxrError('E_CONFIG', `microBatch must be an integer >= 0, got ${microBatch}`);
     try {
       return await h.trainStep(batch.images, imageShape, batch.tokenIds, idShape, {
         lr: opts.lr,
         clipGradNorm: opts.clipGradNorm ?? 0,
         loss,
+        microBatch,
       });
     } catch (e) {
       throw asCxrError(e);

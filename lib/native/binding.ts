@@ -67,6 +67,8 @@ export interface NativeLossConfig {
 export interface NativeStepOptions {
   lr: number;
   clipGradNorm: number;
+  /** > 0: feature-cached gradient accumulation in micro-batches of this size; 0: one pass. */
+  microBatch?: number;
   loss: NativeLossConfig;
 }
 

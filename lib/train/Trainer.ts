@@ -372,7 +372,7 @@ export class Trainer {
         const b = r.value;
         const lr = lrAt(s.step, { lr: c.optimizer.lr, warmupSteps: c.schedule.warmupSteps, totalSteps: s.totalSteps, minLrRatio: c.schedule.minLrRatio });
         const tStep = Date.now();
-        const pending = model.trainStep(b, { lr, clipGradNorm: c.clipGradNorm, loss: c.loss });
+        const pending = model.trainStep(b, { lr, clipGradNorm: c.clipGradNorm, loss: c.loss, microBatch: c.accumSteps > 1 ? c.batchSize : 0 });
         // Prepare the next batch (augment, sample sentences, tokenise) while the native step runs.
         next = s.step + 1 < s.totalSteps ? batches.next() : Promise.resolve({ done: true, value: undefined });
         next.catch(() => undefined);

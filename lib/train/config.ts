@@ -139,9 +139,10 @@ export interface TrainConfig {
   /** Pairs per micro-batch (what the data loader delivers). */
   batchSize: number;
   /**
-   * Micro-batches per optimizer step. The contrastive loss is computed over all of them at once (they are
-   * concatenated into one native step), so the result equals one batch of `batchSize × accumSteps`; it
-   * raises the effective batch but does not lower peak memory (see docs/training.md).
+   * Micro-batches per optimizer step. The contrastive loss is over all of them (feature-cached
+   * accumulation in the native step: embeddings of every micro-batch are computed without gradient, then
+   * each micro-batch is recomputed with gradient against the full set), so the step equals one batch of
+   * `batchSize × accumSteps` while activations are held for one micro-batch at a time.
    */
   accumSteps: number;
   /** Optimizer steps to run; null: `epochs` decides. */

@@ -49,6 +49,13 @@ function sameWeights(a: { name: string; data: Float32Array }[], b: { name: strin
   return a.every((t, i) => t.name === b[i].name && Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(b[i].data.buffer, b[i].data.byteOffset, b[i].data.byteLength)));
 }
 
+function maxWeightDiff(a: { name: string; data: Float32Array }[], b: { name: string; data: Float32Array }[]): number {
+  expect(a.map((t) => t.name)).toEqual(b.map((t) => t.name));
+  let m = 0;
+  a.forEach((t, i) => t.data.forEach((x, k) => (m = Math.max(m, Math.abs(x - b[i].data[k])))));
+  return m;
+}
+
 describe('Trainer end to end (CPU, test-vit)', () => {
   test('learns: loss falls and zero-shot macro AUROC rises clearly above chance', async () => {
     const config = resolveTrainConfig([
@@ -126,11 +133,12 @@ describe('Trainer end to end (CPU, test-vit)', () => {
     await t2.dispose();
   });
 
-  test('gradient accumulation: 2 micro-batches of 8 equal one batch of 16 (same losses and weights)', async () => {
+  test('gradient accumulation: 2 micro-batches of 8 equal one batch of 16 (same losses and weights, to float32 rounding)', async () => {
     const big = await run(small({ batchSize: 16, accumSteps: 1, maxSteps: 3 }));
     const acc = await run(small({ batchSize: 8, accumSteps: 2, maxSteps: 3 }));
-    expect(acc.result.losses).toEqual(big.result.losses);
-    expect(sameWeights(acc.state, big.state)).toBe(true);
+    // Feature-cached accumulation sums the micro-batch gradients in another order: equal up to rounding.
+    acc.result.losses.forEach((l: number, i: number) => expect(Math.abs(l - big.result.losses[i])).toBeLessThan(1e-4));
+    expect(maxWeightDiff(acc.state, big.state)).toBeLessThan(1e-4);
     // And it is not a no-op: a plain batch of 8 differs.
     const plain = await run(small({ batchSize: 8, accumSteps: 1, maxSteps: 3 }));
     expect(plain.result.losses).not.toEqual(big.result.losses);

@@ -3,6 +3,7 @@ import { nativeStats } from '../../lib/native';
 
 describe('long runs do not leak', () => {
   it('500 train steps of test-vit grow RSS by less than 50 MB, and counters return to zero', async () => {
+    // Slow only on an oversubscribed machine (~20 ms a step when idle): the bound is correctness, not speed.
     const m = createModel('test-vit', { device: 'cpu', seed: 1 });
     const n = 8;
     const L = 16;
@@ -29,5 +30,5 @@ describe('long runs do not leak', () => {
     m.dispose();
     expect(nativeStats().liveModels).toBe(0);
     expect(nativeStats().externalBytes).toBe(0);
-  });
+  }, 600_000);
 });

@@ -87,6 +87,11 @@ struct StepOptions {
   double lr = 0.0;
   double clip_grad_norm = 0.0;  // <= 0: no clipping (the norm is still measured)
   LossConfig loss;
+  // > 0 and < batch: gradient accumulation with feature caching (open_clip style). Embeddings of every
+  // micro-batch are computed once without gradient; each micro-batch is then recomputed with gradient
+  // against that full set, so the loss is over the whole batch while activations are held for one
+  // micro-batch at a time. 0: the whole batch in one pass.
+  int64_t micro_batch = 0;
 };
 
 struct StepResult {

@@ -186,6 +186,7 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
     auto o = info[4].As<Napi::Object>();
     so.lr = get_num(o, "lr", 0.0);
     so.clip_grad_norm = get_num(o, "clipGradNorm", 0.0);
+    so.micro_batch = get_int(o, "microBatch", 0);
     so.loss = loss_config(o.Get("loss"));
   }
   auto res = std::make_shared<cxr::StepResult>();

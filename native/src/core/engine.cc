@@ -156,22 +156,69 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
   auto t = ids.to(device_);
   StepResult r;
   r.batch = images.size(0);
-  torch::Tensor loss;
-  {
-    AutocastGuard ac(opt_.precision == "bf16");
-    auto u = model_->encode_image(x);
-    auto v = model_->encode_text(t);
-    loss = compute_loss(u.to(torch::kFloat32), v.to(torch::kFloat32), so.loss);
+  CXR_CHECK(so.micro_batch >= 0, Config, "micro_batch must be >= 0");
+  const bool accumulate = so.micro_batch > 0 && so.micro_batch < r.batch;
+  if (!accumulate) {
+    torch::Tensor loss;
+    {
+      AutocastGuard ac(opt_.precision == "bf16");
+      auto u = model_->encode_image(x);
+      auto v = model_->encode_text(t);
+      loss = compute_loss(u.to(torch::kFloat32), v.to(torch::kFloat32), so.loss);
+    }
+    sync(device_);
+    r.ms_forward = ms_since(t0);
+    r.loss = loss.item<double>();
+    CXR_CHECK(std::isfinite(r.loss), Numeric, "the loss is not finite (" + std::to_string(r.loss) +
+                                                  "); weights were not updated. Lower the learning rate or check the inputs");
+    const auto t1 = Clock::now();
+    loss.backward();
+    sync(device_);
+    r.ms_backward = ms_since(t1);
+  } else {
+    // 1. Embeddings of every micro-batch, without gradient.
+    auto xs = x.split(so.micro_batch);
+    auto ts = t.split(so.micro_batch);
+    std::vector<torch::Tensor> us, vs;
+    {
+      torch::NoGradGuard ng;
+      AutocastGuard ac(opt_.precision == "bf16");
+      for (size_t m = 0; m < xs.size(); ++m) {
+        us.push_back(model_->encode_image(xs[m]).to(torch::kFloat32));
+        vs.push_back(model_->encode_text(ts[m]).to(torch::kFloat32));
+      }
+    }
+    sync(device_);
+    r.ms_forward = ms_since(t0);
+    // 2. Each micro-batch again with gradient, against the cached rest: the sum of these backward passes
+    // is the gradient of the full-batch loss for the encoders. θ sees the whole loss in every pass, so its
+    // gradient is counted once (divided by the number of passes below).
+    const auto t1 = Clock::now();
+    for (size_t m = 0; m < xs.size(); ++m) {
+      torch::Tensor loss;
+      {
+        AutocastGuard ac(opt_.precision == "bf16");
+        auto u = model_->encode_image(xs[m]).to(torch::kFloat32);
+        auto v = model_->encode_text(ts[m]).to(torch::kFloat32);
+        auto U = us, V = vs;
+        U[m] = u;
+        V[m] = v;
+        loss = compute_loss(torch::cat(U), torch::cat(V), so.loss);
+      }
+      if (m == 0) {
+        r.loss = loss.item<double>();
+        CXR_CHECK(std::isfinite(r.loss), Numeric, "the loss is not finite (" + std::to_string(r.loss) +
+                                                      "); weights were not updated. Lower the learning rate or check the inputs");
+      }
+      loss.backward();
+    }
+    if (model_->logit_scale.grad().defined()) {
+      torch::NoGradGuard ng;
+      model_->logit_scale.mutable_grad().div_(static_cast<double>(xs.size()));
+    }
+    sync(device_);
+    r.ms_backward = ms_since(t1);
   }
-  sync(device_);
-  r.ms_forward = ms_since(t0);
-  r.loss = loss.item<double>();
-  CXR_CHECK(std::isfinite(r.loss), Numeric, "the loss is not finite (" + std::to_string(r.loss) +
-                                                "); weights were not updated. Lower the learning rate or check the inputs");
-  const auto t1 = Clock::now();
-  loss.backward();
-  sync(device_);
-  r.ms_backward = ms_since(t1);
 
   const auto t2 = Clock::now();
   std::vector<torch::Tensor> with_grad;
