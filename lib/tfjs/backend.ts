@@ -20,10 +20,18 @@ export type TfBackendName = 'wasm' | 'cpu' | 'tensorflow' | 'auto';
 let tf: Tf | null = null;
 let nodeLoaded = false;
 
-// A name held in a variable keeps tsc and bundlers from resolving optional packages statically.
+/**
+ * Module resolution used by the detection functions. Internal: tests replace `resolve` to simulate a
+ * machine without the optional packages.
+ */
+export const tfjsResolver = {
+  // A name held in a variable keeps tsc and bundlers from resolving optional packages statically.
+  resolve: (name: string): string => require.resolve(name),
+};
+
 function tryResolve(name: string): string | null {
   try {
-    return require.resolve(name);
+    return tfjsResolver.resolve(name);
   } catch {
     return null;
   }

@@ -184,13 +184,25 @@ export class TfClipModel {
    * weights (the native initialisation scheme; not the same numbers as the native model).
    */
   static async create(nameOrConfig: string | ModelConfig, options: TfModelOptions = {}): Promise<TfClipModel> {
+    const model = await TfClipModel.#build(nameOrConfig, options);
+    model.#initMissing(options.seed ?? 0);
+    return model;
+  }
+
+  static async #build(nameOrConfig: string | ModelConfig, options: TfModelOptions): Promise<TfClipModel> {
     const config = resolveModelConfig(nameOrConfig);
     const specs = tfParameterSpecs(config);
-    const { tf, backend } = await useBackend(options.backend ?? 'auto');
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) throw new CxrError('E_CONFIG', `seed must be an integer >= 0, got ${seed}`);
-    const model = new TfClipModel(config, tf, backend, specs);
-    specs.forEach((s, i) => {
+    const { tf, backend } = await useBackend(options.backend ?? 'auto');
+    return new TfClipModel(config, tf, backend, specs);
+  }
+
+  /** Randomly initialises the parameters that hold no tensor yet (all of them for a fresh model). */
+  #initMissing(seed: number): void {
+    const tf = this.#tf;
+    this.#specs.forEach((s, i) => {
+      if (this.#params.has(s.name)) return;
       const init = s.init;
       let t: Tensor;
       if (init.kind === 'normal') t = tf.randomNormal(s.shape, 0, init.std, 'float32', seed * 1000 + i);
@@ -198,20 +210,20 @@ export class TfClipModel {
       else if (init.kind === 'ones') t = tf.ones(s.shape);
       else if (init.kind === 'zeros') t = tf.zeros(s.shape);
       else t = tf.fill(s.shape, init.value);
-      model.#params.set(s.name, t);
+      this.#params.set(s.name, t);
     });
-    return model;
   }
 
   /**
    * Builds a model for `config` and loads `state` (a list of {name, shape, data}: `ClipModel.getState()`,
-   * an OpenAI-layout state read by the checkpoint code, or the own format's tensors). strict: a missing
-   * or unexpected tensor is E_CHECKPOINT.
+   * an OpenAI-layout state read by the checkpoint code, or the own format's tensors). strict (default):
+   * a missing or unexpected tensor is E_CHECKPOINT; otherwise missing ones are randomly initialised.
    */
   static async fromState(nameOrConfig: string | ModelConfig, state: NativeTensor[], options: TfModelOptions & { strict?: boolean } = {}): Promise<TfClipModel> {
-    const model = await TfClipModel.create(nameOrConfig, options);
+    const model = await TfClipModel.#build(nameOrConfig, options);
     try {
       model.loadState(state, options.strict ?? true);
+      model.#initMissing(options.seed ?? 0);
     } catch (e) {
       model.dispose();
       throw e;
@@ -280,7 +292,9 @@ export class TfClipModel {
       throw new CxrError('E_CHECKPOINT', m, { missing, unexpected });
     }
     for (const [name, t] of seen) {
-      const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
+      // A Float32Array of another realm (the addon's arrays inside jest's vm) fails instanceof and would send
+      // tfjs down its element-by-element path; a bulk copy into this realm is fast.
+      const data = t.data instanceof Float32Array ? t.data : new Float32Array(t.data as ArrayLike<number>);
       this.#params.get(name)?.dispose();
       this.#params.set(name, tf.tensor(data, byName.get(name)!.shape, 'float32'));
     }
