@@ -134,5 +134,11 @@ export async function useBackend(backend: TfBackendName = 'auto'): Promise<{ tf:
     }
     if (!ok) throw new CxrError('E_UNSUPPORTED', `tfjs backend "${name}" failed to initialise`);
   }
+  if (name === 'cpu') {
+    // The cpu backend prints an "install tfjs-node" banner on its first tensor; whether tfjs-node is used
+    // is decided (and documented) here, so the banner is switched off.
+    const b = t.backend() as unknown as { firstUse?: boolean };
+    if (b && typeof b.firstUse === 'boolean') b.firstUse = false;
+  }
   return { tf: t, backend: name };
 }
