@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ClipModel, createModel, type LossOptions } from '../../lib/models/ClipModel';
 import type { ModelConfig } from '../../lib/models/config';
-import { TfClipModel } from '../../lib/tfjs/model';
+import { noWeightDecay, TfClipModel } from '../../lib/tfjs/model';
 import { images, maxAbs, maxAbsDiff, tokens } from './helpers';
 
 /**
@@ -108,6 +108,50 @@ describe.each<[string, LossOptions]>([
       native.dispose();
       tfm.dispose();
     }
+  });
+});
+
+describe('AdamW parameter groups match the native optimizer', () => {
+  it('decoupled decay hits exactly the native decay group (lr 1e-2, weight decay 10: decayed weights shrink 10%)', async () => {
+    const native = createModel('test-vit', { device: 'cpu', seed: 4 });
+    const tfm = await TfClipModel.fromState(native.config, native.getState(), { backend: 'wasm' });
+    try {
+      // eps = 1 makes the Adam update small and smooth in the gradient, so the decay term dominates and a
+      // parameter placed in the wrong group differs by ~10% of its value.
+      const opt = { weightDecay: 10, betas: [0.9, 0.98] as [number, number], eps: 1 };
+      native.configureOptimizer({ kind: 'adamw', ...opt });
+      tfm.configureOptimizer(opt);
+      const batch = { images: images(4, 32, 30), tokenIds: tokens(4, 16, 31), n: 4, length: 16 };
+      await native.trainStep(batch, { lr: 1e-2 });
+      await tfm.trainStep(batch, { lr: 1e-2 });
+      const sb = new Map(tfm.getState().map((x) => [x.name, x.data]));
+      for (const x of native.getState()) {
+        const d = maxAbsDiff(x.data, sb.get(x.name)!);
+        expect({ name: x.name, ok: d < 1e-4 }).toEqual({ name: x.name, ok: true });
+      }
+    } finally {
+      native.dispose();
+      tfm.dispose();
+    }
+  });
+
+  it('the no-decay rule is the native one', () => {
+    expect(noWeightDecay('visual.transformer.resblocks.0.attn.in_proj_weight', [192, 64])).toBe(false);
+    expect(noWeightDecay('visual.proj', [64, 32])).toBe(false);
+    expect(noWeightDecay('text_projection', [64, 32])).toBe(false);
+    expect(noWeightDecay('visual.conv1.weight', [64, 3, 8, 8])).toBe(false);
+    for (const [n, s] of [
+      ['token_embedding.weight', [10, 4]],
+      ['visual.positional_embedding', [5, 4]],
+      ['positional_embedding', [5, 4]],
+      ['logit_scale', []],
+      ['visual.class_embedding', [4]],
+      ['transformer.resblocks.0.mlp.c_fc.bias', [4]],
+      ['ln_final.weight', [4]],
+      ['text.encoder.layer.0.output.LayerNorm.weight', [4]],
+      ['visual.layer1.0.bn1.weight', [4]],
+    ] as Array<[string, number[]]>)
+      expect({ n, decay: !noWeightDecay(n, s) }).toEqual({ n, decay: false });
   });
 });
 
