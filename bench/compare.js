@@ -12,8 +12,8 @@
  *          [--models test-vit,small-vit,vit-b-32] [--rounds 5] [--threads 1] [--impls native,tfjs-wasm,tfjs-cpu]
  *          [--json bench/results/compare-<time>.json]
  * Native runs with --threads libtorch threads (default 1: tfjs-wasm is single-threaded in Node).
- * tfjs-cpu (the pure-JS backend) runs for test-vit only; ViT-B/32 batch 8 runs natively only because the
- * wasm32 heap (4 GiB) aborts there (../shared/design/BUILD-NOTES.md §4c).
+ * tfjs-cpu (the pure-JS backend) runs for test-vit only. ViT-B/32 rows run at most 3 rounds. A child that
+ * fails (e.g. the 4 GiB wasm32 heap aborting, ../shared/design/BUILD-NOTES.md §4c) is reported in the table.
  */
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -36,8 +36,10 @@ const SMALL_VIT = {
 const ROWS = [
   { key: 'test-vit', model: 'test-vit', batch: 8, impls: ['native', 'tfjs-wasm', 'tfjs-cpu'] },
   { key: 'small-vit', model: SMALL_VIT, batch: 8, impls: ['native', 'tfjs-wasm'] },
-  { key: 'vit-b-32', model: 'ViT-B/32', batch: 2, impls: ['native', 'tfjs-wasm'] },
-  { key: 'vit-b-32', model: 'ViT-B/32', batch: 8, impls: ['native'], note: 'tfjs-wasm aborts at the 4 GiB wasm heap (BUILD-NOTES §4c)' },
+  { key: 'vit-b-32', model: 'ViT-B/32', batch: 2, impls: ['native', 'tfjs-wasm'], maxRounds: 3 },
+  // The wasm32 heap is 4 GiB: BUILD-NOTES §4c saw this abort; with the Adam moments kept outside the heap
+  // (lib/tfjs AdamW "js" moments) it may fit. An abort is reported in the table, not fatal.
+  { key: 'vit-b-32', model: 'ViT-B/32', batch: 8, impls: ['native', 'tfjs-wasm'], maxRounds: 3 },
 ];
 
 function batchFor(S, B) {
@@ -156,7 +158,7 @@ async function runRow(row, rounds, threads, only) {
       if (!r.ok) res[k.impl].error = r.error;
     }
   }
-  for (let round = 0; round < rounds; round++) {
+  for (let round = 0; round < Math.min(rounds, row.maxRounds ?? rounds); round++) {
     for (const cmd of ['step', 'encode']) {
       for (const k of live()) {
         const r = await k.call(cmd);

@@ -33,6 +33,12 @@ export interface TfOptimizerOptions {
   betas?: [number, number];
   /** Default 1e-6. */
   eps?: number;
+  /**
+   * Where the Adam moments live: "js" (Float32Arrays outside the tensor heap, update in JavaScript) or
+   * "tensor" (tfjs tensors, update with tfjs ops). Default: "js" on wasm, whose 4 GiB heap cannot hold
+   * ViT-B/32's weights, gradients and two moments at once; "tensor" on the other backends.
+   */
+  moments?: 'js' | 'tensor';
 }
 
 /** Options of one tfjs train step (the same fields as the native `StepOptions`). */
@@ -165,8 +171,11 @@ export class TfClipModel {
   #params = new Map<string, Tensor>();
   #m = new Map<string, Tensor>();
   #v = new Map<string, Tensor>();
+  #mJs = new Map<string, Float32Array>();
+  #vJs = new Map<string, Float32Array>();
   #step = 0;
-  #opt: Required<TfOptimizerOptions> = { weightDecay: 0.2, betas: [0.9, 0.98], eps: 1e-6 };
+  #opt: Required<Omit<TfOptimizerOptions, 'moments'>> = { weightDecay: 0.2, betas: [0.9, 0.98], eps: 1e-6 };
+  #moments: 'js' | 'tensor';
   #frozen: string[] = [];
   #mask = new Map<number, Tensor>();
   #disposed = false;
@@ -177,6 +186,7 @@ export class TfClipModel {
     this.#ops = tfOps(tf);
     this.backend = backend;
     this.#specs = specs;
+    this.#moments = backend === 'wasm' ? 'js' : 'tensor';
   }
 
   /**
@@ -467,11 +477,14 @@ export class TfClipModel {
   /** Sets the AdamW hyper-parameters; the moments and step count restart. */
   configureOptimizer(o: TfOptimizerOptions = {}): void {
     this.#check();
-    const opt = { weightDecay: o.weightDecay ?? 0.2, betas: o.betas ?? [0.9, 0.98], eps: o.eps ?? 1e-6 } as Required<TfOptimizerOptions>;
+    const opt = { weightDecay: o.weightDecay ?? 0.2, betas: o.betas ?? ([0.9, 0.98] as [number, number]), eps: o.eps ?? 1e-6 };
     const [b1, b2] = opt.betas;
     if (!(opt.weightDecay >= 0 && b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1 && opt.eps > 0))
       throw new CxrError('E_CONFIG', 'adamw needs weightDecay >= 0, 0 <= beta1, beta2 < 1 and eps > 0');
+    if (o.moments !== undefined && o.moments !== 'js' && o.moments !== 'tensor')
+      throw new CxrError('E_CONFIG', `moments must be "js" or "tensor", got "${String(o.moments)}"`);
     this.#opt = opt;
+    this.#moments = o.moments ?? (this.backend === 'wasm' ? 'js' : 'tensor');
     this.#resetMoments();
   }
 
@@ -479,6 +492,8 @@ export class TfClipModel {
     for (const t of [...this.#m.values(), ...this.#v.values()]) t.dispose();
     this.#m.clear();
     this.#v.clear();
+    this.#mJs.clear();
+    this.#vJs.clear();
     this.#step = 0;
   }
 
@@ -542,7 +557,8 @@ export class TfClipModel {
       throw new CxrError('E_NUMERIC', `the loss is not finite (${lossValue}); weights were not updated. Lower the learning rate or check the inputs`);
     }
     const t2 = performance.now();
-    const sq = tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
+    // One tidy per gradient: squaring them all in one scope would hold a second copy of every gradient.
+    const sq = tf.tidy(() => tf.addN(grads.map((g) => tf.tidy(() => tf.sum(tf.square(g))))));
     const gradNorm = Math.sqrt((await sq.data())[0]);
     sq.dispose();
     if (!Number.isFinite(gradNorm)) {
@@ -558,13 +574,41 @@ export class TfClipModel {
     const bc2 = 1 - b2 ** this.#step;
     const stepSize = opts.lr / bc1;
     const lr = opts.lr;
+    const decayFactor = (s: ParamSpec) => (weightDecay !== 0 && !noWeightDecay(s.name, s.shape) ? 1 - lr * weightDecay : 1);
     trainable.forEach((s, i) => {
       const g0 = grads[i];
+      if (this.#moments === 'js') {
+        // torch::optim::AdamW, element by element, with the moments outside the tensor heap.
+        const g = g0.dataSync() as Float32Array;
+        // slice(): the cpu backend's dataSync returns the tensor's own storage; the update must not write into it.
+        const p = (this.#p(s.name).dataSync() as Float32Array).slice();
+        let m = this.#mJs.get(s.name);
+        let v = this.#vJs.get(s.name);
+        if (!m || !v) {
+          m = new Float32Array(p.length);
+          v = new Float32Array(p.length);
+          this.#mJs.set(s.name, m);
+          this.#vJs.set(s.name, v);
+        }
+        const dec = decayFactor(s);
+        const sbc2 = Math.sqrt(bc2);
+        for (let j = 0; j < p.length; j++) {
+          const gj = g[j] * coef;
+          m[j] = b1 * m[j] + (1 - b1) * gj;
+          v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+          p[j] = p[j] * dec - (stepSize * m[j]) / (Math.sqrt(v[j]) / sbc2 + eps);
+        }
+        if (s.name === 'logit_scale') p[0] = Math.min(Math.max(p[0], 0), Math.log(100)); // scale <= 100, as CLIP
+        g0.dispose();
+        this.#params.get(s.name)?.dispose();
+        this.#params.set(s.name, tf.tensor(p, s.shape, 'float32'));
+        return;
+      }
       const old = [this.#p(s.name), this.#m.get(s.name), this.#v.get(s.name)];
       const [p, m, v] = tf.tidy(() => {
         const g = coef < 1 ? tf.mul(g0, coef) : g0;
-        let p: Tensor = this.#p(s.name);
-        if (weightDecay !== 0 && !noWeightDecay(s.name, s.shape)) p = tf.mul(p, 1 - lr * weightDecay);
+        const dec = decayFactor(s);
+        let p: Tensor = dec !== 1 ? tf.mul(this.#p(s.name), dec) : this.#p(s.name);
         const m0 = this.#m.get(s.name);
         const v0 = this.#v.get(s.name);
         const m = m0 ? tf.add(tf.mul(m0, b1), tf.mul(g, 1 - b1)) : tf.mul(g, 1 - b1);
@@ -593,6 +637,8 @@ export class TfClipModel {
     this.#params.clear();
     this.#m.clear();
     this.#v.clear();
+    this.#mJs.clear();
+    this.#vJs.clear();
     this.#mask.clear();
   }
 }

@@ -45,6 +45,19 @@ export function tfOps(tf: Tf): TfOps {
       },
     };
   });
+  // x @ Wᵀ with W (out, in). Saving W itself rather than a transposed copy keeps one copy of every weight
+  // matrix out of the wasm heap during backward (4 GiB limit), and dx = dy @ W needs no transpose at all.
+  const linearGrad = tf.customGrad((...args) => {
+    const [x, w, save] = args as [Tensor, Tensor, (t: Tensor[]) => void];
+    save([x, w]);
+    return {
+      value: tf.matMul(x, tf.transpose(w)),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [sx, sw] = saved;
+        return [tf.matMul(dy, sw), tf.matMul(tf.transpose(dy), sx)];
+      },
+    };
+  });
   const ops: TfOps = {
     tf,
     mm: (a, b) => mmGrad(a, b),
@@ -61,7 +74,7 @@ export function tfOps(tf: Tf): TfOps {
       return f(b);
     },
     linear(x, w, b) {
-      const y = mmGrad(x, tf.transpose(w));
+      const y = linearGrad(x, w);
       return b ? tf.add(y, b) : y;
     },
     layerNorm(x, w, b, eps) {
