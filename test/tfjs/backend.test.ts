@@ -33,7 +33,6 @@ describe('tfjs backends', () => {
 
   const nodeIt = tfjsNodeAvailable() ? it : it.skip;
   if (!tfjsNodeAvailable()) {
-    // eslint-disable-next-line no-console
     console.info('tfjs: @tensorflow/tfjs-node is not installed; the "tensorflow" backend parity test is skipped');
   }
   nodeIt('tfjs-node ("tensorflow" backend) gives the same embeddings as native (test-vit)', async () => {
@@ -58,7 +57,6 @@ describe('tfjs backends', () => {
     const real = tfjsResolver.resolve;
     jest.isolateModules(() => {
       // A fresh copy of the module (nothing loaded yet) that cannot resolve any @tensorflow package.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const fresh = require('../../lib/tfjs/backend') as typeof import('../../lib/tfjs/backend');
       fresh.tfjsResolver.resolve = (name: string) => {
         if (name.startsWith('@tensorflow/')) throw new Error(`Cannot find module '${name}'`);
