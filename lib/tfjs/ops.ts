@@ -16,7 +16,7 @@ export interface TfOps {
   tf: Tf;
   /** a @ b for rank-2 (M×K · K×N) or rank-3 batched (B×M×K · B×K×N) tensors; plain kernels both ways. */
   mm(a: Tensor, b: Tensor): Tensor;
-  /** x @ W^T + b with W in PyTorch's (out, in) layout; x is (M, in). */
+  /** x @ W^T + b with W in PyTorch's (out, in) layout; x is (M, in). W must be a parameter (created outside the gradient scope). */
   linear(x: Tensor, w: Tensor, b?: Tensor): Tensor;
   /** LayerNorm over the last axis. */
   layerNorm(x: Tensor, w: Tensor, b: Tensor, eps: number): Tensor;
@@ -45,17 +45,17 @@ export function tfOps(tf: Tf): TfOps {
       },
     };
   });
-  // x @ Wᵀ with W (out, in). Saving W itself rather than a transposed copy keeps one copy of every weight
-  // matrix out of the wasm heap during backward (4 GiB limit), and dx = dy @ W needs no transpose at all.
+  // x @ Wᵀ with W (out, in), W a parameter. W is referenced, not saved: `save` clones, and the wasm
+  // backend's clone (Identity) copies the data, which put a second copy of every weight matrix in the
+  // 4 GiB wasm heap for the whole backward pass. Parameters are created outside the forward tidy, so the
+  // reference stays valid. dx = dy @ W needs no transpose at all.
   const linearGrad = tf.customGrad((...args) => {
     const [x, w, save] = args as [Tensor, Tensor, (t: Tensor[]) => void];
-    save([x, w]);
+    save([x]);
     return {
-      value: tf.matMul(x, tf.transpose(w)),
-      gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const [sx, sw] = saved;
-        return [tf.matMul(dy, sw), tf.matMul(tf.transpose(dy), sx)];
-      },
+      // tidy: the transposed copy is freed at once instead of at the end of the whole forward pass.
+      value: tf.tidy(() => tf.matMul(x, tf.transpose(w))),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => [tf.matMul(dy, w), tf.tidy(() => tf.matMul(tf.transpose(dy), saved[0]))],
     };
   });
   const ops: TfOps = {
