@@ -496,6 +496,7 @@ async function pretrain(a: AblationConfig, outDir: string, opts: RunAblationOpti
     const summary = { steps: r.step, elapsedMs: r.elapsedMs, finalLoss: r.losses.at(-1) ?? null, shapesZeroShot: r.finalEval };
     const out = { modelDir: r.modelDir!, summary };
     writeJson(path.join(dir, 'result.json'), out);
+    fs.rmSync(path.join(dir, 'train', 'checkpoints'), { recursive: true, force: true });
     opts.log?.(`pre-training done in ${(r.elapsedMs / 1000).toFixed(0)} s; shapes zero-shot macro AUROC ${fmt(r.finalEval?.macroAuroc ?? null)}`);
     return out;
   } finally {
@@ -533,6 +534,8 @@ async function runOne(a: AblationConfig, spec: RunSpec, modelDir: string, data: 
     };
     const res: RunResult = { ...spec, steps, elapsedMs, finalLoss, scores };
     writeJson(path.join(dir, 'result.json'), res);
+    // The run is done: its optimizer checkpoints only served resuming (the final weights stay in train/model).
+    fs.rmSync(path.join(dir, 'train', 'checkpoints'), { recursive: true, force: true });
     return res;
   } finally {
     await trainer.dispose();
