@@ -23,7 +23,7 @@ async function main() {
   ]);
   const trainer = new Trainer(config);
   trainer.on('step', (e) => {
-    if (e.step % 25 === 0) console.log(`step ${e.step}: loss ${e.loss.toFixed(4)}, lr ${e.lr.toExponential(2)}`);
+    if (e.step % Math.max(1, Math.floor(steps / 4)) === 0) console.log(`step ${e.step}: loss ${e.loss.toFixed(4)}, lr ${e.lr.toExponential(2)}`);
   });
   trainer.on('eval', (e) => console.log(`eval at step ${e.step}: macro AUROC ${e.macroAuroc.toFixed(4)}`));
   trainer.on('checkpoint', (e) => console.log(`checkpoint ${e.dir}`));

@@ -71,3 +71,11 @@ export { lrAt } from './train/schedule';
 export { readCheckpoint, findLatestCheckpoint, listCheckpoints } from './train/checkpoints';
 export type { EvalMetrics, TrainerState } from './train/checkpoints';
 export { attachReporter } from './train/reporter';
+
+// tfjs variant (loads @tensorflow/tfjs lazily, only when used)
+export { TfClipModel, tfContrastiveLoss, useBackend, tfjsAvailable, tfjsNodeAvailable, tfjsWasmAvailable } from './tfjs';
+export type { TfModelOptions, TfOptimizerOptions, TfStepOptions, TfStepResult, TfTrainBatch, TfLossResult, TfBackendName } from './tfjs';
+
+// Experiments
+export { runAblation, resolveAblationConfig, DEFAULT_ABLATION, QUICK_ABLATION, ABLATION_SETTINGS } from './experiments/ablation';
+export type { AblationConfig, AblationResults } from './experiments/ablation';
