@@ -10,6 +10,7 @@ import { ClipModel } from '../../lib/models/ClipModel';
 import { startServer, sniffImage } from '../../lib/infer/server';
 import type { RunningServer } from '../../lib/infer/server';
 import { predict } from '../../lib/infer/predict';
+import { makeDicom } from '../unit/data/helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-serve-'));
 const modelDir = path.join(tmp, 'model');
@@ -82,6 +83,19 @@ describe('serve', () => {
     expect(edema.call).toBe(edema.probability >= 0.5 ? 1 : 0);
     const p = await predict({ model: server.model, images: [pngFile], workers: 0 });
     for (const l of j.labels) expect(l.probability).toBeCloseTo(p.rows[0].probabilities[l.label], 6);
+  });
+
+  test('POST a DICOM: scored, with a PNG preview for the browser', async () => {
+    const rows = 64;
+    const pixels = new Uint16Array(rows * rows).map((_, i) => (i % rows) * 40);
+    const r = await post(makeDicom({ rows, cols: rows, pixels, bitsAllocated: 16, bitsStored: 12 }), 'application/dicom');
+    expect(r.status).toBe(200);
+    const j = (await r.json()) as { labels: Array<{ probability: number }>; image: { width: number; height: number; format: string }; preview: string };
+    expect(j.image).toEqual({ width: 64, height: 64, format: 'dicom' });
+    expect(j.labels).toHaveLength(14);
+    expect(j.preview).toMatch(/^data:image\/png;base64,/);
+    const meta = await sharp(Buffer.from(j.preview.split(',')[1], 'base64')).metadata();
+    expect(meta).toMatchObject({ format: 'png', width: 64, height: 64 });
   });
 
   test('concurrent uploads are queued onto the one model (no E_BUSY)', async () => {
