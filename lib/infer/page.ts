@@ -57,7 +57,7 @@ details{margin:0 0 6px 198px;font-size:12px;color:#55607a}summary{cursor:pointer
     bars.textContent = '';
     res.labels.forEach(function (l) {
       var row = document.createElement('div'); row.className = 'bar-row'; row.setAttribute('data-label', l.label); row.setAttribute('data-p', String(l.probability));
-      row.appendChild(text('div', l.label, 'name'));
+      var nm = text('div', l.label, 'name'); nm.title = l.label; row.appendChild(nm);
       var track = document.createElement('div'); track.className = 'track';
       var fill = document.createElement('div'); fill.className = 'fill' + (l.call === 1 ? ' pos' : ''); fill.style.width = (100 * l.probability).toFixed(1) + '%';
       track.appendChild(fill);
