@@ -146,9 +146,12 @@ export interface PredictResult {
   /** Label names, in column order. */
   labels: string[];
   rows: PredictionRow[];
-  /** Images that could not be scored (unreadable, corrupt, not an image), with reasons. */
+  /** Images that could not be scored (missing, unreadable, corrupt, not an image), with reasons. */
   skipped: SkippedImage[];
-  counts: { total: number; predicted: number; skipped: number };
+  /** Files of `dir` passed over because their extension is not an image's (reports, CSVs...). */
+  ignored: string[];
+  /** `total` = images tried (predicted + skipped); ignored files are not images and not in it. */
+  counts: { total: number; predicted: number; skipped: number; ignored: number };
   checkpointHash: string;
   prompts: string;
   temperature: number;
@@ -182,26 +185,28 @@ function walk(dir: string, base: string, out: Array<{ rel: string; abs: string }
 }
 
 /**
- * The images to score as (id, absolute path) pairs in a stable order, plus the files passed over in a
- * folder (not images by extension).
+ * The images to score as (id, absolute path) pairs in a stable order, rows that cannot be images (an empty
+ * CSV cell), and the files of a folder that are not images by extension (ignored).
  * @throws CxrError E_CONFIG (none or several inputs, missing --image-col), E_IO, E_DATA (empty input, bad CSV column).
  */
-export function listPredictInputs(inp: PredictInputs): { items: Array<{ id: string; path: string }>; passed: SkippedImage[] } {
+export function listPredictInputs(inp: PredictInputs): { items: Array<{ id: string; path: string }>; passed: SkippedImage[]; ignored: string[] } {
   const given = [inp.images !== undefined, inp.dir !== undefined, inp.csv !== undefined].filter(Boolean).length;
   if (given !== 1) throw new CxrError('E_CONFIG', 'give exactly one of --images, --dir, --csv');
   const items: Array<{ id: string; path: string }> = [];
   const passed: SkippedImage[] = [];
+  const ignored: string[] = [];
   if (inp.images) {
     for (const p of inp.images) items.push({ id: p, path: path.resolve(p) });
   } else if (inp.dir !== undefined) {
     if (!fs.existsSync(inp.dir) || !fs.statSync(inp.dir).isDirectory()) throw new CxrError('E_IO', `--dir ${inp.dir} is not a folder`, { path: inp.dir });
     const files: Array<{ rel: string; abs: string }> = [];
-    walk(inp.dir, inp.dir, files);
+    const root = path.resolve(inp.dir);
+    walk(root, root, files);
     files.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
     for (const f of files) {
       const ext = path.extname(f.rel).toLowerCase();
       if (ext === '' || IMAGE_EXTENSIONS.includes(ext)) items.push({ id: f.rel, path: f.abs });
-      else passed.push({ id: f.rel, path: f.abs, reason: `not an image file (extension ${ext}; PNG, JPEG and DICOM are read)` });
+      else ignored.push(f.rel);
     }
   } else {
     if (!inp.imageCol) throw new CxrError('E_CONFIG', '--csv needs --image-col (the column holding image paths)');
@@ -224,8 +229,11 @@ export function listPredictInputs(inp: PredictInputs): { items: Array<{ id: stri
       items.push({ id, path: path.resolve(base, p) });
     });
   }
-  if (items.length === 0) throw new CxrError('E_DATA', 'no image to score' + (passed.length ? ` (${passed.length} file(s) passed over: ${passed[0].reason})` : ''));
-  return { items, passed };
+  if (items.length === 0) {
+    const why = passed.length ? ` (${passed.length} row(s) passed over: ${passed[0].reason})` : ignored.length ? ` (${ignored.length} file(s) without an image extension: ${IMAGE_EXTENSIONS.join(', ')} are read)` : '';
+    throw new CxrError('E_DATA', `no image to score${why}`);
+  }
+  return { items, passed, ignored };
 }
 
 /**
@@ -239,7 +247,7 @@ export function listPredictInputs(inp: PredictInputs): { items: Array<{ id: stri
  */
 export async function predict(opts: PredictOptions): Promise<PredictResult> {
   if (!opts.model && !opts.checkpoint) throw new CxrError('E_CONFIG', 'predict needs a checkpoint (or a loaded model)');
-  const { items, passed } = listPredictInputs(opts);
+  const { items, passed, ignored } = listPredictInputs(opts);
   const th = typeof opts.thresholds === 'string' ? readThresholds(opts.thresholds) : opts.thresholds;
   const zm = opts.model ?? (await ZeroShotModel.load(opts.checkpoint!, opts));
   try {
@@ -280,7 +288,8 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
       labels,
       rows,
       skipped,
-      counts: { total, predicted: rows.length, skipped: skipped.length },
+      ignored,
+      counts: { total, predicted: rows.length, skipped: skipped.length, ignored: ignored.length },
       checkpointHash: zm.checkpointHash,
       prompts: zm.prompts.name,
       temperature: zm.temperature,

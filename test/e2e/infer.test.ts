@@ -151,11 +151,13 @@ describe('predict', () => {
     const thresholds = { format: 'cxr-train-thresholds', version: 1, criterion: 'mcc', split: 'validate', checkpointHashes: ['other'], prompts: { name: 'x', hash: 'y' }, temperature: 1, labels: { 'Pleural Effusion': 0.5, Cardiomegaly: 0 } } as const;
     const out = path.join(tmp, 'preds.csv');
     const progress: number[] = [];
-    const r = await predict({ checkpoint: modelA, dir, out, thresholds: thresholds as never, device: 'cpu', workers: 0, batchSize: 4, onProgress: (d) => progress.push(d) });
-    expect(r.counts).toEqual({ total: 9, predicted: 7, skipped: 2 });
-    expect(r.skipped.map((s) => s.id).sort()).toEqual(['broken.png', 'notes.txt']);
+    // A relative folder: paths resolve against the working directory.
+    const r = await predict({ checkpoint: modelA, dir: path.relative(process.cwd(), dir), out, thresholds: thresholds as never, device: 'cpu', workers: 0, batchSize: 4, onProgress: (d) => progress.push(d) });
+    expect(r.counts).toEqual({ total: 8, predicted: 7, skipped: 1, ignored: 1 });
+    expect(r.skipped.map((s) => s.id)).toEqual(['broken.png']);
+    expect(r.ignored).toEqual(['notes.txt']);
     expect(r.skipped.find((s) => s.id === 'broken.png')!.reason).toMatch(/E_DATA|decode/);
-    expect(progress[progress.length - 1]).toBe(9);
+    expect(progress[progress.length - 1]).toBe(8);
     expect(r.labels).toHaveLength(14);
     for (const row of r.rows) {
       for (const p of Object.values(row.probabilities)) expect(p >= 0 && p <= 1).toBe(true);
@@ -171,7 +173,7 @@ describe('predict', () => {
     const zm = await ZeroShotModel.load(modelA, { device: 'cpu' });
     try {
       const r2 = await predict({ model: zm, images: [path.join(dir, 'img3.jpg'), path.join(dir, 'missing.jpg')], workers: 0 });
-      expect(r2.counts).toEqual({ total: 2, predicted: 1, skipped: 1 });
+      expect(r2.counts).toEqual({ total: 2, predicted: 1, skipped: 1, ignored: 0 });
       expect(r2.skipped[0].reason).toMatch(/E_IO/);
       for (const l of r.labels) expect(r2.rows[0].probabilities[l]).toBeCloseTo(r.rows[0].probabilities[l], 6);
     } finally {
@@ -209,7 +211,7 @@ describe('predict', () => {
     const p = await cli(['predict', '--checkpoint', modelA, '--csv', list, '--image-col', 'file', '--id-col', 'key', '--out', predOut, '--thresholds', path.join(evalOut, 'thresholds.json'), '--json', '--workers', '0', '--device', 'cpu']);
     expect(p.code).toBe(0);
     const j = JSON.parse(p.out);
-    expect(j.counts).toEqual({ total: 3, predicted: 3, skipped: 0 });
+    expect(j.counts).toEqual({ total: 3, predicted: 3, skipped: 0, ignored: 0 });
     expect(j.rows.map((r: { id: string }) => r.id)).toEqual(['k0', 'k1', 'k2']);
     expect(Object.keys(j.thresholds)).toEqual(Object.keys(th.labels).filter((l) => j.labels.includes(l)));
     // Same checkpoint and prompt set as the thresholds were fitted for: no calibration warning.

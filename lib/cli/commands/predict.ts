@@ -102,9 +102,11 @@ export const command: CommandModule<object, PredictArgs> = {
       for (const w of r.warnings) process.stderr.write(`cxr-train: note: ${w}\n`);
       process.stderr.write(
         `predict: ${r.counts.predicted} of ${r.counts.total} image(s) scored (${r.labels.length} labels, ${r.imagesPerSec.toFixed(1)} images/s) -> ${argv.out}` +
-          `${r.counts.skipped ? `; ${r.counts.skipped} skipped:` : ''}\n`,
+          `${r.counts.ignored ? `; ${r.counts.ignored} non-image file(s) ignored` : ''}${r.counts.skipped ? `; ${r.counts.skipped} skipped:` : ''}\n`,
       );
-      for (const s of r.skipped) process.stderr.write(`  ${s.id}: ${s.reason}\n`);
+      const SHOW = 20;
+      for (const s of r.skipped.slice(0, SHOW)) process.stderr.write(`  ${s.id}: ${s.reason}\n`);
+      if (r.skipped.length > SHOW) process.stderr.write(`  ... and ${r.skipped.length - SHOW} more (--json lists them all)\n`);
     }
   },
 };
