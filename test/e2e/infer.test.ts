@@ -179,6 +179,22 @@ describe('predict', () => {
     } finally {
       zm.dispose();
     }
+
+    // --temperature logit-scale: t = exp(logit_scale) (1/0.07 for a fresh model) sharpens every probability
+    // away from 0.5 in the same direction.
+    const hot = await ZeroShotModel.load(modelA, { device: 'cpu', temperature: 'logit-scale' });
+    try {
+      expect(hot.temperature).toBeCloseTo(1 / 0.07, 3);
+      const r3 = await predict({ model: hot, images: [path.join(dir, 'img3.jpg')], workers: 0 });
+      for (const l of r.labels) {
+        const p1 = r.rows[0].probabilities[l] - 0.5;
+        const pt = r3.rows[0].probabilities[l] - 0.5;
+        expect(Math.sign(pt)).toBe(Math.sign(p1));
+        expect(Math.abs(pt)).toBeGreaterThan(Math.abs(p1));
+      }
+    } finally {
+      hot.dispose();
+    }
   });
 
   test('CLI: eval writes thresholds that predict --csv --thresholds reads; --json prints rows', async () => {
