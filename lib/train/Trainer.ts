@@ -24,10 +24,11 @@ import { loadTokenizer } from '../text/tokenizer';
 import type { TextTokenizer } from '../text/tokenizer';
 import { SentenceSampler } from '../text/sentenceSampler';
 import type { PreparedReport } from '../text/sentenceSampler';
-import { canonicalLabel, loadPromptSet } from '../text/prompts';
+import { loadPromptSet } from '../text/prompts';
 import type { PromptSet } from '../text/prompts';
 import { ZeroShotClassifier } from '../eval/zeroShot';
 import type { ZeroShotEncoder } from '../eval/zeroShot';
+import { alignPromptLabels, modelEncoder } from '../eval/modelEncoder';
 import { auroc, macroMean } from '../eval/metrics';
 import { writeFileAtomic } from '../util/atomic';
 import { configToYaml, defaultRunDir, resumeConflicts, validateTrainConfig } from './config';
@@ -544,17 +545,7 @@ export class Trainer {
 
   /** A {@link ZeroShotEncoder} over the current weights (the id changes with every step, so no stale cache). */
   encoder(): ZeroShotEncoder {
-    const model = this.model;
-    const tok = this.tokenizer!;
-    return {
-      dim: model.embedDim,
-      id: `${this.config.outDir}@${this.step}`,
-      encodeTexts: async (texts) => {
-        const b = tok.encodeBatch(texts, model.contextLength);
-        return model.encodeTokenIds(b.ids, b.batch, b.length);
-      },
-      encodeImages: (images, n) => model.encodeImages(images, { n }),
-    };
+    return modelEncoder(this.model, this.tokenizer!, `${this.config.outDir}@${this.step}`);
   }
 
   /**
@@ -567,18 +558,7 @@ export class Trainer {
     const prompts = this.prompts!;
     const data = this.data!;
     // Prompt labels against dataset labels, through the dataset's label map when it has one.
-    const canon = new Map<string, string>();
-    for (const name of data.labelNames) {
-      let cn = name;
-      try {
-        cn = data.dataset === 'synthetic' || data.dataset === 'shards' ? name : canonicalLabel(data.dataset, name);
-      } catch {
-        /* no label map for this dataset: names as they are */
-      }
-      canon.set(cn, name);
-    }
-    const used = prompts.labels.filter((l) => canon.has(l.label));
-    if (used.length === 0) throw new CxrError('E_CONFIG', `prompt set ${prompts.name} shares no label with the dataset (${data.labelNames.join(', ')})`);
+    const { used, datasetName: canon } = alignPromptLabels(prompts, data.dataset, data.labelNames);
     const clf = new ZeroShotClassifier(this.encoder(), { name: prompts.name, labels: used }, { cache: new Map() });
     const L = used.length;
     const chunks: Float32Array[] = [];

@@ -1,0 +1,335 @@
+/**
+ * `cxr-train eval` as a function: zero-shot predictions of a checkpoint (or an ensemble of checkpoints) on
+ * a dataset split, written as CSVs `cxr-train score` reads; the same scoring (thresholds fitted on the
+ * validation split's predictions and frozen, never on test; seeded bootstrap); the report card; and the
+ * thresholds JSON `predict --thresholds` reads.
+ *
+ *   dataset (adapter or shards) → splits → prompt labels ∩ dataset labels → per checkpoint: probabilities
+ *   of every split → ensemble mean → CSVs → scoreTables → report.json + report.html + thresholds.json
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CxrError } from '../errors';
+import { getAdapter } from '../data/adapters';
+import { filterSplit } from '../data/manifest';
+import { normalizeSplit } from '../data/sample';
+import type { Sample } from '../data/sample';
+import { loadShards } from '../data/shards';
+import type { FileSource, MemorySource } from '../data/DataLoader';
+import { loadPromptSet, DEFAULT_PROMPT_SET } from '../text/prompts';
+import type { PromptSet } from '../text/prompts';
+import { formatCsv, parseCsvTable } from '../util/csv';
+import { writeFileAtomic } from '../util/atomic';
+import { ZeroShotModel } from '../infer/zeroShotModel';
+import type { ZeroShotModelOptions } from '../infer/zeroShotModel';
+import { classifySource } from '../infer/predict';
+import { alignPromptLabels } from './modelEncoder';
+import { ensembleProbabilities, promptSetHash } from './zeroShot';
+import { formatPredictionsCsv, scoreTables } from './score';
+import type { ScoreResult } from './score';
+import type { ThresholdCriterion } from './metrics';
+import { writeReportCard } from './reportCard';
+import { fitThresholds, THRESHOLDS_FORMAT, writeThresholds } from './thresholds';
+import type { ThresholdsFile } from './thresholds';
+
+/** Options of {@link evaluateCheckpoint}. */
+export interface EvaluateOptions extends Omit<ZeroShotModelOptions, 'prompts' | 'onWarning'> {
+  /** Checkpoint to evaluate (any format `loadPretrained` reads). */
+  checkpoint: string;
+  /** More checkpoints: probabilities are averaged over all (CheXzero's ensemble). */
+  ensemble?: string[];
+  /** Dataset adapter name (`mimic-cxr`, `chexpert`, `csv`, ...) or `shards` (a `cxr-train prepare` output). */
+  dataset: string;
+  /** Adapter options; `root` is required (for `shards`, the shard folder). */
+  adapterOptions: { root: string } & Record<string, unknown>;
+  /** Split scored. Default `test`. */
+  split?: string;
+  /** Split the thresholds are fitted on (e.g. `validate`); none: fixed threshold, and no thresholds.json. */
+  valSplit?: string | null;
+  /** Prompt set name or file. Default `chexzero`. */
+  prompts?: string;
+  /** Bootstrap resamples (0: none). Default 1000. */
+  bootstrap?: number;
+  /** Bootstrap seed. Default 0. */
+  seed?: number;
+  /** Criterion maximised on validation. Default `mcc`. */
+  thresholdCriterion?: ThresholdCriterion;
+  /** Threshold without a validation split. Default 0.5. */
+  threshold?: number;
+  /** Use at most this many images per split (first ones in manifest order), for quick checks. */
+  maxSamples?: number;
+  /** Decoder worker threads. Default: the DataLoader default. */
+  workers?: number;
+  /** Output folder (created). */
+  outDir: string;
+  /** Progress of each pass. */
+  onProgress?: (e: { checkpoint: string; split: string; done: number; total: number }) => void;
+  /** Load warnings and notes. */
+  onWarning?: (w: string) => void;
+}
+
+/** Files written by {@link evaluateCheckpoint}. */
+export interface EvaluateFiles {
+  predictions: string;
+  truth: string;
+  valPredictions?: string;
+  valTruth?: string;
+  reportJson: string;
+  reportHtml: string;
+  /** Present with a validation split. */
+  thresholds?: string;
+}
+
+/** Result of {@link evaluateCheckpoint}. */
+export interface EvaluateResult {
+  /** The scores (as `cxr-train score` computes them on the written CSVs). */
+  result: ScoreResult;
+  files: EvaluateFiles;
+  /** SHA-256 of each checkpoint's weights, in order. */
+  checkpointHashes: string[];
+  /** SHA-256 of the evaluated part of the dataset manifest (see {@link manifestHash}). */
+  manifestHash: string;
+  /** Labels scored (prompt labels the dataset has), in column order. */
+  labels: string[];
+  /** Dataset labels no prompt covers. */
+  unmatched: string[];
+  /** Images per split: scored and skipped (failed to load, with reasons). */
+  splits: Record<string, { images: number; skipped: Array<{ id: string; reason: string }> }>;
+  /** The thresholds written, with a validation split. */
+  thresholds?: ThresholdsFile;
+}
+
+/** A split ready for the loader. */
+interface SplitData {
+  name: string;
+  source: FileSource | MemorySource;
+}
+
+/**
+ * SHA-256 of a dataset's evaluated samples in canonical JSON: dataset, label names and, per sample, id,
+ * image path, split, patient and labels (missing as null). The same files and labels give the same hash
+ * wherever the dataset root lives.
+ */
+export function manifestHash(dataset: string, labelNames: readonly string[], samples: readonly Sample[]): string {
+  const h = crypto.createHash('sha256');
+  h.update(JSON.stringify({ dataset, labelNames }));
+  for (const s of samples) {
+    const labels = labelNames.map((l) => (s.labels[l] === undefined || Number.isNaN(s.labels[l]) ? null : s.labels[l]));
+    h.update('\n' + JSON.stringify([s.id, s.imagePath, s.split ?? null, s.patientId, labels]));
+  }
+  return h.digest('hex');
+}
+
+function capSource<S extends FileSource | MemorySource>(src: S, max: number | undefined): S {
+  if (max === undefined || src.samples.length <= max) return src;
+  if ((src as MemorySource).pixels !== undefined) {
+    const m = src as MemorySource;
+    return { ...m, samples: m.samples.slice(0, max), pixels: m.pixels.subarray(0, max * m.width * m.height) } as S;
+  }
+  return { ...src, samples: src.samples.slice(0, max) };
+}
+
+async function loadSplits(opts: EvaluateOptions, names: string[]): Promise<{ dataset: string; labelNames: string[]; splits: SplitData[] }> {
+  const root = opts.adapterOptions.root;
+  if (typeof root !== 'string' || root === '') throw new CxrError('E_CONFIG', 'the dataset root (--root) is required');
+  if (opts.dataset === 'shards') {
+    const splits = names.map((name) => {
+      const split = normalizeSplit(name);
+      if (!split) throw new CxrError('E_CONFIG', `unknown split '${name}' (train, validate, test)`);
+      const src = loadShards(root, { splits: [split] });
+      if (src.samples.length === 0) throw new CxrError('E_DATA', `shards ${root}: the ${name} split is empty`);
+      return { name, source: capSource(src as MemorySource, opts.maxSamples), labelNames: src.meta.labelNames };
+    });
+    return { dataset: 'shards', labelNames: splits[0].labelNames, splits: splits.map(({ name, source }) => ({ name, source })) };
+  }
+  const m = await getAdapter(opts.dataset).load({ ...opts.adapterOptions, root });
+  const splits = names.map((name) => {
+    const samples = filterSplit(m, name);
+    if (samples.length === 0) throw new CxrError('E_DATA', `dataset ${opts.dataset}: the ${name} split is empty`);
+    return { name, source: capSource({ root: m.root, samples } as FileSource, opts.maxSamples) };
+  });
+  return { dataset: m.dataset, labelNames: m.labelNames, splits };
+}
+
+/**
+ * Evaluates a checkpoint (or an ensemble) zero-shot on a dataset split and writes, in `outDir`:
+ * `predictions.csv` + `truth.csv` (and `val_predictions.csv` + `val_truth.csv` with a validation split: the
+ * inputs of `cxr-train score`), `report.json` + `report.html`, and `thresholds.json` (with a validation split).
+ *
+ * @throws CxrError E_CONFIG (options, no shared label), E_DATA (empty split, every image failing, ensemble
+ *   members disagreeing on the images), and the loading errors of the checkpoint and dataset.
+ */
+export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<EvaluateResult> {
+  const testSplit = opts.split ?? 'test';
+  const valSplit = opts.valSplit ?? null;
+  if (valSplit !== null && normalizeSplit(valSplit) === normalizeSplit(testSplit)) {
+    throw new CxrError('E_CONFIG', `the validation split (${valSplit}) must differ from the scored split (${testSplit}): thresholds are never fitted on the test split`);
+  }
+  const checkpoints = [opts.checkpoint, ...(opts.ensemble ?? [])];
+  const prompts: PromptSet = loadPromptSet(opts.prompts ?? DEFAULT_PROMPT_SET);
+  const names = valSplit === null ? [testSplit] : [testSplit, valSplit];
+  const data = await loadSplits(opts, names);
+  const aligned = alignPromptLabels(prompts, data.dataset, data.labelNames);
+  const labels = aligned.used.map((l) => l.label);
+  const L = labels.length;
+  const usedSet: PromptSet = { name: prompts.name, labels: aligned.used };
+  const allSamples = data.splits.flatMap((s) => s.source.samples);
+  const mHash = manifestHash(data.dataset, data.labelNames, allSamples);
+
+  // Probabilities per checkpoint and split; ensemble members must score the same images.
+  const perSplit = data.splits.map(() => ({ indices: null as number[] | null, probs: [] as Float32Array[], failures: [] as Array<{ index: number; reason: string }> }));
+  const hashes: string[] = [];
+  const temperatures: number[] = [];
+  for (const ck of checkpoints) {
+    const zm = await ZeroShotModel.load(ck, { ...opts, prompts: usedSet, onWarning: opts.onWarning });
+    try {
+      hashes.push(zm.checkpointHash);
+      temperatures.push(zm.temperature);
+      const clf = zm.classifier;
+      for (const [k, sp] of data.splits.entries()) {
+        const r = await classifySource(zm, clf, sp.source, {
+          ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+          ...(opts.onProgress ? { onProgress: (done: number, total: number) => opts.onProgress!({ checkpoint: ck, split: sp.name, done, total }) } : {}),
+        });
+        if (r.indices.length === 0) throw new CxrError('E_DATA', `every image of the ${sp.name} split failed to load (first: ${r.failures[0]?.reason ?? '?'})`);
+        const ps = perSplit[k];
+        if (ps.indices === null) {
+          ps.indices = r.indices;
+          ps.failures = r.failures;
+        } else if (ps.indices.length !== r.indices.length || ps.indices.some((x, i) => x !== r.indices[i])) {
+          throw new CxrError('E_DATA', `ensemble member ${ck} scored other images of the ${sp.name} split than ${checkpoints[0]} (a file failed to load in one pass only?)`);
+        }
+        ps.probs.push(r.probs);
+      }
+    } finally {
+      zm.dispose();
+    }
+  }
+
+  fs.mkdirSync(opts.outDir, { recursive: true });
+  const files: Partial<EvaluateFiles> = {};
+  const tables: Record<string, { truth: string; pred: string }> = {};
+  const splitsOut: EvaluateResult['splits'] = {};
+  let valTruth: Float64Array | null = null;
+  let valProbs: Float32Array | null = null;
+  data.splits.forEach((sp, k) => {
+    const ps = perSplit[k];
+    const idx = ps.indices!;
+    const probs = ps.probs.length === 1 ? ps.probs[0] : ensembleProbabilities(ps.probs);
+    const samples = idx.map((i) => sp.source.samples[i]);
+    const ids = samples.map((s) => s.id);
+    const truth = new Float64Array(samples.length * L);
+    samples.forEach((s, i) => aligned.used.forEach((l, j) => (truth[i * L + j] = s.labels[aligned.datasetName.get(l.label)!] ?? NaN)));
+    const truthRows: Array<Array<string | number>> = [['id', 'patient_id', ...labels]];
+    samples.forEach((s, i) => truthRows.push([s.id, s.patientId, ...labels.map((_, j) => (Number.isNaN(truth[i * L + j]) ? '' : truth[i * L + j]))]));
+    const predCsv = formatPredictionsCsv(ids, labels, probs);
+    const truthCsv = formatCsv(truthRows);
+    const isVal = k === 1;
+    const predFile = path.join(opts.outDir, isVal ? 'val_predictions.csv' : 'predictions.csv');
+    const truthFile = path.join(opts.outDir, isVal ? 'val_truth.csv' : 'truth.csv');
+    writeFileAtomic(predFile, predCsv);
+    writeFileAtomic(truthFile, truthCsv);
+    if (isVal) {
+      files.valPredictions = predFile;
+      files.valTruth = truthFile;
+      valTruth = truth;
+      valProbs = probs;
+    } else {
+      files.predictions = predFile;
+      files.truth = truthFile;
+    }
+    tables[isVal ? 'val' : 'test'] = { truth: truthCsv, pred: predCsv };
+    splitsOut[sp.name] = { images: idx.length, skipped: ps.failures.map((f) => ({ id: sp.source.samples[f.index].id, reason: f.reason })) };
+  });
+
+  // The same scoring as `cxr-train score` on the CSVs just written.
+  const criterion = opts.thresholdCriterion ?? 'mcc';
+  const result = scoreTables(
+    {
+      truth: parseCsvTable(tables.test.truth, { source: files.truth }),
+      pred: parseCsvTable(tables.test.pred, { source: files.predictions }),
+      ...(tables.val
+        ? { valTruth: parseCsvTable(tables.val.truth, { source: files.valTruth }), valPred: parseCsvTable(tables.val.pred, { source: files.valPredictions }) }
+        : {}),
+    },
+    {
+      labels,
+      idCol: 'id',
+      patientCol: 'patient_id',
+      bootstrap: opts.bootstrap ?? 1000,
+      seed: opts.seed ?? 0,
+      thresholdCriterion: criterion,
+      ...(opts.threshold !== undefined ? { threshold: opts.threshold } : {}),
+    },
+  );
+  result.inputs = {
+    truth: files.truth!,
+    pred: files.predictions!,
+    ...(files.valTruth ? { valTruth: files.valTruth, valPred: files.valPredictions } : {}),
+  };
+  for (const [name, s] of Object.entries(splitsOut)) if (s.skipped.length) result.warnings.push(`${name}: ${s.skipped.length} image(s) failed to load and were left out`);
+  if (aligned.unmatched.length) result.warnings.push(`dataset labels without prompts (not scored): ${aligned.unmatched.join(', ')}`);
+
+  let thresholds: ThresholdsFile | undefined;
+  if (valTruth && valProbs) {
+    const fit = fitThresholds(labels, valTruth, valProbs, criterion);
+    thresholds = {
+      format: THRESHOLDS_FORMAT,
+      version: 1,
+      criterion,
+      split: valSplit!,
+      dataset: data.dataset,
+      checkpointHashes: hashes,
+      prompts: { name: usedSet.name, hash: promptSetHash(usedSet) },
+      temperature: opts.temperature ?? 1,
+      labels: fit.labels,
+      ...(fit.skipped.length ? { skipped: fit.skipped } : {}),
+    };
+    files.thresholds = path.join(opts.outDir, 'thresholds.json');
+    writeThresholds(files.thresholds, thresholds);
+  }
+
+  const written = writeReportCard(opts.outDir, result, {
+    title: `cxr-train eval: ${path.basename(path.resolve(opts.checkpoint))}${checkpoints.length > 1 ? ` (+${checkpoints.length - 1} ensemble)` : ''} on ${data.dataset} ${testSplit}`,
+    checkpointHash: hashes.join(', '),
+    datasetManifestHash: mHash,
+    dataset: data.dataset,
+    testSplit,
+    ...(valSplit !== null ? { thresholdSplit: valSplit } : {}),
+    prompts: usedSet,
+    config: {
+      command: 'eval',
+      checkpoints,
+      checkpointHashes: hashes,
+      dataset: data.dataset,
+      adapterOptions: opts.adapterOptions,
+      split: testSplit,
+      valSplit,
+      prompts: prompts.name,
+      promptHash: promptSetHash(usedSet),
+      temperature: opts.temperature ?? 1,
+      temperatures,
+      geometry: opts.geometry ?? 'pad',
+      normalize: opts.normalize ?? 'clip',
+      bootstrap: opts.bootstrap ?? 1000,
+      seed: opts.seed ?? 0,
+      thresholdCriterion: criterion,
+      maxSamples: opts.maxSamples ?? null,
+      images: Object.fromEntries(Object.entries(splitsOut).map(([k, v]) => [k, { scored: v.images, skipped: v.skipped.length, skippedExamples: v.skipped.slice(0, 50) }])),
+      unmatchedLabels: aligned.unmatched,
+    },
+  });
+  files.reportJson = written.json;
+  files.reportHtml = written.html;
+  return {
+    result,
+    files: files as EvaluateFiles,
+    checkpointHashes: hashes,
+    manifestHash: mHash,
+    labels,
+    unmatched: aligned.unmatched,
+    splits: splitsOut,
+    ...(thresholds ? { thresholds } : {}),
+  };
+}

@@ -1,0 +1,220 @@
+/**
+ * `cxr-train serve`: a local HTTP server (fastify) over one loaded checkpoint.
+ *
+ *   GET  /             the page (self-contained; a strict Content-Security-Policy forbids any other origin)
+ *   GET  /api/info     checkpoint, hash, prompt set, labels, limits
+ *   POST /api/predict  raw image bytes (PNG, JPEG or DICOM) → per-label probabilities, sorted
+ *
+ * Uploads stay in memory (no file is written); bodies over the limit get 413, bytes that are not PNG,
+ * JPEG or DICOM get 415, an image that fails to decode 422. Requests are queued onto the one model.
+ */
+import path from 'node:path';
+import Fastify from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import sharp from 'sharp';
+import { CxrError, isCxrError } from '../errors';
+import { decodeImage, isDicom, loadImage } from '../data/images';
+import { readThresholds } from '../eval/thresholds';
+import type { ThresholdsFile } from '../eval/thresholds';
+import { ZeroShotModel } from './zeroShotModel';
+import type { ZeroShotModelOptions } from './zeroShotModel';
+import { renderServePage } from './page';
+
+/** Default upload limit: 50 MB. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
+
+/** Options of {@link startServer}. */
+export interface ServeOptions extends ZeroShotModelOptions {
+  /** Checkpoint to load; or give `model`. */
+  checkpoint?: string;
+  /** An already loaded model (not disposed by `close`). */
+  model?: ZeroShotModel;
+  /** Port; 0 picks a free one. Default 8080. */
+  port?: number;
+  /** Interface to bind. Default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** Largest accepted upload in bytes. Default 50 MB. */
+  maxUploadBytes?: number;
+  /** Thresholds JSON (from `cxr-train eval`) or its content: adds 0/1 calls and threshold ticks. */
+  thresholds?: string | ThresholdsFile;
+}
+
+/** A running server. */
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:8080/`. */
+  url: string;
+  port: number;
+  host: string;
+  app: FastifyInstance;
+  model: ZeroShotModel;
+  /** Stops accepting connections, lets running requests finish, releases the model if it was loaded here. */
+  close(): Promise<void>;
+}
+
+/** One label of a prediction response. */
+export interface ServedLabel {
+  label: string;
+  probability: number;
+  positive: string[];
+  negative: string[];
+  threshold?: number;
+  call?: 0 | 1;
+}
+
+type ImageKind = 'png' | 'jpeg' | 'dicom';
+
+/** Sniffs the upload: the Content-Type header is the browser's guess, the bytes are the truth. */
+export function sniffImage(buf: Uint8Array): ImageKind | null {
+  if (buf.length >= 8 && buf[0] === 0x89 && buf[1] === 0x50 && buf[2] === 0x4e && buf[3] === 0x47) return 'png';
+  if (buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff) return 'jpeg';
+  if (isDicom(buf)) return 'dicom';
+  return null;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const CSP = "default-src 'none'; img-src 'self' data: blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'";
+
+/**
+ * Starts the server. Resolves once it listens.
+ * @throws CxrError as {@link ZeroShotModel.load}; E_CONFIG for a bad port/limit; E_IO when the port is taken.
+ */
+export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  const port = opts.port ?? 8080;
+  const host = opts.host ?? '127.0.0.1';
+  const maxBytes = opts.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CxrError('E_CONFIG', `port must be an integer in 0..65535, got ${port}`);
+  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new CxrError('E_CONFIG', `the upload limit must be a positive number of bytes, got ${maxBytes}`);
+  if (!opts.model && !opts.checkpoint) throw new CxrError('E_CONFIG', 'serve needs a checkpoint (or a loaded model)');
+  const th = typeof opts.thresholds === 'string' ? readThresholds(opts.thresholds) : opts.thresholds;
+  const zm = opts.model ?? (await ZeroShotModel.load(opts.checkpoint!, opts));
+  const owned = !opts.model;
+  const app = Fastify({ bodyLimit: maxBytes, logger: false });
+  try {
+    // Every upload arrives as raw bytes whatever its Content-Type (the page posts the File itself).
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+    app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+      let status = 500;
+      let code = 'E_INTERNAL';
+      let message = err.message;
+      if (err instanceof HttpError) {
+        status = err.statusCode;
+        code = err.code;
+      } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413) {
+        status = 413;
+        code = 'E_TOO_LARGE';
+        message = `the upload is larger than the limit of ${(maxBytes / 1048576).toFixed(1)} MB`;
+      } else if (isCxrError(err)) {
+        status = err.code === 'E_DATA' || err.code === 'E_UNSUPPORTED_DICOM' ? 422 : 500;
+        code = err.code;
+      } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+        status = err.statusCode;
+        code = err.code ?? 'E_REQUEST';
+      }
+      void reply.status(status).type('application/json').send({ error: { code, message } });
+    });
+
+    const page = renderServePage(`cxr-train · ${path.basename(path.resolve(zm.checkpoint))}`);
+    app.get('/', async (_req, reply) => reply.header('Content-Security-Policy', CSP).header('X-Content-Type-Options', 'nosniff').type('text/html; charset=utf-8').send(page));
+
+    const info = {
+      checkpoint: path.basename(path.resolve(zm.checkpoint)),
+      checkpointHash: zm.checkpointHash,
+      prompts: zm.prompts,
+      labels: zm.labels,
+      temperature: zm.temperature,
+      imageSize: zm.image.size,
+      maxUploadBytes: maxBytes,
+      thresholds: th ? { split: th.split, criterion: th.criterion, labels: th.labels } : null,
+    };
+    app.get('/api/info', async () => info);
+
+    const byLabel = new Map(zm.prompts.labels.map((l) => [l.label, l]));
+    app.post('/api/predict', async (req) => {
+      const body = req.body;
+      if (!Buffer.isBuffer(body) || body.length === 0) throw new HttpError(400, 'E_EMPTY', 'no image in the request body: POST the file\'s bytes (PNG, JPEG or DICOM)');
+      const kind = sniffImage(body);
+      if (!kind) {
+        const ct = req.headers['content-type'] ?? 'none';
+        throw new HttpError(415, 'E_NOT_AN_IMAGE', `not a PNG, JPEG or DICOM image (Content-Type ${ct}); upload a chest X-ray in one of these formats`);
+      }
+      const t0 = Date.now();
+      let width: number;
+      let height: number;
+      let preview: string | undefined;
+      if (kind === 'dicom') {
+        // The browser cannot show DICOM: send back a PNG preview of the decoded pixels.
+        const g = await decodeImage(body);
+        width = g.width;
+        height = g.height;
+        const u8 = new Uint8Array(g.data.length);
+        for (let i = 0; i < u8.length; i++) u8[i] = Math.max(0, Math.min(255, Math.round(g.data[i] * 255)));
+        const png = await sharp(Buffer.from(u8.buffer), { raw: { width, height, channels: 1 } }).resize({ width: 512, height: 512, fit: 'inside', withoutEnlargement: true }).png().toBuffer();
+        preview = `data:image/png;base64,${png.toString('base64')}`;
+      } else {
+        try {
+          const m = await sharp(body).metadata();
+          width = m.width ?? 0;
+          height = m.height ?? 0;
+        } catch (e) {
+          throw new HttpError(422, 'E_DATA', `cannot decode the ${kind.toUpperCase()} image: ${(e as Error).message}`);
+        }
+      }
+      const x = await loadImage(body, zm.image);
+      const p = await zm.exclusive(() => zm.classifier.predict(x, 1));
+      const labels: ServedLabel[] = zm.labels.map((l, j) => {
+        const lp = byLabel.get(l)!;
+        const out: ServedLabel = { label: l, probability: p[j], positive: lp.positive, negative: lp.negative };
+        const t = th?.labels[l];
+        if (t !== undefined) {
+          out.threshold = t;
+          out.call = p[j] >= t ? 1 : 0;
+        }
+        return out;
+      });
+      labels.sort((a, b) => b.probability - a.probability);
+      return { labels, ms: Date.now() - t0, image: { width, height, format: kind }, ...(preview ? { preview } : {}), prompts: zm.prompts.name, temperature: zm.temperature };
+    });
+
+    // Text embeddings once, before the first request.
+    await zm.exclusive(() => zm.classifier.textEmbeddings());
+    let address: string;
+    try {
+      address = await app.listen({ port, host });
+    } catch (e) {
+      throw new CxrError('E_IO', `cannot listen on ${host}:${port}: ${(e as Error).message}`, { host, port }, { cause: e });
+    }
+    const bound = app.server.address();
+    const realPort = typeof bound === 'object' && bound ? bound.port : port;
+    let closed = false;
+    return {
+      url: `${address.replace(/\/$/, '')}/`,
+      port: realPort,
+      host,
+      app,
+      model: zm,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await app.close();
+        // Queued requests finish before the model goes.
+        await zm.exclusive(async () => undefined);
+        if (owned) zm.dispose();
+      },
+    };
+  } catch (e) {
+    await app.close().catch(() => undefined);
+    if (owned) zm.dispose();
+    throw e;
+  }
+}
