@@ -79,3 +79,15 @@ export type { TfModelOptions, TfOptimizerOptions, TfStepOptions, TfStepResult, T
 // Experiments
 export { runAblation, resolveAblationConfig, DEFAULT_ABLATION, QUICK_ABLATION, ABLATION_SETTINGS } from './experiments/ablation';
 export type { AblationConfig, AblationResults } from './experiments/ablation';
+
+// Evaluation of checkpoints and inference
+export { evaluateCheckpoint, manifestHash } from './eval/evaluate';
+export type { EvaluateOptions, EvaluateResult } from './eval/evaluate';
+export { modelEncoder, modelLogitScale, alignPromptLabels, hashCheckpoint } from './eval/modelEncoder';
+export { fitThresholds, readThresholds, writeThresholds } from './eval/thresholds';
+export type { ThresholdsFile } from './eval/thresholds';
+export { ZeroShotModel } from './infer/zeroShotModel';
+export { predict } from './infer/predict';
+export type { PredictOptions, PredictResult } from './infer/predict';
+export { startServer } from './infer/server';
+export type { ServeOptions, RunningServer } from './infer/server';
