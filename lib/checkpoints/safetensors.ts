@@ -1,5 +1,5 @@
 /**
- * Reader and writer for the safetensors format (https://github.com/huggingface/safetensors):
+ * Reader and writer for the safetensors format (Hugging Face's safetensors specification):
  * `u64 LE header length N`, `N` bytes of JSON header, then the byte buffer the header's
  * `data_offsets` point into. Files are untrusted input: every length and offset is bounds-checked
  * before any view is made, and every problem is a `CxrError('E_CHECKPOINT')` naming the tensor.
