@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
-import { writeFileAtomic } from '../util/atomic';
+import { fsyncDir, writeFileAtomic } from '../util/atomic';
 import type { ClipModel } from '../models/ClipModel';
 import type { TrainConfig } from './config';
 
@@ -100,18 +100,6 @@ export interface CheckpointWriteHooks {
 /** Folder name of the checkpoint at `step`. */
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, '0')}`;
-}
-
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    /* some file systems refuse directory fsync; the rename is still atomic */
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }
 
 function io<T>(what: string, f: () => T): T {

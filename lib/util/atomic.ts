@@ -63,7 +63,8 @@ export async function writeFileAtomicAsync(file: string, data: string | Uint8Arr
   fsyncDir(dir);
 }
 
-function fsyncDir(dir: string): void {
+/** Fsyncs a folder so that a rename in it is durable (best effort: some file systems refuse). */
+export function fsyncDir(dir: string): void {
   // Directory fsync makes the rename durable; some file systems refuse it, which is not worth failing for.
   let fd: number | undefined;
   try {
