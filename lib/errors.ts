@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'E_CONFIG' // invalid option or configuration
   | 'E_TORCH' // any other libtorch error
   | 'E_NUMERIC' // NaN or Inf where finite numbers are required
+  | 'E_DIST' // a distributed collective failed (a peer died or timed out) or the rendezvous failed
   | 'E_IO' // file system error
   | 'E_CHECKPOINT' // unreadable or mismatching checkpoint
   | 'E_TOKENIZER' // tokenizer files or input are invalid

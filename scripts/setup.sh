@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up on a fresh Debian/Ubuntu machine (only the npm and apt registries are needed):
 #   1. finds libtorch: $LIBTORCH (a libtorch root), $Torch_DIR (its share/cmake/Torch), or the system's;
-#      when none is found, installs Debian's libtorch-dev + libopenblas0-openmp with apt;
+#      when none is found, installs Debian's libtorch-dev + libopenblas0-openmp (+ libgloo-dev for
+#      multi-process training) with apt;
 #   2. npm ci;
 #   3. builds the native addon (cmake-js, node-gyp fallback) and the TypeScript.
 # Nothing is downloaded from anywhere else.
@@ -48,6 +49,9 @@ fi
 # Debian's libtorch links libblas.so.3; without OpenBLAS that is the reference BLAS, 15-25x slower.
 if [ -z "${LIBTORCH:-}${Torch_DIR:-}" ] && command -v dpkg >/dev/null 2>&1; then
   if ! dpkg -s libopenblas0-openmp >/dev/null 2>&1; then apt_install libopenblas0-openmp; fi
+  # Gloo's headers: Debian's libtorch links libgloo but ships only the torch side of c10d's Gloo backend.
+  # Without them everything works except multi-process training on CPU (capabilities().distributed).
+  if ! dpkg -s libgloo-dev >/dev/null 2>&1; then apt_install libgloo-dev || echo "cxr-train setup: libgloo-dev not installed: no distributed training on CPU" >&2; fi
 fi
 
 # npm ci also builds the addon through the package's install hook; build:native then only checks it is

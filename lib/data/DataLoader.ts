@@ -54,6 +54,12 @@ export interface DataLoaderOptions {
   seed?: number;
   /** Drop the last incomplete batch. Default false. */
   dropLast?: boolean;
+  /**
+   * Data parallelism: this loader is rank `rank` of `count`. Each epoch's permutation is cut into global
+   * batches of `batchSize × count` and this rank takes its `batchSize` slice of each, so the ranks see
+   * disjoint parts and together exactly the batches one process with `batchSize × count` would.
+   */
+  shard?: { rank: number; count: number };
   /** Worker threads for file decoding; 0 = in process. Default min(2, cpus). Ignored for memory sources. */
   workers?: number;
   /** Batches decoded ahead of the consumer. Default 2 × max(1, workers). */
@@ -143,6 +149,9 @@ export class DataLoader {
     options: DataLoaderOptions,
   ) {
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new CxrError('E_CONFIG', `batchSize must be a positive integer, got ${options.batchSize}`);
+    const sh = options.shard;
+    if (sh && !(Number.isInteger(sh.count) && sh.count >= 1 && Number.isInteger(sh.rank) && sh.rank >= 0 && sh.rank < sh.count))
+      throw new CxrError('E_CONFIG', `shard must be {rank, count} with 0 <= rank < count, got ${JSON.stringify(sh)}`);
     if (!Number.isInteger(options.image?.size) || options.image.size < 1) throw new CxrError('E_CONFIG', `image.size must be a positive integer`);
     const workers = isMemory(source) ? 0 : Math.max(0, Math.floor(options.workers ?? Math.min(2, os.cpus().length)));
     this.opts = {
@@ -151,6 +160,7 @@ export class DataLoader {
       shuffle: options.shuffle ?? true,
       seed: options.seed ?? 0,
       dropLast: options.dropLast ?? false,
+      shard: options.shard ?? { rank: 0, count: 1 },
       workers,
       prefetch: Math.max(1, Math.floor(options.prefetch ?? 2 * Math.max(1, workers))),
       concurrency: Math.max(1, Math.floor(options.concurrency ?? 2)),
@@ -174,7 +184,7 @@ export class DataLoader {
   /** Batches one epoch yields (before any sample is skipped). */
   get batchesPerEpoch(): number {
     const n = this.length;
-    const b = this.opts.batchSize;
+    const b = this.opts.batchSize * this.opts.shard.count;
     return this.opts.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
   }
 
@@ -188,11 +198,16 @@ export class DataLoader {
     const n = this.length;
     const order = this.opts.shuffle ? permutation(n, hashSeed(this.opts.seed, e, 0x5ab1e)) : Array.from({ length: n }, (_, i) => i);
     const out: number[][] = [];
-    const b = this.opts.batchSize;
+    const { rank, count } = this.opts.shard;
+    const per = this.opts.batchSize;
+    const b = per * count;
     for (let i = 0; i < n; i += b) {
       const chunk = order.slice(i, i + b);
       if (chunk.length < b && this.opts.dropLast) break;
-      out.push(chunk);
+      // An incomplete last global batch is split evenly (ranks may differ by one pair).
+      const share = chunk.length < b ? Math.ceil(chunk.length / count) : per;
+      const mine = chunk.slice(rank * share, (rank + 1) * share);
+      if (mine.length > 0 || count === 1) out.push(mine);
     }
     return out;
   }

@@ -1,6 +1,7 @@
 import { CxrError } from '../errors';
 import { asCxrError, loadNative, setThreads } from '../native';
 import type {
+  NativeDistOptions,
   NativeLossConfig,
   NativeModel,
   NativeOptimizerConfig,
@@ -235,7 +236,7 @@ export class ClipModel {
     const h = this.handle();
     const imageShape = this.imageShape(batch.images, batch.n);
     const idShape = this.idShape(batch.tokenIds, batch.n, batch.length);
-    if (batch.n < 2) throw new CxrError('E_SHAPE', `the contrastive loss needs a batch of at least 2 pairs, got ${batch.n}`);
+    if (batch.n < (this.#distributed ? 1 : 2)) throw new CxrError('E_SHAPE', `the contrastive loss needs a batch of at least 2 pairs, got ${batch.n}`);
     if (!(typeof opts.lr === 'number' && Number.isFinite(opts.lr) && opts.lr >= 0))
       throw new CxrError('E_CONFIG', `lr must be a finite number >= 0, got ${opts.lr}`);
     const loss = resolveLoss(opts.loss);
@@ -311,6 +312,55 @@ export class ClipModel {
   /** Number of parameters (all, or only the trainable ones). */
   parameterCount(trainableOnly = false): number {
     return this.handle().parameterCount(trainableOnly);
+  }
+
+  #distributed = false;
+
+  /**
+   * Joins a process group for data-parallel training (see lib/train/distributed for the torchrun-style
+   * environment): from then on `trainStep` takes the loss over every rank's rows and sums the gradients
+   * over ranks. Blocks (asynchronously) until every rank has joined. Resolves to the backend used.
+   */
+  async initDistributed(opts: NativeDistOptions): Promise<string> {
+    try {
+      const backend = await this.handle().initDistributed(opts);
+      this.#distributed = true;
+      return backend;
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** Whether this model is in a process group. */
+  get distributed(): boolean {
+    return this.#distributed;
+  }
+
+  /** Copies rank 0's weights to every rank (identical starting points). */
+  async broadcastState(): Promise<void> {
+    try {
+      await this.handle().broadcastState();
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** True on every rank when `flag` is true on any rank (agreeing to stop at the same step). */
+  async distAny(flag: boolean): Promise<boolean> {
+    try {
+      return await this.handle().distAny(flag);
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /** Waits for every rank. */
+  async distBarrier(): Promise<void> {
+    try {
+      await this.handle().distBarrier();
+    } catch (e) {
+      throw asCxrError(e);
+    }
   }
 
   /** Releases the native memory now. Idempotent; a running call finishes first. */

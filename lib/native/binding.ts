@@ -80,7 +80,25 @@ export interface NativeStepResult {
   msBackward: number;
   msOptimizer: number;
   msTotal: number;
+  /** Distributed: ms waiting on collectives not hidden behind backward (embedding gather, gradient all-reduce). */
+  msComm: number;
+  /** Pairs in the loss: the global batch when distributed. */
   batch: number;
+  /** Processes in the group (1 without one). */
+  worldSize: number;
+}
+
+/** Process-group options (torchrun's environment resolved by lib/train/distributed). */
+export interface NativeDistOptions {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  backend: 'auto' | 'gloo' | 'nccl';
+  timeoutMs: number;
+  bucketMb: number;
+  /** Network interface for Gloo ("" = from MASTER_ADDR / hostname). */
+  ifname: string;
 }
 
 export interface NativeOptimizerConfig {
@@ -120,6 +138,13 @@ export interface NativeModel {
   /** Freezes parameters whose names start with one of the prefixes; unfreezes the rest. */
   setTrainable(frozenPrefixes: string[]): void;
   parameterCount(trainableOnly: boolean): number;
+  /** Joins the process group (blocks until every rank joined); resolves to the backend used. */
+  initDistributed(opts: NativeDistOptions): Promise<string>;
+  /** Copies rank 0's parameters and buffers to every rank. */
+  broadcastState(): Promise<void>;
+  /** True on every rank when `flag` is true on any. */
+  distAny(flag: boolean): Promise<boolean>;
+  distBarrier(): Promise<void>;
   /** Idempotent; deferred until a running call finishes. */
   dispose(): void;
   readonly disposed: boolean;
@@ -135,6 +160,8 @@ export interface NativeFileTensor extends NativeTensor {
 export interface NativeCapabilities {
   torchVersion: string;
   cuda: { built: boolean; kernels: boolean; available: boolean; devices: number };
+  /** Process-group backends compiled in. */
+  distributed: { gloo: boolean; nccl: boolean };
   threads: number;
   interopThreads: number;
   blas: string;

@@ -9,7 +9,7 @@ let addonPath: string | undefined;
 let threadsSet = false;
 
 const KNOWN_CODES = new Set<string>([
-  'E_SHAPE', 'E_DTYPE', 'E_DEVICE', 'E_OOM', 'E_DISPOSED', 'E_BUSY', 'E_CONFIG', 'E_TORCH', 'E_NUMERIC', 'E_IO',
+  'E_SHAPE', 'E_DTYPE', 'E_DEVICE', 'E_OOM', 'E_DISPOSED', 'E_BUSY', 'E_CONFIG', 'E_TORCH', 'E_NUMERIC', 'E_DIST', 'E_IO',
   'E_CHECKPOINT', 'E_INTERNAL',
 ]);
 

@@ -37,6 +37,9 @@ import { lrAt } from './schedule';
 import { buildRunData, limitSource } from './data';
 import type { RunData } from './data';
 import { freezePrefixes } from './freeze';
+import { distributedEnv } from './distributed';
+import type { DistEnv } from './distributed';
+import { capabilities } from '../native';
 import {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
@@ -62,6 +65,9 @@ export interface StartEvent {
   stepsPerEpoch: number;
   parameters: { total: number; trainable: number };
   device: string;
+  /** Data parallelism: this process's rank and the number of processes (0 and 1 alone). */
+  rank: number;
+  worldSize: number;
 }
 
 /** Emitted after every optimizer step. */
@@ -73,13 +79,15 @@ export interface StepEvent {
   lr: number;
   gradNorm: number;
   logitScale: number;
-  /** Pairs in this step (micro-batches × batch size, less any image that failed to load). */
+  /** Pairs in this step over all processes (micro-batches × batch size, less any image that failed to load). */
   batch: number;
   /** Pairs per second over this step, data wait included. */
   imagesPerSec: number;
   /** Time of the native step and of waiting for data, ms. */
   msStep: number;
   msData: number;
+  /** Distributed: ms of the step spent waiting on other processes (all-gather, all-reduce); 0 alone. */
+  msComm: number;
 }
 
 /** Emitted after a checkpoint is written. */
@@ -181,6 +189,12 @@ export class Trainer {
   private lastCheckpoint: string | null = null;
   private lastCheckpointStep = -1;
   private metricsPath: string | null = null;
+  private dist: DistEnv | null = null;
+
+  /** Rank 0, or the only process: the one that writes logs, checkpoints and the final model. */
+  get isMain(): boolean {
+    return !this.dist || this.dist.rank === 0;
+  }
 
   constructor(config: TrainConfig, opts: TrainerOptions = {}) {
     this.config = validateTrainConfig(JSON.parse(JSON.stringify(config)) as TrainConfig);
@@ -230,6 +244,13 @@ export class Trainer {
   async setup(): Promise<void> {
     if (this.modelRef) return;
     const c = this.config;
+    this.dist = distributedEnv();
+    const dist = this.dist;
+    if (dist) {
+      if (c.outDir === null) throw new CxrError('E_CONFIG', 'a distributed run needs outDir (--out): every rank must use the same run folder');
+      if (c.batchSize % dist.worldSize !== 0)
+        throw new CxrError('E_CONFIG', `batchSize ${c.batchSize} is the batch over all processes and must be divisible by the ${dist.worldSize} processes`);
+    }
     if (c.outDir === null) c.outDir = defaultRunDir();
     c.outDir = path.resolve(c.outDir);
     const ckptRoot = path.join(c.outDir, 'checkpoints');
@@ -238,7 +259,7 @@ export class Trainer {
       throw new CxrError('E_CONFIG', `${c.outDir} already holds checkpoints of a run; pass --resume auto to continue it, or choose another outDir`);
     }
     fs.mkdirSync(c.outDir, { recursive: true });
-    this.metricsPath = this.opts.metricsFile === false ? null : path.join(c.outDir, 'metrics.jsonl');
+    this.metricsPath = this.opts.metricsFile === false || !this.isMain ? null : path.join(c.outDir, 'metrics.jsonl');
 
     // Data.
     this.data = this.opts.data ? { ...this.opts.data, val: limitSource(this.opts.data.val, c.eval.maxSamples) } : await buildRunData(c);
@@ -248,7 +269,8 @@ export class Trainer {
     if (imageSize !== model.imageSize) throw new CxrError('E_CONFIG', `data.imageSize ${imageSize} differs from the model's input size ${model.imageSize}`);
     const image = { size: imageSize, geometry: c.data.geometry, normalize: c.data.normalize };
     this.trainLoader = new DataLoader(this.data.train, {
-      batchSize: c.batchSize,
+      batchSize: dist ? c.batchSize / dist.worldSize : c.batchSize,
+      shard: dist ? { rank: dist.rank, count: dist.worldSize } : undefined,
       image: { ...image, augment: c.data.augment },
       shuffle: true,
       seed: c.seed,
@@ -307,7 +329,22 @@ export class Trainer {
       this.emit('message', { level: 'info', text: `resumed from ${resumeDir} at step ${ck.state.step} (epoch ${ck.state.epoch}, step ${ck.state.stepInEpoch} of the epoch)` });
     }
     this.resumedFrom = resumeDir;
-    writeFileAtomic(path.join(c.outDir, 'config.yaml'), configToYaml(c));
+    if (dist) {
+      const backend = await model.initDistributed({
+        rank: dist.rank,
+        worldSize: dist.worldSize,
+        masterAddr: dist.masterAddr,
+        masterPort: dist.masterPort,
+        backend: c.distributed.backend,
+        timeoutMs: Math.round(c.distributed.timeoutSec * 1000),
+        bucketMb: c.distributed.bucketMb,
+        ifname: dist.ifname,
+      });
+      // Identical starting weights whatever each rank loaded or initialised.
+      await model.broadcastState();
+      this.emit('message', { level: 'info', text: `rank ${dist.rank} of ${dist.worldSize} (${backend}): ${c.batchSize / dist.worldSize} pairs per micro-batch of ${c.batchSize}` });
+    }
+    if (this.isMain) writeFileAtomic(path.join(c.outDir, 'config.yaml'), configToYaml(c));
   }
 
   private resumedFrom: string | null = null;
@@ -318,7 +355,7 @@ export class Trainer {
    */
   private async createModel(resumeDir: string | null): Promise<ClipModel> {
     const c = this.config;
-    const mo = { device: c.device, precision: c.precision, seed: c.seed, threads: c.threads ?? undefined };
+    const mo = { device: this.deviceOf(c.device), precision: c.precision, seed: c.seed, threads: c.threads ?? undefined };
     let model: ClipModel;
     const src = resumeDir ? path.join(resumeDir, 'model') : c.model.checkpoint;
     if (src) {
@@ -340,6 +377,14 @@ export class Trainer {
       throw e;
     }
     return model;
+  }
+
+  /** Distributed on GPUs: each process of a machine takes the GPU of its LOCAL_RANK. */
+  private deviceOf(device: string): string {
+    const d = this.dist;
+    if (!d || device === 'cpu') return device;
+    if (device === 'auto' && !capabilities().cuda.available) return device;
+    return `cuda:${d.localRank}`;
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -364,7 +409,10 @@ export class Trainer {
     let stepsThisCall = 0;
     try {
       while (s.step < s.totalSteps) {
-        if (this.opts.signal?.aborted || (this.opts.stopAfterSteps !== undefined && stepsThisCall >= this.opts.stopAfterSteps)) {
+        let stop = this.opts.signal?.aborted === true || (this.opts.stopAfterSteps !== undefined && stepsThisCall >= this.opts.stopAfterSteps);
+        // Every rank stops at the same step (a rank alone would leave the others waiting in a collective).
+        if (this.dist) stop = await model.distAny(stop).catch((e) => Promise.reject(this.distFailed(e)));
+        if (stop) {
           status = 'stopped';
           break;
         }
@@ -382,14 +430,15 @@ export class Trainer {
           res = await pending;
         } catch (e) {
           if (isCxrError(e, 'E_NUMERIC')) throw this.diverged(e);
-          throw e;
+          throw this.distFailed(e);
         }
         const msStep = Date.now() - tStep;
         s.step++;
         stepsThisCall++;
         s.epoch = b.epoch;
         s.stepInEpoch = b.stepInEpoch + 1;
-        s.samplesSeen += b.n;
+        const pairs = res.worldSize > 1 ? res.batch : b.n;
+        s.samplesSeen += pairs;
         losses.push(res.loss);
         this.emit('step', {
           step: s.step,
@@ -399,10 +448,11 @@ export class Trainer {
           lr,
           gradNorm: res.gradNorm,
           logitScale: res.logitScale,
-          batch: b.n,
-          imagesPerSec: (1000 * b.n) / Math.max(1, msStep + b.msData),
+          batch: pairs,
+          imagesPerSec: (1000 * pairs) / Math.max(1, msStep + b.msData),
           msStep,
           msData: b.msData,
+          msComm: res.msComm ?? 0,
         });
 
         const last = s.step === s.totalSteps;
@@ -421,8 +471,10 @@ export class Trainer {
     let modelDir: string | null = null;
     if (status === 'completed') {
       modelDir = path.join(c.outDir!, 'model');
-      model.save(modelDir, { step: s.step, run: c.outDir, config: 'config.yaml' });
+      if (this.isMain) model.save(modelDir, { step: s.step, run: c.outDir, config: 'config.yaml' });
     }
+    // No rank leaves before rank 0 has written everything.
+    if (this.dist) await model.distBarrier().catch((e) => Promise.reject(this.distFailed(e)));
     const result: FitResult = {
       status,
       step: s.step,
@@ -436,7 +488,7 @@ export class Trainer {
       elapsedMs: startElapsed + (Date.now() - t0),
       outDir: c.outDir!,
     };
-    writeFileAtomic(path.join(c.outDir!, 'summary.json'), JSON.stringify({ ...result, losses: undefined }, jsonSafe, 2) + '\n');
+    if (this.isMain) writeFileAtomic(path.join(c.outDir!, 'summary.json'), JSON.stringify({ ...result, losses: undefined }, jsonSafe, 2) + '\n');
     this.emit('end', result);
     return result;
   }
@@ -454,6 +506,8 @@ export class Trainer {
       stepsPerEpoch: this.stepsPerEpoch,
       parameters: { total: m.parameterCount(false), trainable: m.parameterCount(true) },
       device: m.device,
+      rank: this.dist?.rank ?? 0,
+      worldSize: this.dist?.worldSize ?? 1,
     });
   }
 
@@ -461,6 +515,13 @@ export class Trainer {
   private diverged(e: CxrError): CxrError {
     const where = this.lastCheckpoint ? `the last good checkpoint is ${this.lastCheckpoint}` : 'no checkpoint was written yet';
     return new CxrError('E_NUMERIC', `training diverged at step ${this.state.step + 1}: ${e.message}. ${where}; resume from it with a lower optimizer.lr or stronger clipGradNorm`, { step: this.state.step + 1, lastCheckpoint: this.lastCheckpoint }, { cause: e });
+  }
+
+  /** A failed collective: say where the run can be picked up again. */
+  private distFailed(e: unknown): unknown {
+    if (!isCxrError(e, 'E_DIST')) return e;
+    const where = this.lastCheckpoint ? `the last checkpoint is ${this.lastCheckpoint}` : 'no checkpoint was written yet';
+    return new CxrError('E_DIST', `${e.message} Training stopped at step ${this.state.step}; ${where}; resume with --resume auto (with the same or another number of processes)`, { step: this.state.step, lastCheckpoint: this.lastCheckpoint }, { cause: e });
   }
 
   /**
@@ -615,6 +676,11 @@ export class Trainer {
     s.elapsedMs = startElapsed + (Date.now() - t0);
     s.createdAt = new Date().toISOString();
     const root = path.join(c.outDir!, 'checkpoints');
+    if (!this.isMain) {
+      // Rank 0 writes it; the others only keep count (they resume from rank 0's folders).
+      this.lastCheckpointStep = s.step;
+      return;
+    }
     const dir = writeCheckpoint(root, this.model, s, this.opts.checkpointHooks);
     this.lastCheckpoint = dir;
     this.lastCheckpointStep = s.step;

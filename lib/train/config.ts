@@ -128,6 +128,19 @@ export interface LogSection {
   everySteps: number;
 }
 
+/**
+ * Data parallelism (used when the process runs under `--nproc` or torchrun's environment; see
+ * lib/train/distributed.ts and docs/distributed.md).
+ */
+export interface DistributedSection {
+  /** `auto` (NCCL on CUDA when built with it, else Gloo), `gloo` or `nccl`. */
+  backend: 'auto' | 'gloo' | 'nccl';
+  /** Rendezvous and collective timeout: a rank that hangs this long stops the job. */
+  timeoutSec: number;
+  /** Gradient all-reduce bucket size in MiB. */
+  bucketMb: number;
+}
+
 /** The whole training configuration. Every field is present after {@link resolveTrainConfig}. */
 export interface TrainConfig {
   model: ModelSection;
@@ -136,7 +149,11 @@ export interface TrainConfig {
   loss: LossSection;
   optimizer: OptimizerSection;
   schedule: ScheduleSection;
-  /** Pairs per micro-batch (what the data loader delivers). */
+  /**
+   * Pairs per micro-batch over all processes: with N processes each loads `batchSize / N` of them and the
+   * loss is taken over all `batchSize` (so N does not change what a step computes, and a run may resume
+   * with another N).
+   */
   batchSize: number;
   /**
    * Micro-batches per optimizer step. The contrastive loss is over all of them (feature-cached
@@ -165,6 +182,7 @@ export interface TrainConfig {
   /** Run folder (checkpoints, metrics.jsonl, final model); null: `runs/<date>-<time>`. */
   outDir: string | null;
   log: LogSection;
+  distributed: DistributedSection;
 }
 
 /** A partial config, as read from a file or flags: any subset of fields, nested. */
@@ -245,6 +263,11 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
   log: {
     format: 'auto' as const, // a progress bar for people, plain lines for log files
     everySteps: 10, // ~1 line per few seconds on CPU
+  },
+  distributed: {
+    backend: 'auto' as const, // NCCL between GPUs, Gloo between CPU processes
+    timeoutSec: 600, // longer than any checkpoint write; a dead peer is noticed at once anyway (closed socket)
+    bucketMb: 25, // PyTorch DDP's bucket size: large messages, still overlapped with backward
   },
 }) as TrainConfig;
 
@@ -423,6 +446,9 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   str(c.outDir, 'outDir', true);
   oneOf(c.log.format, 'log.format', ['auto', 'bar', 'plain', 'json', 'none']);
   int(c.log.everySteps, 'log.everySteps', 1);
+  oneOf(c.distributed.backend, 'distributed.backend', ['auto', 'gloo', 'nccl']);
+  num(c.distributed.timeoutSec, 'distributed.timeoutSec', 0, 1e7, true);
+  num(c.distributed.bucketMb, 'distributed.bucketMb', 0, 1e5, true);
   return c;
 }
 
@@ -434,7 +460,8 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
  * @param base the starting point (default {@link DEFAULT_CONFIG}; a checkpoint's config when resuming)
  */
 export function resolveTrainConfig(layers: Array<{ config: unknown; source?: string }>, base: TrainConfig = DEFAULT_CONFIG): TrainConfig {
-  let c = clone(base);
+  // A checkpoint's config from an older version lacks newer sections: they take their defaults.
+  let c = base === DEFAULT_CONFIG ? clone(base) : mergeConfig(clone(DEFAULT_CONFIG), clone(base), 'checkpoint');
   for (const l of layers) c = mergeConfig(c, l.config, l.source);
   return validateTrainConfig(c);
 }

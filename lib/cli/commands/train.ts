@@ -26,7 +26,25 @@ const FLAG_KEYS: Record<string, string> = {
   'eval-every': 'eval.everySteps',
   'checkpoint-every': 'checkpoint.everySteps',
   log: 'log.format',
+  backend: 'distributed.backend',
 };
+
+/** Launcher flags: consumed by `--nproc`, not passed on to the workers. */
+const LAUNCH_FLAGS = ['nproc', 'nnodes', 'node-rank', 'master'];
+
+/** argv without the launcher's flags (`--nproc 2`, `--nproc=2`). */
+export function stripLaunchFlags(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--([a-z-]+)(=.*)?$/.exec(args[i]);
+    if (m && LAUNCH_FLAGS.includes(m[1])) {
+      if (m[2] === undefined) i++;
+      continue;
+    }
+    out.push(args[i]);
+  }
+  return out;
+}
 
 function fmt(v: number | null | undefined): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '  n/a ' : v.toFixed(4);
@@ -43,7 +61,11 @@ export const command: CommandModule = {
       .option('set', { type: 'string', array: true, describe: 'Override any config key: --set optimizer.weightDecay=0.05 --set data.augment=null' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'Validate the config and the data, print the plan, do not train' })
       .option('print-config', { type: 'boolean', default: false, describe: 'Print the resolved config as YAML and exit' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the final result as JSON on stdout' });
+      .option('json', { type: 'boolean', default: false, describe: 'Print the final result as JSON on stdout' })
+      .option('nproc', { type: 'number', describe: 'Data-parallel worker processes on this machine (one per GPU; Gloo between CPU processes)' })
+      .option('nnodes', { type: 'number', default: 1, describe: 'Machines in the job (with --nproc)' })
+      .option('node-rank', { type: 'number', default: 0, describe: "This machine's index, 0 ... nnodes-1 (with --nproc)" })
+      .option('master', { type: 'string', describe: 'ADDR:PORT of node 0, the same on every machine (with --nnodes > 1)' });
     const desc: Record<string, string> = {
       out: 'Run folder (checkpoints, metrics.jsonl, final model)',
       model: 'Registry model name (test-vit, ViT-B/32, ViT-B/16, ViT-L/14, RN50, RN101, ...)',
@@ -67,6 +89,7 @@ export const command: CommandModule = {
       'eval-every': 'Validate every N steps',
       'checkpoint-every': 'Checkpoint every N steps',
       log: 'auto | bar | plain | json | none',
+      backend: 'Distributed backend: auto | gloo | nccl',
     };
     for (const f of Object.keys(FLAG_KEYS)) b = b.option(f, { type: 'string', describe: desc[f] });
     return b
@@ -74,7 +97,9 @@ export const command: CommandModule = {
       .example('$0 train --config run.yaml --out runs/mimic', 'A configured run')
       .example('$0 train --config run.yaml --out runs/mimic --resume auto', 'Continue it after a crash or Ctrl-C')
       .example('$0 train --steps 1000 --loss clip --text-mode full', 'The CLIP baseline on the synthetic data')
-      .example('$0 train --config examples/mimic-cxr.yaml --dry-run', 'Check config and data without training');
+      .example('$0 train --config examples/mimic-cxr.yaml --dry-run', 'Check config and data without training')
+      .example('$0 train --config run.yaml --out runs/ddp --nproc 4', 'Data-parallel on 4 GPUs of one machine (batchSize is over all 4)')
+      .example('$0 train --config run.yaml --out runs/ddp --nproc 8 --nnodes 2 --node-rank 0 --master 10.0.0.1:29500', 'Node 0 of a 2-machine job (node 1: --node-rank 1)');
   },
   handler: async (argv) => {
     const { DEFAULT_CONFIG, configToYaml, overridesToConfig, readConfigFile, resolveTrainConfig } = await import('../../train/config');
@@ -110,6 +135,40 @@ export const command: CommandModule = {
       return;
     }
 
+    const { distributedEnv, launchWorkers } = await import('../../train/distributed');
+    if (argv.nproc !== undefined && !distributedEnv()) {
+      // The launcher: every worker runs this same command under torchrun's environment.
+      const world = (argv.nproc as number) * ((argv.nnodes as number) ?? 1);
+      if (Number.isInteger(world) && world > 0 && config.batchSize % world !== 0)
+        throw new CxrError('E_CONFIG', `batchSize ${config.batchSize} is the batch over all processes and must be divisible by the ${world} processes`);
+      const outDir = path.resolve(config.outDir ?? (await import('../../train/config')).defaultRunDir());
+      const args = stripLaunchFlags(process.argv.slice(2));
+      if (!config.outDir || flags.outDir === undefined) args.push('--out', outDir);
+      let masterAddr: string | undefined;
+      let masterPort: number | undefined;
+      if (argv.master !== undefined) {
+        const m = /^(.+):(\d+)$/.exec(String(argv.master));
+        if (!m) throw new CxrError('E_CONFIG', `--master wants ADDR:PORT, got "${argv.master}"`);
+        masterAddr = m[1];
+        masterPort = Number(m[2]);
+      }
+      const r = await launchWorkers({
+        nproc: argv.nproc as number,
+        nnodes: argv.nnodes as number,
+        nodeRank: argv['node-rank'] as number,
+        masterAddr,
+        masterPort,
+        args: [process.argv[1], ...args],
+      });
+      if (r.failed) {
+        const f = r.failed;
+        throw new CxrError('E_DIST', `worker rank ${f.rank} (pid ${f.pid}) ${f.signal ? `was killed by ${f.signal}` : `exited with code ${f.code}`}; the job stopped. Resume with: cxr-train train --out ${outDir} --resume auto [--nproc N]`);
+      }
+      return;
+    }
+    const worker = distributedEnv();
+    const quiet = worker !== null && worker.rank > 0;
+
     const { Trainer } = await import('../../train/Trainer');
     const { attachReporter } = await import('../../train/reporter');
     const ctrl = new AbortController();
@@ -126,13 +185,16 @@ export const command: CommandModule = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const detach = attachReporter(trainer, { format: argv.json && config.log.format === 'auto' ? 'plain' : config.log.format, everySteps: config.log.everySteps });
+    // Ranks > 0 stay silent: rank 0 speaks for the job (their errors still reach stderr).
+    const format = quiet ? 'none' : argv.json && config.log.format === 'auto' ? 'plain' : config.log.format;
+    const detach = attachReporter(trainer, { format, everySteps: config.log.everySteps });
     trainer.on('start', (e) => {
-      if (config.log.format === 'json') return;
+      if (config.log.format === 'json' || quiet) return;
       process.stderr.write(
         `cxr-train train: ${e.resumedFrom ? `resuming ${e.resumedFrom} at step ${e.startStep}` : 'new run'} in ${e.outDir}\n` +
           `  model ${config.model.checkpoint ?? config.model.name} on ${e.device} (${(e.parameters.trainable / 1e6).toFixed(2)}M of ${(e.parameters.total / 1e6).toFixed(2)}M parameters trainable)\n` +
           `  data ${config.data.dataset}: ${e.trainPairs} training pairs, ${e.valImages} validation images; ${e.stepsPerEpoch} steps per epoch, ${e.totalSteps} steps\n` +
+          (e.worldSize > 1 ? `  data parallel: ${e.worldSize} processes, ${config.batchSize / e.worldSize} pairs each per micro-batch\n` : '') +
           `  loss ${config.loss.kind}${config.loss.kind === 'relaxed' ? ` α=${config.loss.alpha}` : ''}, text ${config.text.mode}/${config.text.sections}, ${config.optimizer.kind} lr ${config.optimizer.lr}, batch ${config.batchSize}×${config.accumSteps}\n` +
           `  resolved config: ${path.join(e.outDir, 'config.yaml')}\n`,
       );
@@ -146,6 +208,7 @@ export const command: CommandModule = {
       process.off('SIGTERM', onSignal);
       await trainer.dispose();
     }
+    if (quiet) return;
     if (argv.json) {
       process.stdout.write(JSON.stringify(result, (k, v) => (k === 'losses' ? undefined : typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
       return;

@@ -97,7 +97,11 @@ struct StepOptions {
 struct StepResult {
   double loss = 0, grad_norm = 0, logit_scale = 0;
   double ms_forward = 0, ms_backward = 0, ms_optimizer = 0, ms_total = 0;
+  // Distributed: time waiting on collectives (embedding all-gather, gradient all-reduce not hidden behind
+  // backward); batch is then the global batch of the step.
+  double ms_comm = 0;
   int64_t batch = 0;
+  int64_t world_size = 1;
 };
 
 }  // namespace cxr

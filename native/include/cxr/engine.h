@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "cxr/config.h"
+#include "cxr/distributed.h"
+#include "cxr/loss.h"
 #include "cxr/model.h"
 
 namespace cxr {
@@ -59,14 +61,28 @@ class Engine {
   torch::Device device() const { return device_; }
   int64_t steps() const { return steps_; }
 
+  // Data parallelism. init_distributed joins the process group (blocking rendezvous); from then on every
+  // train_step takes the contrastive loss over the global batch (all ranks' rows) and sums the gradients
+  // over ranks. broadcast_state copies rank 0's parameters and buffers to every rank.
+  void init_distributed(const DistOptions& opt);
+  bool distributed() const { return dist_ != nullptr; }
+  Distributed& dist();
+  void broadcast_state();
+  ~Engine();
+
  private:
-  torch::Tensor compute_loss(const torch::Tensor& u, const torch::Tensor& v, const LossConfig& loss);
+  torch::Tensor compute_loss(const torch::Tensor& u, const torch::Tensor& v, const LossConfig& loss,
+                             const GatherFn& gather = {});
+  GradReducer& reducer();
   std::shared_ptr<ClipModel> model_;
   EngineOptions opt_;
   torch::Device device_;
   OptimizerConfig opt_cfg_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t steps_ = 0;
+  // Declared last: destroyed first (the reducer's hooks live on the model's parameters).
+  std::unique_ptr<Distributed> dist_;
+  std::unique_ptr<GradReducer> reducer_;
 };
 
 }  // namespace cxr

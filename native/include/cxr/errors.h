@@ -6,7 +6,7 @@
 
 namespace cxr {
 
-enum class ErrorCode { Shape, Dtype, Device, Oom, Disposed, Busy, Config, Torch, Numeric, Io, Checkpoint, Internal };
+enum class ErrorCode { Shape, Dtype, Device, Oom, Disposed, Busy, Config, Torch, Numeric, Io, Checkpoint, Dist, Internal };
 
 inline const char* error_code_name(ErrorCode c) {
   switch (c) {
@@ -21,6 +21,7 @@ inline const char* error_code_name(ErrorCode c) {
     case ErrorCode::Numeric: return "E_NUMERIC";
     case ErrorCode::Io: return "E_IO";
     case ErrorCode::Checkpoint: return "E_CHECKPOINT";
+    case ErrorCode::Dist: return "E_DIST";
     case ErrorCode::Internal: return "E_INTERNAL";
   }
   return "E_INTERNAL";

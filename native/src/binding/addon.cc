@@ -37,6 +37,10 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   cuda.Set("available", cxr::cuda_available());
   cuda.Set("devices", static_cast<double>(cxr::cuda_device_count()));
   o.Set("cuda", cuda);
+  auto dist = Napi::Object::New(env);
+  dist.Set("gloo", cxr::dist_backend_built("gloo"));
+  dist.Set("nccl", cxr::dist_backend_built("nccl"));
+  o.Set("distributed", dist);
   o.Set("threads", at::get_num_threads());
   o.Set("interopThreads", at::get_num_interop_threads());
   o.Set("blas", blas_name());

@@ -79,6 +79,10 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                       InstanceMethod("loadOptimizerState", &ModelWrap::LoadOptimizerState),
                       InstanceMethod("setTrainable", &ModelWrap::SetTrainable),
                       InstanceMethod("parameterCount", &ModelWrap::ParameterCount),
+                      InstanceMethod("initDistributed", &ModelWrap::InitDistributed),
+                      InstanceMethod("broadcastState", &ModelWrap::BroadcastState),
+                      InstanceMethod("distAny", &ModelWrap::DistAny),
+                      InstanceMethod("distBarrier", &ModelWrap::DistBarrier),
                       InstanceMethod("dispose", &ModelWrap::Dispose),
                       InstanceAccessor("disposed", &ModelWrap::IsDisposed, nullptr),
                       InstanceAccessor("busy", &ModelWrap::IsBusy, nullptr),
@@ -200,7 +204,9 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
                o.Set("msBackward", res->ms_backward);
                o.Set("msOptimizer", res->ms_optimizer);
                o.Set("msTotal", res->ms_total);
+               o.Set("msComm", res->ms_comm);
                o.Set("batch", static_cast<double>(res->batch));
+               o.Set("worldSize", static_cast<double>(res->world_size));
                return o;
              });
 }
@@ -331,6 +337,50 @@ Napi::Value ModelWrap::ParameterCount(const Napi::CallbackInfo& info) {
   auto& eng = Checked(env, false);
   bool trainable = info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
   return Napi::Number::New(env, static_cast<double>(eng.parameter_count(trainable)));
+}
+
+// The process-group calls block on other ranks: they run on the worker thread like a train step.
+Napi::Value ModelWrap::InitDistributed(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  if (!info[0].IsObject()) throw_error(env, "E_CONFIG", "initDistributed expects an options object");
+  auto o = info[0].As<Napi::Object>();
+  cxr::DistOptions d;
+  d.rank = static_cast<int>(get_int(o, "rank", 0));
+  d.world_size = static_cast<int>(get_int(o, "worldSize", 1));
+  d.master_addr = get_str(o, "masterAddr", d.master_addr);
+  d.master_port = static_cast<int>(get_int(o, "masterPort", d.master_port));
+  d.backend = get_str(o, "backend", d.backend);
+  d.timeout_ms = get_int(o, "timeoutMs", d.timeout_ms);
+  d.bucket_mb = get_num(o, "bucketMb", d.bucket_mb);
+  d.ifname = get_str(o, "ifname", "");
+  auto backend = std::make_shared<std::string>();
+  return Run(env, [&eng, d, backend]() {
+               eng.init_distributed(d);
+               *backend = eng.dist().backend();
+             },
+             [backend](Napi::Env e) -> Napi::Value { return Napi::String::New(e, *backend); });
+}
+
+Napi::Value ModelWrap::BroadcastState(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  return Run(env, [&eng]() { eng.broadcast_state(); }, [](Napi::Env e) -> Napi::Value { return e.Undefined(); });
+}
+
+Napi::Value ModelWrap::DistAny(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  bool flag = info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  auto out = std::make_shared<bool>(false);
+  return Run(env, [&eng, flag, out]() { *out = eng.dist().any(flag); },
+             [out](Napi::Env e) -> Napi::Value { return Napi::Boolean::New(e, *out); });
+}
+
+Napi::Value ModelWrap::DistBarrier(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  return Run(env, [&eng]() { eng.dist().barrier(); }, [](Napi::Env e) -> Napi::Value { return e.Undefined(); });
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {

@@ -29,6 +29,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value SetTrainable(const Napi::CallbackInfo& info);
   Napi::Value ParameterCount(const Napi::CallbackInfo& info);
+  Napi::Value InitDistributed(const Napi::CallbackInfo& info);
+  Napi::Value BroadcastState(const Napi::CallbackInfo& info);
+  Napi::Value DistAny(const Napi::CallbackInfo& info);
+  Napi::Value DistBarrier(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);
   Napi::Value IsBusy(const Napi::CallbackInfo& info);

@@ -133,8 +133,54 @@ void Engine::configure_optimizer(const OptimizerConfig& c) {
   }
 }
 
-torch::Tensor Engine::compute_loss(const torch::Tensor& u, const torch::Tensor& v, const LossConfig& loss) {
-  return contrastive_loss(u, v, model_->logit_scale, loss);
+torch::Tensor Engine::compute_loss(const torch::Tensor& u, const torch::Tensor& v, const LossConfig& loss,
+                                   const GatherFn& gather) {
+  return contrastive_loss(u, v, model_->logit_scale, loss, gather);
+}
+
+Engine::~Engine() {
+  reducer_.reset();  // removes its hooks before the parameters go
+  dist_.reset();
+}
+
+void Engine::init_distributed(const DistOptions& opt) {
+  CXR_CHECK(!dist_, Config, "this model already joined a process group");
+  dist_ = std::make_unique<Distributed>(opt, device_);
+}
+
+Distributed& Engine::dist() {
+  CXR_CHECK(dist_ != nullptr, Config, "this model is not in a process group: call initDistributed first");
+  return *dist_;
+}
+
+void Engine::broadcast_state() {
+  std::vector<torch::Tensor> ts;
+  for (auto& p : model_->named_parameters()) ts.push_back(p.value());
+  for (auto& b : model_->named_buffers())
+    if (!skip_state_key(b.key())) ts.push_back(b.value());
+  dist().broadcast_(ts, 0);
+}
+
+// The reducer of the current trainable set (rebuilt when freezing changed it).
+GradReducer& Engine::reducer() {
+  std::vector<torch::Tensor> params;
+  std::vector<double> scales;
+  for (auto& p : model_->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    params.push_back(p.value());
+    // θ's gradient is already the whole dθ on every rank (the loss sees all rows): average it; the
+    // encoders' gradients hold only this rank's rows' share: sum them.
+    scales.push_back(p.key() == "logit_scale" ? 1.0 / dist_->world_size() : 1.0);
+  }
+  bool same = reducer_ && reducer_->params().size() == params.size();
+  for (size_t i = 0; same && i < params.size(); ++i)
+    same = reducer_->params()[i].unsafeGetTensorImpl() == params[i].unsafeGetTensorImpl();
+  if (!same) {
+    reducer_.reset();
+    reducer_ = std::make_unique<GradReducer>(*dist_, params, scales,
+                                             static_cast<int64_t>(dist_->options().bucket_mb * 1024 * 1024));
+  }
+  return *reducer_;
 }
 
 StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& ids, const StepOptions& so) {
@@ -143,8 +189,10 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
   model_->check_tokens(ids);
   CXR_CHECK(images.size(0) == ids.size(0), Shape,
             "batch mismatch: " + std::to_string(images.size(0)) + " images but " + std::to_string(ids.size(0)) + " texts");
-  CXR_CHECK(images.size(0) >= 2, Shape, "the contrastive loss needs a batch of at least 2 image-text pairs, got " +
-                                            std::to_string(images.size(0)));
+  // Distributed, the loss needs 2 pairs over all ranks (checked by the loss op), not on each rank.
+  const int64_t min_batch = dist_ ? 1 : 2;
+  CXR_CHECK(images.size(0) >= min_batch, Shape, "the contrastive loss needs a batch of at least 2 image-text pairs, got " +
+                                                    std::to_string(images.size(0)));
   CXR_CHECK(std::isfinite(so.lr) && so.lr >= 0, Config, "lr must be a finite number >= 0");
   CXR_CHECK(parameter_count(true) > 0, Config, "every parameter is frozen: nothing to train");
   if (!optimizer_) configure_optimizer(opt_cfg_);
@@ -158,13 +206,24 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
   r.batch = images.size(0);
   CXR_CHECK(so.micro_batch >= 0, Config, "micro_batch must be >= 0");
   const bool accumulate = so.micro_batch > 0 && so.micro_batch < r.batch;
+  GradReducer* red = nullptr;
+  if (dist_) {
+    dist_->take_comm_ms();
+    red = &reducer();
+    // One backward pass: buckets go out from the gradient hooks while backward runs. Several passes:
+    // after the last one.
+    red->begin(!accumulate);
+    r.world_size = dist_->world_size();
+  }
+  GatherFn gather;
+  if (dist_) gather = [this](const torch::Tensor& U, const torch::Tensor& V) { return dist_->gather_rows(U, V); };
   if (!accumulate) {
     torch::Tensor loss;
     {
       AutocastGuard ac(opt_.precision == "bf16");
       auto u = model_->encode_image(x);
       auto v = model_->encode_text(t);
-      loss = compute_loss(u.to(torch::kFloat32), v.to(torch::kFloat32), so.loss);
+      loss = compute_loss(u.to(torch::kFloat32), v.to(torch::kFloat32), so.loss, gather);
     }
     sync(device_);
     r.ms_forward = ms_since(t0);
@@ -188,6 +247,12 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
         vs.push_back(model_->encode_text(ts[m]).to(torch::kFloat32));
       }
     }
+    // Distributed: every rank's cached rows, gathered once; each pass below splices its local rows in.
+    GatherFn cached;
+    if (dist_) {
+      auto g = dist_->gather_rows(torch::cat(us), torch::cat(vs));
+      cached = [g](const torch::Tensor&, const torch::Tensor&) { return g; };
+    }
     sync(device_);
     r.ms_forward = ms_since(t0);
     // 2. Each micro-batch again with gradient, against the cached rest: the sum of these backward passes
@@ -203,7 +268,7 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
         auto U = us, V = vs;
         U[m] = u;
         V[m] = v;
-        loss = compute_loss(torch::cat(U), torch::cat(V), so.loss);
+        loss = compute_loss(torch::cat(U), torch::cat(V), so.loss, cached);
       }
       if (m == 0) {
         r.loss = loss.item<double>();
@@ -221,6 +286,11 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
   }
 
   const auto t2 = Clock::now();
+  if (red) {
+    red->finish();
+    r.ms_comm = dist_->take_comm_ms();
+    r.batch = dist_->last_gathered_rows();
+  }
   std::vector<torch::Tensor> with_grad;
   for (auto& p : model_->parameters())
     if (p.grad().defined()) with_grad.push_back(p);
