@@ -86,6 +86,9 @@ export interface NativeStepResult {
   batch: number;
   /** Processes in the group (1 without one). */
   worldSize: number;
+  /** Distributed: gradient buckets, and how many were all-reduced while backward was still running. */
+  buckets: number;
+  bucketsDuringBackward: number;
 }
 
 /** Process-group options (torchrun's environment resolved by lib/train/distributed). */

@@ -92,6 +92,13 @@ static double run_rank(int rank, int port, int64_t micro_batch, double bucket_mb
     auto rb = e.train_step(mine_i, mine_t, mso);
     loss_diffs.push_back(std::fabs(ra.loss - rb.loss));
     EXPECT_TRUE(rb.batch == 8 && rb.world_size == 2);
+    if (micro_batch == 0 && bucket_mb < 1) {
+      // Small buckets, one backward pass: all but the last bucket go out before backward ends.
+      EXPECT_TRUE(rb.buckets > 10 && rb.buckets_during_backward >= rb.buckets - 1);
+    }
+    if (step == 0 && rank == 0)
+      std::printf("  %lld buckets, %lld sent during backward\n", static_cast<long long>(rb.buckets),
+                  static_cast<long long>(rb.buckets_during_backward));
   }
   auto sa = ref.state(), sb = e.state();
   double maxdiff = 0;

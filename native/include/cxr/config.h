@@ -102,6 +102,8 @@ struct StepResult {
   double ms_comm = 0;
   int64_t batch = 0;
   int64_t world_size = 1;
+  // Distributed: gradient buckets, and how many of them went out from the hooks before backward ended.
+  int64_t buckets = 0, buckets_during_backward = 0;
 };
 
 }  // namespace cxr

@@ -88,6 +88,8 @@ class GradReducer {
   /// The parameters this reducer was built for (to detect a changed trainable set).
   const std::vector<torch::Tensor>& params() const { return params_; }
   size_t bucket_count() const;
+  /// Buckets of the last step launched from the hooks, i.e. while backward was still running.
+  size_t launched_during_backward() const;
 
  private:
   struct State;

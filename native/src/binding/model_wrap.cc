@@ -207,6 +207,8 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
                o.Set("msComm", res->ms_comm);
                o.Set("batch", static_cast<double>(res->batch));
                o.Set("worldSize", static_cast<double>(res->world_size));
+               o.Set("buckets", static_cast<double>(res->buckets));
+               o.Set("bucketsDuringBackward", static_cast<double>(res->buckets_during_backward));
                return o;
              });
 }

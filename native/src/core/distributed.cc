@@ -363,6 +363,7 @@ struct GradReducer::State {
   std::vector<char> had_grad;
   bool armed = false;
   size_t next = 0;
+  size_t from_hooks = 0;
   std::exception_ptr error;
   std::string error_msg;
   std::mutex mu;
@@ -442,7 +443,9 @@ GradReducer::GradReducer(Distributed& dist, std::vector<torch::Tensor> params, s
       if (!st->armed || st->seen[i]) return;
       torch::NoGradGuard ng;
       st->put(i, g);
+      const size_t before = st->next;
       st->launch_ready();
+      st->from_hooks += st->next - before;
     }));
   }
 }
@@ -457,6 +460,7 @@ GradReducer::~GradReducer() {
 }
 
 size_t GradReducer::bucket_count() const { return st_->buckets.size(); }
+size_t GradReducer::launched_during_backward() const { return st_->from_hooks; }
 
 void GradReducer::begin(bool overlap) {
   auto& s = *st_;
@@ -471,6 +475,7 @@ void GradReducer::begin(bool overlap) {
   std::fill(s.seen.begin(), s.seen.end(), 0);
   std::fill(s.had_grad.begin(), s.had_grad.end(), 0);
   s.next = 0;
+  s.from_hooks = 0;
   s.error = nullptr;
   s.armed = overlap;
 }

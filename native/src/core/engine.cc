@@ -290,6 +290,8 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
     red->finish();
     r.ms_comm = dist_->take_comm_ms();
     r.batch = dist_->last_gathered_rows();
+    r.buckets = static_cast<int64_t>(red->bucket_count());
+    r.buckets_during_backward = static_cast<int64_t>(red->launched_during_backward());
   }
   std::vector<torch::Tensor> with_grad;
   for (auto& p : model_->parameters())
