@@ -71,6 +71,13 @@ export { lrAt } from './train/schedule';
 export { readCheckpoint, findLatestCheckpoint, listCheckpoints } from './train/checkpoints';
 export type { EvalMetrics, TrainerState } from './train/checkpoints';
 export { attachReporter } from './train/reporter';
+export { distributedEnv, launchWorkers, freePort } from './train/distributed';
+export type { DistEnv, LaunchOptions, LaunchResult } from './train/distributed';
+export type { DistributedSection } from './train/config';
+
+// The main job (`cxr-train demo`) as a function
+export { runDemo, DEMO_DEFAULTS } from './cli/commands/demo';
+export type { DemoOptions, DemoResult, DemoLabelResult } from './cli/commands/demo';
 
 // tfjs variant (loads @tensorflow/tfjs lazily, only when used)
 export { TfClipModel, tfContrastiveLoss, useBackend, tfjsAvailable, tfjsNodeAvailable, tfjsWasmAvailable } from './tfjs';
