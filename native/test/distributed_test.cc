@@ -10,25 +10,12 @@
 #include <unistd.h>
 
 #include "cxr/engine.h"
+#include "test_models.h"
 #include "test_util.h"
 
 using namespace cxr;
 
-static ModelConfig tiny_vit() {
-  ModelConfig c;
-  c.embed_dim = 32;
-  c.vision.image_size = 32;
-  c.vision.patch_size = 8;
-  c.vision.width = 64;
-  c.vision.layers = 2;
-  c.vision.heads = 2;
-  c.text.vocab_size = 100;
-  c.text.context_length = 16;
-  c.text.width = 32;
-  c.text.layers = 2;
-  c.text.heads = 2;
-  return c;
-}
+using cxr_test::tiny_vit;
 
 static int free_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

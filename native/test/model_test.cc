@@ -1,25 +1,11 @@
 // C++ tests of the core model and engine (no Node needed; also run on CUDA when available).
 #include "cxr/engine.h"
+#include "test_models.h"
 #include "test_util.h"
 
 using namespace cxr;
 
-static ModelConfig tiny_vit() {
-  ModelConfig c;
-  c.embed_dim = 32;
-  c.vision.type = "vit";
-  c.vision.image_size = 32;
-  c.vision.patch_size = 8;
-  c.vision.width = 64;
-  c.vision.layers = 2;
-  c.vision.heads = 2;
-  c.text.vocab_size = 100;
-  c.text.context_length = 16;
-  c.text.width = 32;
-  c.text.layers = 2;
-  c.text.heads = 2;
-  return c;
-}
+using cxr_test::tiny_vit;
 static ModelConfig tiny_resnet() {
   ModelConfig c = tiny_vit();
   c.vision.type = "resnet";

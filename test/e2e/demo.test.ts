@@ -5,29 +5,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../../lib/cli/index';
 import { DataLoader } from '../../lib/data/DataLoader';
 import type { Batch } from '../../lib/data/DataLoader';
 import { Trainer } from '../../lib/train/Trainer';
 import { CHEXPERT_LABELS } from '../../lib/data/sample';
 import { readCsvTable } from '../../lib/util/csv';
+import { runCli as cli } from '../helpers/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-demo-e2e-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 /**
  * Records the ids of every sample any DataLoader yields while a Trainer.fit() runs: training batches and

@@ -14,7 +14,7 @@ import { readThresholds } from '../../lib/eval/thresholds';
 import { predict, callColumn } from '../../lib/infer/predict';
 import { ZeroShotModel } from '../../lib/infer/zeroShotModel';
 import { hashCheckpoint } from '../../lib/eval/modelEncoder';
-import { main } from '../../lib/cli/index';
+import { runCli as cli } from '../helpers/cli';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-infer-e2e-'));
 const ds = path.join(tmp, 'ds');
@@ -31,19 +31,6 @@ beforeAll(async () => {
   }
 });
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe('evaluateCheckpoint', () => {
   test('writes predictions/truth CSVs that `score` reproduces, thresholds fitted on validation only, and the report card', async () => {

@@ -214,6 +214,18 @@ void wait_work(Distributed& dist, const c10::intrusive_ptr<c10d::Work>& w, const
   }
   dist.impl().comm_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
+
+// Starts a collective and waits for it; any failure becomes Error(Dist) with the diagnosis.
+template <class Start>
+void collective(Distributed& dist, const char* what, Start&& start) {
+  c10::intrusive_ptr<c10d::Work> w;
+  try {
+    w = start();
+  } catch (...) {
+    dist.fail(what);
+  }
+  wait_work(dist, w, what);
+}
 }  // namespace
 #endif
 
@@ -244,13 +256,7 @@ void Distributed::broadcast_(const std::vector<torch::Tensor>& tensors, int root
     std::vector<torch::Tensor> v{torch::cat(flat_parts)};
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    c10::intrusive_ptr<c10d::Work> w;
-    try {
-      w = impl_->pg->broadcast(v, o);
-    } catch (...) {
-      fail("broadcast of the initial weights");
-    }
-    wait_work(*this, w, "broadcast of the initial weights");
+    collective(*this, "broadcast of the initial weights", [&] { return impl_->pg->broadcast(v, o); });
     int64_t off = 0;
     for (auto& t : g) {
       t.copy_(v[0].narrow(0, off, t.numel()).view(t.sizes()));
@@ -273,13 +279,7 @@ std::tuple<torch::Tensor, torch::Tensor, int64_t> Distributed::gather_rows(const
   std::vector<torch::Tensor> n_in{torch::full({1}, U.size(0), U.options().dtype(torch::kLong))};
   std::vector<std::vector<torch::Tensor>> n_out(1);
   for (int r = 0; r < N; ++r) n_out[0].push_back(torch::empty_like(n_in[0]));
-  c10::intrusive_ptr<c10d::Work> w;
-  try {
-    w = d.pg->allgather(n_out, n_in);
-  } catch (...) {
-    fail("all-gather of the batch sizes");
-  }
-  wait_work(*this, w, "all-gather of the batch sizes");
+  collective(*this, "all-gather of the batch sizes", [&] { return d.pg->allgather(n_out, n_in); });
   std::vector<int64_t> sizes;
   for (auto& t : n_out[0]) sizes.push_back(t.to(torch::kCPU).item<int64_t>());
   const int64_t most = *std::max_element(sizes.begin(), sizes.end());
@@ -291,12 +291,7 @@ std::tuple<torch::Tensor, torch::Tensor, int64_t> Distributed::gather_rows(const
   std::vector<torch::Tensor> in{packed.contiguous()};
   std::vector<std::vector<torch::Tensor>> out(1);
   for (int r = 0; r < N; ++r) out[0].push_back(torch::empty_like(in[0]));
-  try {
-    w = d.pg->allgather(out, in);
-  } catch (...) {
-    fail("all-gather of the embeddings");
-  }
-  wait_work(*this, w, "all-gather of the embeddings");
+  collective(*this, "all-gather of the embeddings", [&] { return d.pg->allgather(out, in); });
   std::vector<torch::Tensor> rows;
   for (int r = 0; r < N; ++r) rows.push_back(out[0][r].narrow(0, 0, sizes[r]));
   auto G = torch::cat(rows);
@@ -314,13 +309,7 @@ bool Distributed::any(bool flag) {
   std::vector<torch::Tensor> v{torch::full({1}, flag ? 1 : 0, torch::TensorOptions().dtype(torch::kInt).device(dev))};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::MAX;
-  c10::intrusive_ptr<c10d::Work> w;
-  try {
-    w = impl_->pg->allreduce(v, o);
-  } catch (...) {
-    fail("stop agreement");
-  }
-  wait_work(*this, w, "stop agreement");
+  collective(*this, "stop agreement", [&] { return impl_->pg->allreduce(v, o); });
   return v[0].to(torch::kCPU).item<int>() != 0;
 #else
   return flag;
@@ -329,13 +318,7 @@ bool Distributed::any(bool flag) {
 
 void Distributed::barrier() {
 #ifdef CXR_HAVE_DIST
-  c10::intrusive_ptr<c10d::Work> w;
-  try {
-    w = impl_->pg->barrier();
-  } catch (...) {
-    fail("barrier");
-  }
-  wait_work(*this, w, "barrier");
+  collective(*this, "barrier", [&] { return impl_->pg->barrier(); });
 #endif
 }
 

@@ -1,27 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../../../lib/cli/index';
+import { runCli as run } from '../../helpers/cli';
 
 
 const FIX = path.resolve(__dirname, '../../fixtures/eval');
 const fx = (f: string): string => path.join(FIX, f);
 
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = jest.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const e = jest.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  const prev = process.exitCode;
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-    process.exitCode = prev;
-  }
-}
 
 describe('cxr-train score', () => {
   test('--json prints the documented shape, without curves', async () => {
