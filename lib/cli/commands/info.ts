@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 /** `cxr-train info`: what this build can do (native backend, libtorch, CUDA, threads). */
 export const command: CommandModule = {
   command: 'info',
-  describe: 'Print the native backend capabilities (libtorch version, CUDA, threads, BLAS)',
+  describe: 'Print the native backend capabilities (libtorch version, CUDA, distributed backends, threads, BLAS)',
   builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'JSON output' }),
   handler: async (argv) => {
     const { capabilities } = await import('../../native');
@@ -12,6 +12,8 @@ export const command: CommandModule = {
     else {
       process.stdout.write(`libtorch ${caps.torchVersion}\n`);
       process.stdout.write(`CUDA built: ${caps.cuda.built}, available: ${caps.cuda.available}, devices: ${caps.cuda.devices}\n`);
+      const backends = (['gloo', 'nccl'] as const).filter((b) => caps.distributed[b]);
+      process.stdout.write(`distributed backends: ${backends.length ? backends.join(', ') : 'none (install libgloo-dev and rebuild for CPU)'}\n`);
       process.stdout.write(`threads: ${caps.threads}\nBLAS: ${caps.blas}\naddon: ${caps.addonPath}\n`);
     }
   },
