@@ -32,9 +32,10 @@ import { buildRunData } from '../train/data';
 import type { RunData } from '../train/data';
 import { resolveTrainConfig } from '../train/config';
 import type { PartialTrainConfig, TrainConfig } from '../train/config';
-import { canonicalLabel, loadPromptSet } from '../text/prompts';
+import { loadPromptSet } from '../text/prompts';
 import type { PromptSet } from '../text/prompts';
 import { ZeroShotClassifier } from '../eval/zeroShot';
+import { alignPromptLabels } from '../eval/modelEncoder';
 import { auroc, macroMean, sortLabel, summarizeSorted } from '../eval/metrics';
 import type { SortedLabel } from '../eval/metrics';
 import { bootstrapMatrix, column, pairedPValue, percentileInterval } from '../eval/bootstrap';
@@ -315,26 +316,12 @@ export interface SplitScores {
   probs: number[][];
 }
 
-function promptLabelsFor(prompts: PromptSet, dataset: string, labelNames: string[]): Array<{ prompt: PromptSet['labels'][number]; name: string }> {
-  const canon = new Map<string, string>();
-  for (const name of labelNames) {
-    let cn = name;
-    try {
-      cn = dataset === 'synthetic' || dataset === 'shards' ? name : canonicalLabel(dataset, name);
-    } catch {
-      /* no label map for this dataset: names as they are */
-    }
-    canon.set(cn, name);
-  }
-  return prompts.labels.filter((l) => canon.has(l.label)).map((l) => ({ prompt: l, name: canon.get(l.label)! }));
-}
-
 /** Scores every image of `src` zero-shot with the trainer's current weights (the CheXzero protocol). */
 export async function scoreSource(trainer: Trainer, src: Source, prompts: PromptSet, dataset: string, labelNames: string[]): Promise<SplitScores> {
   const c = trainer.config;
-  const used = promptLabelsFor(prompts, dataset, labelNames);
-  if (used.length === 0) throw new CxrError('E_CONFIG', `prompt set ${prompts.name} shares no label with the dataset`);
-  const clf = new ZeroShotClassifier(trainer.encoder(), { name: prompts.name, labels: used.map((u) => u.prompt) }, { cache: new Map() });
+  const aligned = alignPromptLabels(prompts, dataset, labelNames);
+  const used = aligned.used.map((l) => ({ prompt: l, name: aligned.datasetName.get(l.label)! }));
+  const clf = new ZeroShotClassifier(trainer.encoder(), { name: prompts.name, labels: aligned.used }, { cache: new Map() });
   const size = c.data.imageSize ?? trainer.model.imageSize;
   const loader = new DataLoader(src, { batchSize: c.eval.batchSize, image: { size, geometry: c.data.geometry, normalize: c.data.normalize }, shuffle: false, workers: c.data.workers });
   const ids: string[] = [];
