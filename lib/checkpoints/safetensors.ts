@@ -185,8 +185,11 @@ function ioError(file: string, e: unknown): CxrError {
   return new CxrError('E_IO', `cannot read '${file}': ${code ?? (e as Error).message}`, { path: file }, { cause: e });
 }
 
-/** Read a whole file into one Buffer (chunked, so files over 2 GiB work up to Buffer's limit). */
-function readWholeFile(file: string): Buffer {
+/**
+ * Opens `file` and runs `read(fd, size)`, closing it whatever happens; file-system errors become E_IO
+ * naming the file, CxrErrors pass through.
+ */
+function withFile<T>(file: string, read: (fd: number, size: number) => T): T {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -194,7 +197,18 @@ function readWholeFile(file: string): Buffer {
     throw ioError(file, e);
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    return read(fd, fs.fstatSync(fd).size);
+  } catch (e) {
+    if (e instanceof CxrError) throw e;
+    throw ioError(file, e);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Read a whole file into one Buffer (chunked, so files over 2 GiB work up to Buffer's limit). */
+function readWholeFile(file: string): Buffer {
+  return withFile(file, (fd, size) => {
     if (size > bufferConstants.MAX_LENGTH) {
       throw new CxrError('E_UNSUPPORTED', `'${file}' is ${size} bytes, more than this Node.js can hold in one buffer (${bufferConstants.MAX_LENGTH})`, { path: file });
     }
@@ -206,12 +220,7 @@ function readWholeFile(file: string): Buffer {
       off += n;
     }
     return buf;
-  } catch (e) {
-    if (e instanceof CxrError) throw e;
-    throw ioError(file, e);
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
 }
 
 /**
@@ -220,26 +229,14 @@ function readWholeFile(file: string): Buffer {
  * @throws CxrError `E_CHECKPOINT` for a malformed header, `E_IO` when the file cannot be read.
  */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw ioError(file, e);
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
+  return withFile(file, (fd, size) => {
     const prefix = Buffer.alloc(8);
     if (size >= 8) fs.readSync(fd, prefix, 0, 8, 0);
     const n = headerLength(prefix, size);
     const header = Buffer.alloc(n);
     if (n > 0 && fs.readSync(fd, header, 0, n, 8) !== n) throw bad('short read of the header');
     return parseHeader(header, 8 + n, size - 8 - n);
-  } catch (e) {
-    if (e instanceof CxrError) throw e;
-    throw ioError(file, e);
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
 }
 
 /**
