@@ -19,6 +19,7 @@ const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { arg, batchFor, median } = require('./common');
 
 const root = path.resolve(__dirname, '..');
 const dist = (p) => path.join(root, 'dist', p);
@@ -42,30 +43,13 @@ const ROWS = [
   { key: 'vit-b-32', model: 'ViT-B/32', batch: 8, impls: ['native', 'tfjs-wasm'], maxRounds: 3 },
 ];
 
-function batchFor(S, B) {
-  const images = new Float32Array(B * 3 * S * S);
-  let s = 12345;
-  for (let i = 0; i < images.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    images[i] = s / 2 ** 31 - 1;
-  }
-  const tokenIds = new Int32Array(B * L);
-  for (let i = 0; i < B; i++) {
-    tokenIds[i * L] = 49406;
-    const end = (i % (L - 2)) + 1;
-    for (let j = 1; j < end; j++) tokenIds[i * L + j] = 1 + ((i * 7919 + j * 104729) % 49000);
-    tokenIds[i * L + end] = 49407;
-  }
-  return { images, tokenIds, n: B, length: L };
-}
-
 // ------------------------------------------------------------------------------------------------
 // Child: one implementation, one model; answers {cmd} messages from the parent.
 async function child() {
   const spec = JSON.parse(process.env.CXR_COMPARE_CHILD);
   const { resolveModelConfig } = require(dist('models/registry.js'));
   const config = resolveModelConfig(spec.model);
-  const batch = batchFor(config.vision.imageSize, spec.batch);
+  const batch = batchFor(config.vision.imageSize, spec.batch, L);
   const stepOpts = { lr: 1e-5, loss: { kind: 'relaxed', alpha: 0.5 } };
   let model;
   let info = {};
@@ -111,15 +95,6 @@ async function child() {
 
 // ------------------------------------------------------------------------------------------------
 // Parent.
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-};
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
-};
-
 function spawnImpl(impl, row, threads) {
   const env = { ...process.env, CXR_COMPARE_CHILD: JSON.stringify({ impl, model: row.model, batch: row.batch, threads }) };
   if (impl === 'native') env.OMP_NUM_THREADS = String(threads);

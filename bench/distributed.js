@@ -9,13 +9,10 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { arg, median } = require('./common');
 
 const root = path.resolve(__dirname, '..');
 const cli = path.join(root, 'bin/cxr-train.js');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-};
 const model = arg('model', 'test-vit');
 const batch = Number(arg('batch', '32'));
 const steps = Number(arg('steps', '40'));
@@ -48,11 +45,6 @@ function runOnce(c) {
     fs.rmSync(out, { recursive: true, force: true });
   }
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 const results = configs.map((c) => ({ ...c, runs: [] }));
 for (let r = 0; r < rounds; r++) for (const res of results) res.runs.push(runOnce(res)); // interleaved rounds

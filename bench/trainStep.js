@@ -8,16 +8,13 @@ const { spawnSync, execSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { arg, batchFor, median } = require('./common');
 
 const root = path.resolve(__dirname, '..');
 const { createModel } = require(path.join(root, 'dist/models/ClipModel.js'));
 const { capabilities, setThreads } = require(path.join(root, 'dist/native/index.js'));
 const { resolveModelConfig } = require(path.join(root, 'dist/models/registry.js'));
 
-const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-};
 const threads = Number(arg('threads', '1'));
 const rounds = Number(arg('rounds', '2'));
 const rows = [
@@ -29,28 +26,6 @@ const L = 32;
 const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const haveTorch = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
-};
-
-function batchFor(S, B) {
-  const images = new Float32Array(B * 3 * S * S);
-  let s = 12345;
-  for (let i = 0; i < images.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    images[i] = s / 2 ** 31 - 1;
-  }
-  const tokenIds = new Int32Array(B * L);
-  for (let i = 0; i < B; i++) {
-    tokenIds[i * L] = 49406;
-    const end = (i % (L - 2)) + 1;
-    for (let j = 1; j < end; j++) tokenIds[i * L + j] = 1 + ((i * 7919 + j * 104729) % 49000);
-    tokenIds[i * L + end] = 49407;
-  }
-  return { images, tokenIds, n: B, length: L };
-}
-
 async function main() {
   setThreads(threads);
   process.env.OMP_NUM_THREADS = String(threads);
@@ -60,7 +35,7 @@ async function main() {
     const cfg = resolveModelConfig(row.model);
     const model = createModel(row.model, { device: 'cpu', seed: 0 });
     model.configureOptimizer({ kind: 'adamw', weightDecay: 0.2 });
-    const batch = batchFor(cfg.vision.imageSize, row.batch);
+    const batch = batchFor(cfg.vision.imageSize, row.batch, L);
     await model.trainStep(batch, { lr: 1e-5 }); // warm-up
     const nat = [];
     const ref = [];
