@@ -7,6 +7,7 @@
 import { CxrError } from '../errors';
 import { parseReport, type ParsedReport, type SectionName } from './reportParser';
 import { hasContent, normalizeWhitespace, splitSentences } from './sentenceSplitter';
+import { mulberry32 } from '../util/rng';
 
 /** How many sentences a sample holds. */
 export type SamplingMode = 'full' | 'one' | 'k' | 'uniform';
@@ -151,14 +152,7 @@ function absorb(h: number, v: number): number {
  * of the three integers. No global state: two calls with the same triple give the same stream.
  */
 export function rngFor(seed: number, epoch: number, index: number): () => number {
-  let state = absorb(absorb(absorb(0x243f6a88, seed), epoch), index);
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(absorb(absorb(absorb(0x243f6a88, seed), epoch), index));
 }
 
 // ---------------------------------------------------------------------------------------------
