@@ -14,17 +14,8 @@ import {
   toFloat32,
   writeSafetensors,
 } from '../../lib/checkpoints/safetensors';
-
-function expectCode(fn: () => unknown, code: string): CxrError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CxrError);
-    expect((e as CxrError).code).toBe(code);
-    return e as CxrError;
-  }
-  throw new Error(`expected CxrError ${code}`);
-}
+import { expectCode } from '../helpers/errors';
+import { mulberry32 as rng } from '../../lib/util/rng';
 
 /** Bytes of a file built by hand per the format: u64 LE header length, header JSON, data. */
 function handMade(header: string | object | Uint8Array, data: Uint8Array = new Uint8Array(0), lengthOverride?: bigint): Uint8Array {
@@ -34,17 +25,6 @@ function handMade(header: string | object | Uint8Array, data: Uint8Array = new U
   h.copy(out, 8);
   out.set(data, 8 + h.length);
   return out;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('safetensors', () => {

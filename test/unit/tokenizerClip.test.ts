@@ -2,8 +2,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { CxrError } from '../../lib/errors';
 import { ClipTokenizer, CLIP_END_ID, CLIP_START_ID, loadTokenizer } from '../../lib/text/tokenizer';
+import { expectCode } from '../helpers/errors';
+import { mulberry32 as rng } from '../../lib/util/rng';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BPE = path.join(ROOT, 'assets/clip-bpe/bpe_simple_vocab_16e6.txt.gz');
@@ -21,17 +22,6 @@ const caseText = (name: string): string => {
   if (!c) throw new Error(`fixture case ${name} missing`);
   return c.text;
 };
-
-function expectCode(fn: () => unknown, code: string): CxrError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CxrError);
-    expect((e as CxrError).code).toBe(code);
-    return e as CxrError;
-  }
-  throw new Error(`expected CxrError ${code}`);
-}
 
 /**
  * A second, deliberately naive CLIP BPE written for this test: a hand-written character-class
@@ -136,18 +126,6 @@ class NaiveClip {
     }
     return out;
   }
-}
-
-/** Deterministic pseudo-random generator (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('ClipTokenizer', () => {

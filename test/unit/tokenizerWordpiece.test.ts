@@ -1,8 +1,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { CxrError } from '../../lib/errors';
 import { loadTokenizer, WordPieceTokenizer } from '../../lib/text/tokenizer';
+import { expectCode } from '../helpers/errors';
 
 // A small vocabulary written for these tests; ids are line numbers.
 const VOCAB = [
@@ -20,17 +20,6 @@ const id = (t: string): number => {
   if (i < 0) throw new Error(t);
   return i;
 };
-
-function expectCode(fn: () => unknown, code: string): CxrError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CxrError);
-    expect((e as CxrError).code).toBe(code);
-    return e as CxrError;
-  }
-  throw new Error(`expected CxrError ${code}`);
-}
 
 describe('WordPieceTokenizer', () => {
   let dir: string;
