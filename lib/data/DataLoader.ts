@@ -207,7 +207,7 @@ export class DataLoader {
       // An incomplete last global batch is split evenly (ranks may differ by one pair).
       const share = chunk.length < b ? Math.ceil(chunk.length / count) : per;
       const mine = chunk.slice(rank * share, (rank + 1) * share);
-      if (mine.length > 0 || count === 1) out.push(mine);
+      if (mine.length > 0) out.push(mine);
     }
     return out;
   }

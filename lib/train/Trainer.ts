@@ -452,7 +452,7 @@ export class Trainer {
           imagesPerSec: (1000 * pairs) / Math.max(1, msStep + b.msData),
           msStep,
           msData: b.msData,
-          msComm: res.msComm ?? 0,
+          msComm: res.msComm,
         });
 
         const last = s.step === s.totalSteps;

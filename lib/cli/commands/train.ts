@@ -143,7 +143,7 @@ export const command: CommandModule = {
         throw new CxrError('E_CONFIG', `batchSize ${config.batchSize} is the batch over all processes and must be divisible by the ${world} processes`);
       const outDir = path.resolve(config.outDir ?? (await import('../../train/config')).defaultRunDir());
       const args = stripLaunchFlags(process.argv.slice(2));
-      if (!config.outDir || flags.outDir === undefined) args.push('--out', outDir);
+      if (flags.outDir === undefined) args.push('--out', outDir); // one absolute folder for every rank
       let masterAddr: string | undefined;
       let masterPort: number | undefined;
       if (argv.master !== undefined) {

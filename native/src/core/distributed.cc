@@ -233,22 +233,18 @@ void Distributed::broadcast_(const std::vector<torch::Tensor>& tensors, int root
 #ifdef CXR_HAVE_DIST
   torch::NoGradGuard ng;
   const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(impl_->opt.bucket_mb * 4 * 1024 * 1024));
-  // Coalesced per dtype, in chunks of ~4 buckets: a few large messages instead of one per tensor.
+  // Coalesced in chunks of ~4 buckets of one dtype: a few large messages instead of one per tensor.
   std::vector<std::vector<torch::Tensor>> groups;
+  int64_t bytes = 0;
   for (auto& t : tensors) {
     if (!t.defined() || t.numel() == 0) continue;
-    bool placed = false;
-    for (auto& g : groups)
-      if (g[0].scalar_type() == t.scalar_type() && g[0].device() == t.device()) {
-        int64_t bytes = 0;
-        for (auto& x : g) bytes += x.numel() * x.element_size();
-        if (bytes + t.numel() * t.element_size() <= cap || g.empty()) {
-          g.push_back(t);
-          placed = true;
-          break;
-        }
-      }
-    if (!placed) groups.push_back({t});
+    const int64_t tb = t.numel() * static_cast<int64_t>(t.element_size());
+    if (groups.empty() || groups.back()[0].scalar_type() != t.scalar_type() || bytes + tb > cap) {
+      groups.emplace_back();
+      bytes = 0;
+    }
+    groups.back().push_back(t);
+    bytes += tb;
   }
   for (auto& g : groups) {
     std::vector<torch::Tensor> flat_parts;
