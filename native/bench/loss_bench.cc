@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cxr/relaxed_contrastive.h"
+#include "cxr/torch_compat.h"
 
 namespace {
 
@@ -34,10 +35,10 @@ struct CountCtx {
   size_t n;
 };
 
-class CountingAllocator final : public c10::Allocator {
+class CountingAllocator final : public cxr::compat::AllocatorBase {
  public:
   explicit CountingAllocator(c10::Allocator* base) : base_(base) {}
-  c10::DataPtr allocate(size_t n) const override {
+  c10::DataPtr allocate_bytes(size_t n) const override {
     c10::DataPtr d = base_->allocate(n);
     void* data = d.get();
     auto* ctx = new CountCtx{std::move(d), n};

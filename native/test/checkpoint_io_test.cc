@@ -8,6 +8,8 @@
 #include <random>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "cxr/checkpoint_io.h"
 #include "test_util.h"
 

@@ -1,6 +1,5 @@
 // Tests of the fused relaxed contrastive loss against its autograd composite, finite differences,
 // the plain CLIP loss and the error contract.
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -11,6 +10,7 @@
 
 #include "cxr/errors.h"
 #include "cxr/relaxed_contrastive.h"
+#include "cxr/torch_compat.h"
 #include "test_util.h"
 
 using namespace cxr;
@@ -319,10 +319,10 @@ CXR_TEST(autocast_does_not_lower_precision) {
   ContrastiveLossOptions opt;
   opt.alpha = 0.7;
   Result plain = run(relaxed_contrastive_loss, U, V, T, opt);
-  at::autocast::set_cpu_enabled(true);
+  cxr::compat::set_cpu_autocast(true);
   Result ac = run(relaxed_contrastive_loss, U, V, T, opt);
   Result ac_ref = run(relaxed_contrastive_loss_reference, U, V, T, opt);
-  at::autocast::set_cpu_enabled(false);
+  cxr::compat::set_cpu_autocast(false);
   EXPECT_NEAR(ac.loss, plain.loss, 0.0);
   EXPECT_TRUE(max_diff(ac.dU, plain.dU) == 0.0);
   // The composite's matmul does run in bf16 under autocast: the guard above is not vacuous.

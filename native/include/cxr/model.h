@@ -19,8 +19,8 @@ torch::Tensor activation(const torch::Tensor& x, Activation act);
 // Fused in-projection multi-head attention (nn.MultiheadAttention parameter layout).
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(int64_t width, int64_t heads);
-  // x: (N, L, W); mask: additive (L, L) or empty.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  // x: (N, L, W); mask: additive (L, L) or empty; causal: attend to earlier positions only (see attention.h).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {}, bool causal = false);
   int64_t width, heads;
   torch::Tensor in_proj_weight, in_proj_bias;
   torch::nn::Linear out_proj{nullptr};
@@ -37,7 +37,7 @@ TORCH_MODULE(Mlp);
 
 struct ResidualBlockImpl : torch::nn::Module {
   ResidualBlockImpl(int64_t width, int64_t heads, double mlp_ratio, Activation act, double eps = 1e-5);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {}, bool causal = false);
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -46,7 +46,7 @@ TORCH_MODULE(ResidualBlock);
 
 struct TransformerImpl : torch::nn::Module {
   TransformerImpl(int64_t width, int64_t layers, int64_t heads, double mlp_ratio, Activation act, double eps = 1e-5);
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask = {});
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask = {}, bool causal = false);
   std::vector<ResidualBlock> blocks;
   torch::nn::ModuleList resblocks;
   int64_t width, layers;

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cxr/errors.h"
+#include "cxr/torch_compat.h"
 
 // Gloo needs its own headers (Debian: libgloo-dev) besides libtorch's; NCCL needs a CUDA libtorch built
 // with it and nccl.h (CMake option CXR_WITH_NCCL). Without either, the process group reports E_CONFIG.
@@ -99,7 +100,14 @@ Distributed::Distributed(const DistOptions& opt, const torch::Device& device) : 
     so.numWorkers = static_cast<std::size_t>(opt.world_size);
     so.waitWorkers = true;
     so.timeout = timeout;
-    d.store = c10::make_intrusive<c10d::TCPStore>(opt.master_addr, so);
+    try {
+      d.store = c10::make_intrusive<c10d::TCPStore>(opt.master_addr, so);
+    } catch (const c10::Error& e) {
+      // A libtorch built without libuv (Debian's) refuses the libuv store that 2.4+ asks for by default.
+      const bool libuv = std::string(e.what_without_backtrace()).find("libuv") != std::string::npos;
+      if (!libuv || !compat::store_without_libuv(so)) throw;
+      d.store = c10::make_intrusive<c10d::TCPStore>(opt.master_addr, so);
+    }
   } catch (...) {
     throw Error(ErrorCode::Dist, "rank " + std::to_string(opt.rank) + ": rendezvous at " + opt.master_addr + ":" +
                                      std::to_string(opt.master_port) + " failed (" + current_message() +
@@ -117,7 +125,9 @@ Distributed::Distributed(const DistOptions& opt, const torch::Device& device) : 
       else
         o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       o->threads = 2;
-      d.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(d.store, opt.rank, opt.world_size, o);
+      auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(d.store, opt.rank, opt.world_size, o);
+      d.pg = compat::process_group_of<c10d::ProcessGroup>(d.store, opt.rank, opt.world_size, gloo, "gloo",
+                                                          c10::DeviceType::CPU, timeout);
     }
 #endif
 #ifdef CXR_WITH_NCCL
@@ -125,7 +135,9 @@ Distributed::Distributed(const DistOptions& opt, const torch::Device& device) : 
       c10::cuda::set_device(device.index());
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
-      d.pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(d.store, opt.rank, opt.world_size, o);
+      auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(d.store, opt.rank, opt.world_size, o);
+      d.pg = compat::process_group_of<c10d::ProcessGroup>(d.store, opt.rank, opt.world_size, nccl, "nccl",
+                                                          c10::DeviceType::CUDA, timeout);
     }
 #endif
   } catch (const Error&) {

@@ -1,6 +1,5 @@
 #include "cxr/engine.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 
 #include <chrono>
@@ -9,6 +8,7 @@
 #include <sstream>
 
 #include "cxr/loss.h"
+#include "cxr/torch_compat.h"
 
 namespace cxr {
 
@@ -33,14 +33,11 @@ bool no_decay(const std::string& name, const torch::Tensor& p) {
 struct AutocastGuard {
   bool on;
   explicit AutocastGuard(bool enable) : on(enable) {
-    if (on) {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    }
+    if (on) compat::set_cuda_autocast(true, at::kBFloat16);
   }
   ~AutocastGuard() {
     if (on) {
-      at::autocast::set_enabled(false);
+      compat::set_cuda_autocast(false, at::kBFloat16);
       at::autocast::clear_cache();
     }
   }
