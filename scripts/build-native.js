@@ -2,7 +2,8 @@
 'use strict';
 // Builds the native addon with cmake-js (the main build); falls back to node-gyp when cmake-js fails.
 // libtorch is found through LIBTORCH (a libtorch root), Torch_DIR (its share/cmake/Torch) or the system
-// (Debian's libtorch-dev). CXR_WITH_CUDA=1 builds the CUDA kernels (needs a CUDA libtorch).
+// (Debian's libtorch-dev). CXR_WITH_CUDA=1 builds the CUDA kernels (needs a CUDA libtorch); CXR_BUILD_TESTS=1
+// the C++ tests beside the addon.
 // Node headers come from the node-api-headers package: nothing is downloaded.
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
@@ -22,6 +23,9 @@ const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 const args = [cmakeJs, 'compile'];
 if (process.env.Torch_DIR) args.push(`--CDTorch_DIR=${process.env.Torch_DIR}`);
 if (/^(1|on|true|yes)$/i.test(process.env.CXR_WITH_CUDA || '')) args.push('--CDCXR_WITH_CUDA=ON');
+// CXR_BUILD_TESTS=1: the C++ core tests and benches too, in the same build folder (ctest --test-dir build),
+// so that the core is compiled once for the addon and the tests.
+if (/^(1|on|true|yes)$/i.test(process.env.CXR_BUILD_TESTS || '')) args.push('--CDCXR_BUILD_TESTS=ON');
 if (process.env.CXR_DEBUG) args.push('--debug');
 
 if (run(process.execPath, args)) process.exit(0);

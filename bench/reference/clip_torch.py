@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """PyTorch reference of the cxr-train CLIP model for side-by-side benchmarks (bench/trainStep.js).
 
-The same architectures as the native core, written the way PyTorch users write them (nn.MultiheadAttention,
+The same architectures as the native core, written the way PyTorch users write them (on PyTorch >= 2.0
+F.scaled_dot_product_attention with is_causal for the text tower, before that nn.MultiheadAttention;
 F.cross_entropy, torch.optim.AdamW): ViT (OpenAI layout), ModifiedResNet, causal text transformer. It runs
 with Debian's python3-torch, which uses the same libtorch as the addon. Reference only: never a runtime
 dependency of cxr-train.
 
-Usage: clip_torch.py '{"config": {...registry config...}, "batch": 8, "steps": 3, "threads": 1, "seed": 0}'
-Prints one JSON line: {"ms": [per-step milliseconds], "loss": [...], "torch": version}.
+Usage: clip_torch.py '{"config": {...registry config...}, "batch": 8, "steps": 3, "threads": 1, "seed": 0,
+                       "device": "cpu" | "cuda:0", "precision": "fp32" | "bf16"}'
+bf16 is autocast of the forward pass (as the native engine does); on CUDA AdamW is the fused one where PyTorch
+has it. Prints one JSON line: {"ms": [per-step ms], "phases": {"forward"|"loss"|"backward"|"optimizer": [ms]},
+"loss": [...], "torch": version, "peakBytes": CUDA peak allocated bytes (CUDA only)}.
 """
 import json
 import math
@@ -28,18 +32,46 @@ def act(name):
     return QuickGELU() if name in (None, "quick_gelu") else nn.GELU()
 
 
+HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
+
+
+class Attention(nn.Module):
+    """Multi-head attention: F.scaled_dot_product_attention where PyTorch has it (2.0+), else
+    nn.MultiheadAttention (what PyTorch 1.13 users wrote)."""
+
+    def __init__(self, width, heads):
+        super().__init__()
+        self.heads = heads
+        if HAS_SDPA:
+            self.q, self.k, self.v = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
+            self.out = nn.Linear(width, width)
+        else:
+            self.mha = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, q, kv, mask=None, causal=False):
+        if not HAS_SDPA:
+            return self.mha(q, kv, kv, need_weights=False, attn_mask=mask)[0]
+        N, Lq, W = q.shape
+        Lk, h = kv.shape[1], self.heads
+        qh = self.q(q).view(N, Lq, h, W // h).transpose(1, 2)
+        kh = self.k(kv).view(N, Lk, h, W // h).transpose(1, 2)
+        vh = self.v(kv).view(N, Lk, h, W // h).transpose(1, 2)
+        o = F.scaled_dot_product_attention(qh, kh, vh, is_causal=causal)
+        return self.out(o.transpose(1, 2).reshape(N, Lq, W))
+
+
 class Block(nn.Module):
     def __init__(self, width, heads, mlp_ratio=4.0, activation=None):
         super().__init__()
         self.ln_1 = nn.LayerNorm(width)
-        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.attn = Attention(width, heads)
         self.ln_2 = nn.LayerNorm(width)
         hidden = int(round(width * mlp_ratio))
         self.mlp = nn.Sequential(nn.Linear(width, hidden), act(activation), nn.Linear(hidden, width))
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, causal=False):
         h = self.ln_1(x)
-        x = x + self.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+        x = x + self.attn(h, h, mask, causal)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -91,13 +123,13 @@ class AttnPool(nn.Module):
     def __init__(self, spatial, embed, heads, out):
         super().__init__()
         self.positional_embedding = nn.Parameter(torch.randn(spatial * spatial + 1, embed) / embed ** 0.5)
-        self.attn = nn.MultiheadAttention(embed, heads, batch_first=True)
+        self.attn = Attention(embed, heads)
         self.c_proj = nn.Linear(embed, out)
 
     def forward(self, x):
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat([x.mean(1, keepdim=True), x], 1) + self.positional_embedding
-        return self.c_proj(self.attn(x[:, :1], x, x, need_weights=False)[0].squeeze(1))
+        return self.c_proj(self.attn(x[:, :1], x).squeeze(1))
 
 
 class ResNet(nn.Module):
@@ -140,7 +172,7 @@ class Clip(nn.Module):
         L = ids.shape[1]
         x = self.token_embedding(ids) + self.positional_embedding[:L]
         for b in self.blocks:
-            x = b(x, self.mask[:L, :L])
+            x = b(x, self.mask[:L, :L], causal=True)
         x = self.ln_final(x)
         return x[torch.arange(x.shape[0]), ids.argmax(-1)] @ self.text_projection
 
@@ -150,7 +182,10 @@ def main():
     torch.set_num_threads(args.get("threads", 1))
     torch.manual_seed(args.get("seed", 0))
     cfg, B, steps = args["config"], args["batch"], args["steps"]
-    model = Clip(cfg)
+    device = torch.device(args.get("device", "cpu"))
+    bf16 = args.get("precision", "fp32") == "bf16"
+    cuda = device.type == "cuda"
+    model = Clip(cfg).to(device)
     model.train()
     if cfg["vision"]["type"] == "resnet" and not cfg["vision"].get("batchnormTrain", False):
         for m in model.visual.modules():
@@ -158,31 +193,55 @@ def main():
                 m.eval()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     plain = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    extra = {"fused": True} if cuda and "fused" in torch.optim.AdamW.__init__.__code__.co_varnames else {}
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.2}, {"params": plain, "weight_decay": 0.0}],
-                            lr=1e-5, betas=(0.9, 0.98), eps=1e-6)
+                            lr=1e-5, betas=(0.9, 0.98), eps=1e-6, **extra)
     S, L = cfg["vision"]["imageSize"], args.get("length", 32)
     g = torch.Generator().manual_seed(1)
-    images = torch.randn(B, 3, S, S, generator=g)
+    images = torch.randn(B, 3, S, S, generator=g).to(device)
     ids = torch.randint(1, 49405, (B, L), generator=g)
     ids[:, 0] = 49406
     ids[torch.arange(B), torch.arange(B) % (L - 2) + 1] = 49407
-    labels = torch.arange(B)
+    ids = ids.to(device)
+    labels = torch.arange(B, device=device)
+
+    def now():
+        if cuda:
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     ms, losses = [], []
+    phases = {"forward": [], "loss": [], "backward": [], "optimizer": []}
     for _ in range(steps):
-        t0 = time.perf_counter()
+        t0 = now()
         opt.zero_grad(set_to_none=True)
-        u = F.normalize(model.visual(images), dim=-1)
-        v = F.normalize(model.encode_text(ids), dim=-1)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            u = model.visual(images)
+            v = model.encode_text(ids)
+        t1 = now()
+        u, v = F.normalize(u.float(), dim=-1), F.normalize(v.float(), dim=-1)
         logits = model.logit_scale.exp() * u @ v.t()
         loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+        t2 = now()
         loss.backward()
+        t3 = now()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        ms.append((time.perf_counter() - t0) * 1000)
+        t4 = now()
+        for k, a, b in (("forward", t0, t1), ("loss", t1, t2), ("backward", t2, t3), ("optimizer", t3, t4)):
+            phases[k].append((b - a) * 1000)
+        ms.append((t4 - t0) * 1000)
         losses.append(loss.item())
-    print(json.dumps({"ms": ms, "loss": losses, "torch": torch.__version__}))
+    out = {"ms": ms, "loss": losses, "phases": phases, "torch": torch.__version__, "device": str(device),
+           "precision": "bf16" if bf16 else "fp32", "fusedAdamW": bool(extra)}
+    if cuda:
+        out["peakBytes"] = torch.cuda.max_memory_allocated(device)
+        out["deviceName"] = torch.cuda.get_device_name(device)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

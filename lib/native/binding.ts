@@ -162,7 +162,10 @@ export interface NativeFileTensor extends NativeTensor {
 
 export interface NativeCapabilities {
   torchVersion: string;
-  cuda: { built: boolean; kernels: boolean; available: boolean; devices: number };
+  /** `cudnn`: libtorch was built with cuDNN and it loads. */
+  cuda: { built: boolean; kernels: boolean; available: boolean; devices: number; cudnn: boolean };
+  /** The towers run libtorch's fused `scaled_dot_product_attention` (libtorch >= 2.0), not the explicit one. */
+  fusedAttention: boolean;
   /** Process-group backends compiled in. */
   distributed: { gloo: boolean; nccl: boolean };
   threads: number;

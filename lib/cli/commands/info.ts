@@ -11,7 +11,12 @@ export const command: CommandModule = {
     if (argv.json) process.stdout.write(JSON.stringify(caps, null, 2) + '\n');
     else {
       process.stdout.write(`libtorch ${caps.torchVersion}\n`);
-      process.stdout.write(`CUDA built: ${caps.cuda.built}, available: ${caps.cuda.available}, devices: ${caps.cuda.devices}\n`);
+      process.stdout.write(
+        `CUDA built: ${caps.cuda.built}, available: ${caps.cuda.available}, devices: ${caps.cuda.devices}, cuDNN: ${caps.cuda.cudnn}\n`,
+      );
+      process.stdout.write(
+        `attention: ${caps.fusedAttention ? 'fused (at::scaled_dot_product_attention)' : 'explicit (libtorch < 2.0 has no fused kernel)'}\n`,
+      );
       const backends = (['gloo', 'nccl'] as const).filter((b) => caps.distributed[b]);
       process.stdout.write(`distributed backends: ${backends.length ? backends.join(', ') : 'none (install libgloo-dev and rebuild for CPU)'}\n`);
       process.stdout.write(`threads: ${caps.threads}\nBLAS: ${caps.blas}\naddon: ${caps.addonPath}\n`);

@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include "common.h"
+#include "cxr/attention.h"
 #include "cxr/engine.h"
 #include "cxr/loss.h"
 #include "io.h"
@@ -36,7 +37,10 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   cuda.Set("built", at::hasCUDA());
   cuda.Set("available", cxr::cuda_available());
   cuda.Set("devices", static_cast<double>(cxr::cuda_device_count()));
+  cuda.Set("cudnn", at::globalContext().hasCuDNN());
   o.Set("cuda", cuda);
+  // at::scaled_dot_product_attention in the towers (libtorch >= 2.0); else the explicit attention.
+  o.Set("fusedAttention", cxr::fused_attention_compiled());
   auto dist = Napi::Object::New(env);
   dist.Set("gloo", cxr::dist_backend_built("gloo"));
   dist.Set("nccl", cxr::dist_backend_built("nccl"));
