@@ -6,7 +6,8 @@ import type { StateTensor } from '../../../lib/checkpoints/layouts';
 import { writeSafetensors, type SafetensorsInput } from '../../../lib/checkpoints/safetensors';
 
 export const FIXTURES = path.resolve(__dirname, '../../fixtures/checkpoints');
-export const SHARED_PARITY = path.resolve(__dirname, '../../../../shared/fixtures/openai-clip-tiny-vit');
+/** The tiny OpenAI-layout CLIP with reference outputs (copied from the shared fixtures; see its README). */
+export const PARITY = path.resolve(__dirname, '../../fixtures/openai-clip-tiny-vit');
 
 export function tmpDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `cxr-ckpt-${tag}-`));
