@@ -13,10 +13,10 @@ export { validateModelConfig } from './models/config';
 export type { ModelConfig } from './models/config';
 
 // Checkpoints
-export { readSafetensors, readSafetensorsHeader, writeSafetensors, encodeSafetensors, toFloat32, float32ToFloat16, float32ToBFloat16 } from './checkpoints/safetensors';
-export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsInput } from './checkpoints/safetensors';
-export { readModelFolder, writeModelFolder, isModelFolder } from './checkpoints/ownFormat';
-export type { ModelMeta } from './checkpoints/ownFormat';
+export { readSafetensors, readSafetensorsHeader, writeSafetensors, encodeSafetensors, toFloat32, float32ToFloat16, float32ToBFloat16 } from './util/safetensors';
+export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsInput } from './util/safetensors';
+export { readModelFolder, writeModelFolder, isModelFolder } from './models/modelFolder';
+export type { ModelMeta } from './models/modelFolder';
 
 // Text
 export { loadTokenizer, ClipTokenizer, WordPieceTokenizer, CLIP_START_ID, CLIP_END_ID, CLIP_VOCAB_SIZE, CLIP_CONTEXT_LENGTH } from './text/tokenizer';
@@ -59,8 +59,8 @@ export { detectCheckpoint } from './checkpoints/detect';
 export type { CheckpointFormat } from './checkpoints/detect';
 export { fromInternal, hfClipConfigJson } from './checkpoints/layouts';
 export type { CheckpointLayout } from './checkpoints/layouts';
-export { embedWithCheckpoint, convertCheckpoint } from './checkpoints/embed';
-export type { EmbedOutput } from './checkpoints/embed';
+export { embedWithCheckpoint, convertCheckpoint } from './jobs/embed';
+export type { EmbedOutput } from './jobs/embed';
 
 // Training
 export { Trainer } from './train/Trainer';
@@ -75,9 +75,9 @@ export { distributedEnv, launchWorkers, freePort } from './train/distributed';
 export type { DistEnv, LaunchOptions, LaunchResult } from './train/distributed';
 export type { DistributedSection } from './train/config';
 
-// The main job (`cxr-train demo`) as a function
-export { runDemo, DEMO_DEFAULTS } from './cli/commands/demo';
-export type { DemoOptions, DemoResult, DemoLabelResult } from './cli/commands/demo';
+// Jobs: what the CLI commands run, as library functions
+export { runDemo, DEMO_DEFAULTS, defaultDemoDir } from './jobs/demo';
+export type { DemoOptions, DemoResult, DemoLabelResult } from './jobs/demo';
 
 // tfjs variant (loads @tensorflow/tfjs lazily, only when used)
 export { TfClipModel, tfContrastiveLoss, useBackend, tfjsAvailable, tfjsNodeAvailable, tfjsWasmAvailable } from './tfjs';
@@ -88,13 +88,13 @@ export { runAblation, resolveAblationConfig, DEFAULT_ABLATION, QUICK_ABLATION, A
 export type { AblationConfig, AblationResults } from './experiments/ablation';
 
 // Evaluation of checkpoints and inference
-export { evaluateCheckpoint, manifestHash } from './eval/evaluate';
-export type { EvaluateOptions, EvaluateResult } from './eval/evaluate';
+export { evaluateCheckpoint, manifestHash } from './jobs/evaluate';
+export type { EvaluateOptions, EvaluateResult } from './jobs/evaluate';
 export { modelEncoder, modelLogitScale, alignPromptLabels, hashCheckpoint } from './eval/modelEncoder';
 export { fitThresholds, readThresholds, writeThresholds } from './eval/thresholds';
 export type { ThresholdsFile } from './eval/thresholds';
 export { ZeroShotModel } from './infer/zeroShotModel';
-export { predict } from './infer/predict';
-export type { PredictOptions, PredictResult } from './infer/predict';
+export { predict } from './jobs/predict';
+export type { PredictOptions, PredictResult } from './jobs/predict';
 export { startServer } from './infer/server';
 export type { ServeOptions, RunningServer } from './infer/server';

@@ -8,7 +8,7 @@ import type {
   NativeStepResult,
   NativeTensor,
 } from '../native/binding';
-import { readModelFolder, writeModelFolder } from '../checkpoints/ownFormat';
+import { readModelFolder, writeModelFolder } from './modelFolder';
 import type { ModelConfig } from './config';
 import { resolveModelConfig } from './registry';
 

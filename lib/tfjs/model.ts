@@ -8,7 +8,7 @@
  */
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
 import { CxrError } from '../errors';
-import { readModelFolder } from '../checkpoints/ownFormat';
+import { readModelFolder } from '../models/modelFolder';
 import { resolveLoss, type LossOptions } from '../models/ClipModel';
 import type { ModelConfig } from '../models/config';
 import { resolveModelConfig } from '../models/registry';

@@ -18,7 +18,7 @@ import { DataLoader } from '../data/DataLoader';
 import type { Batch } from '../data/DataLoader';
 import { ClipModel } from '../models/ClipModel';
 import type { StepResult } from '../models/ClipModel';
-import { isModelFolder } from '../checkpoints/ownFormat';
+import { isModelFolder } from '../models/modelFolder';
 import { loadPretrained } from '../checkpoints/pretrained';
 import { loadTokenizer } from '../text/tokenizer';
 import type { TextTokenizer } from '../text/tokenizer';

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
+import { withStopSignal } from '../signals';
 
 /** `cxr-train experiment ablation`: the paper's ablation (four settings × seeds) with confidence intervals. */
 export const command: CommandModule = {
@@ -45,17 +46,10 @@ export const command: CommandModule = {
       process.stdout.write(yaml.dump(config, { lineWidth: 120, noRefs: true }));
       return;
     }
-    const ctrl = new AbortController();
-    const onSignal = () => {
-      process.stderr.write('\ncxr-train: stopping after this step; re-run the same command to continue\n');
-      ctrl.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
+    await withStopSignal({ first: () => 'stopping after this step; re-run the same command to continue' }, async (signal) => {
       const out = await runAblation(config, {
         log: (l) => process.stderr.write(`ablation: ${l}\n`),
-        signal: ctrl.signal,
+        signal,
         markdownCopy: argv['results-md'] as string | undefined,
         commandLine: ['cxr-train', ...process.argv.slice(2)].join(' '),
       });
@@ -67,9 +61,6 @@ export const command: CommandModule = {
       process.stderr.write(`ablation: done (${out.ran.length} run(s) now, ${out.skipped.length} already done). Results: ${out.outDir}/results.md\n`);
       if (argv.json) process.stdout.write(JSON.stringify(out.results, null, 2) + '\n');
       else process.stdout.write(require('node:fs').readFileSync(require('node:path').join(out.outDir, 'results.md'), 'utf8'));
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    });
   },
 };

@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ClipModel } from '../../../lib/models/ClipModel';
 import type { StateTensor } from '../../../lib/checkpoints/layouts';
-import { writeSafetensors, type SafetensorsInput } from '../../../lib/checkpoints/safetensors';
+import { writeSafetensors, type SafetensorsInput } from '../../../lib/util/safetensors';
 
 export const FIXTURES = path.resolve(__dirname, '../../fixtures/checkpoints');
 /** The tiny OpenAI-layout CLIP with reference outputs (copied from the shared fixtures; see its README). */

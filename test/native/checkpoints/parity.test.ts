@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadPretrained } from '../../../lib/checkpoints/pretrained';
-import { embedWithCheckpoint, readRawImages } from '../../../lib/checkpoints/embed';
+import { embedWithCheckpoint, readRawImages } from '../../../lib/jobs/embed';
 import { main } from '../../../lib/cli/index';
 import { PARITY, tmpDir } from './helpers';
 

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
-import { validateModelConfig, type ModelConfig } from '../models/config';
+import { validateModelConfig, type ModelConfig } from './config';
 import type { NativeTensor } from '../native/binding';
 import { writeFileAtomic } from '../util/atomic';
-import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsInput } from './safetensors';
+import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsInput } from '../util/safetensors';
 
 /** File names of the project's own model format: a folder with weights and a JSON description. */
 export const MODEL_WEIGHTS_FILE = 'model.safetensors';

@@ -23,15 +23,15 @@ import { formatCsv, parseCsvTable } from '../util/csv';
 import { writeFileAtomic } from '../util/atomic';
 import { ZeroShotModel } from '../infer/zeroShotModel';
 import type { ZeroShotModelOptions } from '../infer/zeroShotModel';
-import { classifySource } from '../infer/predict';
-import { alignPromptLabels } from './modelEncoder';
-import { ensembleProbabilities, promptSetHash } from './zeroShot';
-import { formatPredictionsCsv, scoreTables } from './score';
-import type { ScoreResult } from './score';
-import type { ThresholdCriterion } from './metrics';
-import { writeReportCard } from './reportCard';
-import { fitThresholds, THRESHOLDS_FORMAT, writeThresholds } from './thresholds';
-import type { ThresholdsFile } from './thresholds';
+import { classifySource } from './predict';
+import { alignPromptLabels } from '../eval/modelEncoder';
+import { ensembleProbabilities, promptSetHash } from '../eval/zeroShot';
+import { formatPredictionsCsv, scoreTables } from '../eval/score';
+import type { ScoreResult } from '../eval/score';
+import type { ThresholdCriterion } from '../eval/metrics';
+import { writeReportCard } from '../eval/reportCard';
+import { fitThresholds, THRESHOLDS_FORMAT, writeThresholds } from '../eval/thresholds';
+import type { ThresholdsFile } from '../eval/thresholds';
 
 /** Options of {@link evaluateCheckpoint}. */
 export interface EvaluateOptions extends Omit<ZeroShotModelOptions, 'prompts' | 'onWarning'> {

@@ -14,8 +14,8 @@ import { writeFileAtomic } from '../util/atomic';
 import type { ZeroShotClassifier } from '../eval/zeroShot';
 import { readThresholds } from '../eval/thresholds';
 import type { ThresholdsFile } from '../eval/thresholds';
-import { ZeroShotModel } from './zeroShotModel';
-import type { ZeroShotModelOptions } from './zeroShotModel';
+import { ZeroShotModel } from '../infer/zeroShotModel';
+import type { ZeroShotModelOptions } from '../infer/zeroShotModel';
 
 /** File extensions `--dir` picks up (files without an extension are tried too: DICOM often has none). */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.dcm', '.dicom'];
