@@ -428,6 +428,28 @@ export interface MacroMean {
 }
 
 /**
+ * AUROC of every label of row-major `n × labels.length` truth and scores, `truth` as 1 / 0 (anything else,
+ * e.g. -1 uncertain or NaN missing, is left out by {@link auroc}); null for a label with one class only.
+ */
+export function perLabelAuroc(labels: readonly string[], truth: NumArray, scores: NumArray): Record<string, number | null> {
+  const L = labels.length;
+  const n = L === 0 ? 0 : truth.length / L;
+  if (scores.length !== truth.length || !Number.isInteger(n)) throw new CxrError('E_SHAPE', `perLabelAuroc: ${truth.length} truth values and ${scores.length} scores for ${L} labels`);
+  const out: Record<string, number | null> = {};
+  labels.forEach((label, j) => {
+    const y = new Float64Array(n);
+    const sc = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      y[i] = truth[i * L + j];
+      sc[i] = scores[i * L + j];
+    }
+    const a = auroc(y, sc);
+    out[label] = Number.isNaN(a) ? null : a;
+  });
+  return out;
+}
+
+/**
  * Unweighted mean over labels, skipping (and naming) labels whose value is NaN or null (e.g. AUROC of a label
  * with one class). `only`, when given, restricts the mean to those labels.
  */

@@ -19,24 +19,20 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import yaml from 'js-yaml';
 import { CxrError } from '../errors';
-import { DataLoader } from '../data/DataLoader';
-import type { FileSource, MemorySource } from '../data/DataLoader';
-import { synthesizeSamples, toMemorySource } from '../data/synthetic';
 import type { ShiftPreset } from '../data/synthetic';
-import { getAdapter } from '../data/adapters';
-import { filterSplit } from '../data/manifest';
-import { loadShards } from '../data/shards';
+import { openDataset, openSplit, type SplitSource, type SyntheticSourceOptions } from '../data/sources';
 import type { Sample } from '../data/sample';
 import { Trainer } from '../train/Trainer';
-import { buildRunData } from '../train/data';
+import { buildRunData, runDataSource } from '../train/data';
 import type { RunData } from '../train/data';
 import { resolveTrainConfig } from '../train/config';
 import type { PartialTrainConfig, TrainConfig } from '../train/config';
 import { loadPromptSet } from '../text/prompts';
 import type { PromptSet } from '../text/prompts';
 import { ZeroShotClassifier } from '../eval/zeroShot';
+import { scoreSplit } from '../eval/scoreSplit';
 import { alignPromptLabels } from '../eval/modelEncoder';
-import { auroc, macroMean, sortLabel, summarizeSorted } from '../eval/metrics';
+import { macroMean, perLabelAuroc, sortLabel, summarizeSorted } from '../eval/metrics';
 import type { SortedLabel } from '../eval/metrics';
 import { bootstrapMatrix, column, pairedPValue, percentileInterval } from '../eval/bootstrap';
 import { scoreTables } from '../eval/score';
@@ -239,7 +235,7 @@ export function readAblationConfigFile(file: string): PartialAblationConfig {
 // ------------------------------------------------------------------------------------------------
 // Data
 
-type Source = FileSource | MemorySource;
+type Source = SplitSource;
 
 /** The experiment's splits. */
 export interface AblationData {
@@ -250,35 +246,27 @@ export interface AblationData {
   description: Record<string, string>;
 }
 
-function sourceOf(ds: { samples: Sample[]; root?: string }): FileSource {
-  return { root: ds.root ?? '', samples: ds.samples };
-}
-
-async function adapterSplit(dataset: string, root: string, options: Record<string, unknown>, split: string): Promise<Source> {
-  if (dataset === 'shards') return loadShards(root, { splits: [split as 'test'] });
-  const m = await getAdapter(dataset).load({ ...options, root });
-  return sourceOf({ root: m.root, samples: filterSplit(m, split) });
-}
-
 /** Builds train / validation / test / shifted-test sources for the fine-tuning config. */
 export async function buildAblationData(a: AblationConfig, tc: TrainConfig): Promise<AblationData> {
   if (tc.data.dataset === 'synthetic') {
     const s = a.synthetic;
     const size = tc.data.synthetic.size;
     const prevalence = { scale: s.prevalenceScale };
-    const main = synthesizeSamples({ n: s.n, size, seed: s.seed, findingStrength: s.findingStrength, prevalence, splitFractions: [0.85, 0.15, 0] });
-    const seen = new Set(main.samples.map((x) => x.patientId));
+    const synthetic = (options: SyntheticSourceOptions) => openDataset({ dataset: 'synthetic', options: { ...options } });
+    const main = await synthetic({ n: s.n, size, seed: s.seed, findingStrength: s.findingStrength, prevalence, splitFractions: [0.85, 0.15, 0] });
+    const train = (await openSplit(main, 'train', { allowEmpty: true })).source;
+    const val = (await openSplit(main, 'validate', { allowEmpty: true })).source;
     // Test: its own generator seed (no shared random stream) and patients disjoint from training (ids drawn
     // by another seed could collide by chance: such patients are dropped).
-    const testOpts = { n: s.testN, size, seed: s.testSeed, findingStrength: s.findingStrength, prevalence, splitFractions: [0, 0, 1] as [number, number, number] };
-    const keep = (ds: ReturnType<typeof synthesizeSamples>) => ({ ...ds, samples: ds.samples.filter((x) => !seen.has(x.patientId)) });
-    const test = keep(synthesizeSamples(testOpts));
-    const shifted = s.shift === 'none' ? null : keep(synthesizeSamples({ ...testOpts, shift: s.shift, shiftSplits: ['test'] }));
-    const run: RunData = { train: toMemorySource(main, 'train'), val: toMemorySource(main, 'validate'), labelNames: main.labelNames, dataset: 'synthetic' };
+    const excludePatients = new Set([...train.samples, ...val.samples].map((x) => x.patientId));
+    const testOpts: SyntheticSourceOptions = { n: s.testN, size, seed: s.testSeed, findingStrength: s.findingStrength, prevalence, splitFractions: [0, 0, 1], excludePatients };
+    const test = (await openSplit(await synthetic(testOpts), 'test', { allowEmpty: true })).source;
+    const shifted = s.shift === 'none' ? null : (await openSplit(await synthetic({ ...testOpts, shift: s.shift, shiftSplits: ['test'] }), 'test', { allowEmpty: true })).source;
+    const run: RunData = { train, val, labelNames: main.labelNames, dataset: 'synthetic' };
     return {
       run,
-      test: toMemorySource(test, 'test'),
-      shifted: shifted ? toMemorySource(shifted, 'test') : null,
+      test,
+      shifted,
       description: {
         train: `synthetic seed ${s.seed}, ${run.train.samples.length} studies`,
         validate: `synthetic seed ${s.seed}, ${run.val.samples.length} studies (patient-disjoint from train)`,
@@ -287,12 +275,12 @@ export async function buildAblationData(a: AblationConfig, tc: TrainConfig): Pro
       },
     };
   }
-  const run = await buildRunData(tc);
   const d = tc.data;
-  const test = await adapterSplit(d.dataset, d.root!, d.options, a.test.split);
-  if (test.samples.length === 0) throw new CxrError('E_DATA', `dataset ${d.dataset}: the ${a.test.split} split is empty`);
+  const ds = await openDataset(runDataSource(tc));
+  const run = await buildRunData(tc, ds);
+  const test = (await openSplit(ds, a.test.split)).source;
   const sh = a.test.shifted;
-  const shifted = sh ? await adapterSplit(sh.dataset, sh.root, sh.options ?? {}, sh.split) : null;
+  const shifted = sh ? (await openSplit({ dataset: sh.dataset, options: { ...(sh.options ?? {}), root: sh.root } }, sh.split, { allowEmpty: true })).source : null;
   return {
     run,
     test,
@@ -321,25 +309,14 @@ export async function scoreSource(trainer: Trainer, src: Source, prompts: Prompt
   const c = trainer.config;
   const aligned = alignPromptLabels(prompts, dataset, labelNames);
   const used = aligned.used.map((l) => ({ prompt: l, name: aligned.datasetName.get(l.label)! }));
-  const clf = new ZeroShotClassifier(trainer.encoder(), { name: prompts.name, labels: aligned.used }, { cache: new Map() });
+  // One image encode per loader batch.
+  const clf = new ZeroShotClassifier(trainer.encoder(), { name: prompts.name, labels: aligned.used }, { cache: new Map(), imageBatchSize: c.eval.batchSize });
   const size = c.data.imageSize ?? trainer.model.imageSize;
-  const loader = new DataLoader(src, { batchSize: c.eval.batchSize, image: { size, geometry: c.data.geometry, normalize: c.data.normalize }, shuffle: false, workers: c.data.workers });
-  const ids: string[] = [];
-  const probs: number[][] = [];
+  const r = await scoreSplit(clf, src, { batchSize: c.eval.batchSize, image: { size, geometry: c.data.geometry, normalize: c.data.normalize }, workers: c.data.workers });
+  if (r.failures.length) throw new CxrError('E_DATA', `${r.failures.length} image(s) failed to load during evaluation`);
   const L = used.length;
-  try {
-    for await (const b of loader.epoch(0)) {
-      const emb = await trainer.model.encodeImages(b.images, { n: b.n });
-      const p = await clf.scoreEmbeddings(emb, b.n);
-      for (let i = 0; i < b.n; i++) {
-        ids.push(b.samples[i].id);
-        probs.push(Array.from(p.subarray(i * L, (i + 1) * L), (v) => Math.round(v * 1e7) / 1e7));
-      }
-    }
-  } finally {
-    await loader.close();
-  }
-  if (ids.length !== src.samples.length) throw new CxrError('E_DATA', `${src.samples.length - ids.length} image(s) failed to load during evaluation`);
+  const ids = r.indices.map((i) => src.samples[i].id);
+  const probs = r.indices.map((_, k) => Array.from(r.probs.subarray(k * L, (k + 1) * L), (v) => Math.round(v * 1e7) / 1e7));
   return { labels: used.map((u) => u.name), ids, probs };
 }
 
@@ -597,17 +574,13 @@ function truthOf(scores: SplitScores, samples: Sample[]): number[][] {
   return scores.ids.map((id) => scores.labels.map((l) => byId.get(id)?.labels[l] ?? NaN));
 }
 
-function perLabelAuroc(scores: SplitScores, truth: number[][]): Record<string, number | null> {
-  const out: Record<string, number | null> = {};
-  scores.labels.forEach((l, j) => {
-    const v = auroc(truth.map((r) => r[j]), scores.probs.map((r) => r[j]));
-    out[l] = Number.isNaN(v) ? null : v;
-  });
-  return out;
+/** AUROC per label of a run's scores against the split's truth (rows aligned with `scores.ids`). */
+function labelAurocs(scores: SplitScores, truth: number[][]): Record<string, number | null> {
+  return perLabelAuroc(scores.labels, truth.flat(), scores.probs.flat());
 }
 
 function macroAurocOf(scores: SplitScores, samples: Sample[]): number | null {
-  const m = macroMean(perLabelAuroc(scores, truthOf(scores, samples))).mean;
+  const m = macroMean(labelAurocs(scores, truthOf(scores, samples))).mean;
   return Number.isNaN(m) ? null : m;
 }
 
@@ -750,7 +723,7 @@ function aggregate(a: AblationConfig, results: RunResult[], data: AblationData, 
     const entry = { setting, title: settingTitle(setting), alpha: runs[0].alpha, seeds: runs.map((r) => r.seed), splits: {} as Record<string, SettingSplitResult> };
     for (const split of splits) {
       const labels = macroLabels[split];
-      const per = runs.map((r) => perLabelAuroc(r.scores[split]!, truths[split]));
+      const per = runs.map((r) => labelAurocs(r.scores[split]!, truths[split]));
       const macroPerSeed = per.map((p) => {
         const m = macroMean(p, labels).mean;
         return Number.isNaN(m) ? null : m;
