@@ -296,6 +296,11 @@ export class Trainer {
       sections: c.text.sections,
       seed: c.seed,
       fallbackText: c.text.fallbackText,
+      dropComparisonOnly: c.text.dropComparisonOnly,
+      dropDuplicates: c.text.dropDuplicates,
+      semicolons: c.text.semicolons,
+      sectionFallback: c.text.sectionFallback,
+      removePlaceholders: c.text.removePlaceholders,
       contextLength: model.contextLength,
       countTokens: (t) => tok.countTokens(t),
     });

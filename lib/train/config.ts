@@ -13,7 +13,7 @@ import yaml from 'js-yaml';
 import { CxrError } from '../errors';
 import type { AugmentOptions, Geometry } from '../data/images';
 import type { Split } from '../data/sample';
-import type { SamplingMode, SectionChoice } from '../text/sentenceSampler';
+import { DEFAULT_SAMPLER_OPTIONS, type SamplingMode, type SectionChoice } from '../text/sentenceSampler';
 
 /** Which model to train. */
 export interface ModelSection {
@@ -59,6 +59,16 @@ export interface TextSection {
   sections: SectionChoice;
   /** Text of a report with no usable sentence. */
   fallbackText: string;
+  /** Drop sentences that only compare with prior studies (`cxr-train report --drop-comparison` shows the effect). */
+  dropComparisonOnly: boolean;
+  /** Drop repeated sentences, keeping the first (`report --drop-duplicates`). */
+  dropDuplicates: boolean;
+  /** Also end sentences at semicolons (`report --semicolons`). */
+  semicolons: boolean;
+  /** Use the report body when the chosen sections are empty. */
+  sectionFallback: boolean;
+  /** Remove de-identification placeholders ("___", "XXXX") and the word that introduces them. */
+  removePlaceholders: boolean;
 }
 
 /** The contrastive loss (METHOD.md §1-2). */
@@ -215,10 +225,17 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
     workers: 2, // two decoder threads saturate 2 cores without starving the train step
   },
   text: {
-    mode: 'uniform' as SamplingMode, // the paper's sentence sampling: k ~ Uniform{1..n} re-drawn every step
+    // The values are the sampler's (DEFAULT_SAMPLER_OPTIONS), so training and `cxr-train report` clean and
+    // sample reports alike; the reasons are here.
+    mode: DEFAULT_SAMPLER_OPTIONS.mode, // the paper's sentence sampling: k ~ Uniform{1..n} re-drawn every step
     k: null, // only used by mode k
-    sections: 'findings+impression' as SectionChoice, // both sections carry findings
-    fallbackText: 'chest radiograph', // neutral text for empty reports (counted)
+    sections: DEFAULT_SAMPLER_OPTIONS.sections, // both sections carry findings
+    fallbackText: DEFAULT_SAMPLER_OPTIONS.fallbackText, // neutral text for empty reports (counted)
+    dropComparisonOnly: DEFAULT_SAMPLER_OPTIONS.dropComparisonOnly, // as the paper: comparison-only sentences are kept
+    dropDuplicates: DEFAULT_SAMPLER_OPTIONS.dropDuplicates, // as the paper: repeated sentences are kept
+    semicolons: DEFAULT_SAMPLER_OPTIONS.semicolons, // a semicolon joins clauses of one finding
+    sectionFallback: DEFAULT_SAMPLER_OPTIONS.sectionFallback, // header-less reports are still used (counted)
+    removePlaceholders: DEFAULT_SAMPLER_OPTIONS.removePlaceholders, // de-identification placeholders carry no finding
   },
   loss: {
     kind: 'relaxed' as const, // the paper's positive-pair relaxation (METHOD.md §2)
@@ -406,6 +423,9 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   if (c.text.mode === 'k') int(c.text.k, 'text.k', 1);
   else optInt(c.text.k, 'text.k', 1);
   if (typeof c.text.fallbackText !== 'string') fail('text.fallbackText', 'must be a string');
+  for (const k of ['dropComparisonOnly', 'dropDuplicates', 'semicolons', 'sectionFallback', 'removePlaceholders'] as const) {
+    if (typeof c.text[k] !== 'boolean') fail(`text.${k}`, 'must be true or false');
+  }
   oneOf(c.loss.kind, 'loss.kind', ['clip', 'relaxed']);
   num(c.loss.alpha, 'loss.alpha', 0, 1, true);
   oneOf(c.loss.variant, 'loss.variant', ['clamp-diag', 'clamp-numerator']);
@@ -479,7 +499,9 @@ function getPath(o: unknown, key: string): unknown {
 
 /** The locked fields that differ between a checkpoint's config and the config of the resuming run. */
 export function resumeConflicts(saved: TrainConfig, now: TrainConfig): string[] {
-  return RESUME_LOCKED_KEYS.filter((k) => JSON.stringify(getPath(saved, k)) !== JSON.stringify(getPath(now, k)));
+  // A checkpoint from an older version lacks newer fields: they had their defaults then.
+  const full = mergeConfig(clone(DEFAULT_CONFIG), clone(saved), 'checkpoint');
+  return RESUME_LOCKED_KEYS.filter((k) => JSON.stringify(getPath(full, k)) !== JSON.stringify(getPath(now, k)));
 }
 
 /** `runs/<yyyymmdd>-<hhmmss>` in the local time zone, for a run without an explicit outDir. */

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
 import { parseOpenIXml, parseReport, parseReportColumns, type ParsedReport } from '../../text/reportParser';
-import { SentenceSampler, type SamplingMode, type SectionChoice } from '../../text/sentenceSampler';
+import { DEFAULT_SAMPLER_OPTIONS, SentenceSampler, type SamplingMode, type SectionChoice } from '../../text/sentenceSampler';
 
 /** What `report` prints for one report (the --json shape). */
 export interface ReportAudit {
@@ -235,20 +235,20 @@ export const command: CommandModule<object, ReportArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'JSON output (JSON lines with --csv)' })
       .option('sample', { type: 'number', default: 3, describe: 'number of sampled training texts to show (sample j = epoch j)' })
       .option('seed', { type: 'number', default: 0, describe: 'sampling seed' })
-      .option('mode', { choices: ['uniform', 'k', 'one', 'full'] as const, default: 'uniform' as SamplingMode, describe: 'sampling mode' })
+      .option('mode', { choices: ['uniform', 'k', 'one', 'full'] as const, default: DEFAULT_SAMPLER_OPTIONS.mode as SamplingMode, describe: 'sampling mode' })
       .option('k', { type: 'number', describe: 'sentences per sample with --mode k' })
       .option('sections', {
         choices: ['findings+impression', 'impression', 'findings', 'all'] as const,
-        default: 'findings+impression' as SectionChoice,
+        default: DEFAULT_SAMPLER_OPTIONS.sections as SectionChoice,
         describe: 'sections to sample from',
       })
       .option('format', { choices: ['auto', 'text', 'xml'] as const, default: 'auto' as const, describe: 'input format of FILE (auto: XML when it has <AbstractText>)' })
       .option('csv', { type: 'string', describe: 'audit every report of this CSV file (JSON lines with --json)' })
       .option('column', { type: 'string', describe: 'CSV column with the report text (default: section columns, else "report")' })
       .option('limit', { type: 'number', describe: 'with --csv: stop after this many reports' })
-      .option('drop-comparison', { type: 'boolean', default: false, describe: 'drop sentences that only compare with prior studies' })
-      .option('drop-duplicates', { type: 'boolean', default: false, describe: 'drop repeated sentences' })
-      .option('semicolons', { type: 'boolean', default: false, describe: 'also split sentences at semicolons' }) as unknown as Argv<ReportArgs>,
+      .option('drop-comparison', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.dropComparisonOnly, describe: 'drop sentences that only compare with prior studies (training: text.dropComparisonOnly)' })
+      .option('drop-duplicates', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.dropDuplicates, describe: 'drop repeated sentences (training: text.dropDuplicates)' })
+      .option('semicolons', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.semicolons, describe: 'also split sentences at semicolons (training: text.semicolons)' }) as unknown as Argv<ReportArgs>,
   handler: async (argv) => {
     if (!Number.isInteger(argv.sample) || argv.sample < 0) throw new CxrError('E_CONFIG', `--sample must be an integer >= 0, got ${argv.sample}`);
     if (argv.limit !== undefined && (!Number.isInteger(argv.limit) || argv.limit < 0)) throw new CxrError('E_CONFIG', `--limit must be an integer >= 0, got ${argv.limit}`);
