@@ -126,14 +126,31 @@ std::string get_str(const Napi::Object& o, const char* key, const std::string& d
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : def;
 }
 
+std::string get_enum(Napi::Env env, const Napi::Object& o, const char* key, std::initializer_list<const char*> allowed,
+                     const std::string& def, const char* where) {
+  auto v = o.Get(key);
+  if (v.IsUndefined()) return def;
+  std::string list;
+  for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + "\"" + a + "\"";
+  if (v.IsString()) {
+    auto s = v.As<Napi::String>().Utf8Value();
+    for (const char* a : allowed)
+      if (s == a) return s;
+    throw_error(env, "E_CONFIG", std::string(where) + key + " must be one of " + list + "; got \"" + s + "\"");
+  }
+  throw_error(env, "E_CONFIG", std::string(where) + key + " must be one of " + list);
+}
+
 cxr::LossConfig loss_config(const Napi::Value& v) {
   cxr::LossConfig c;
   if (!v.IsObject()) return c;
   auto o = v.As<Napi::Object>();
-  c.kind = get_str(o, "kind", "clip") == "relaxed" ? cxr::LossKind::Relaxed : cxr::LossKind::Clip;
+  auto env = v.Env();
+  c.kind = get_enum(env, o, "kind", {"clip", "relaxed"}, "clip", "loss.") == "relaxed" ? cxr::LossKind::Relaxed : cxr::LossKind::Clip;
   c.alpha = get_num(o, "alpha", 1.0);
-  c.variant = get_str(o, "variant", "clamp-diag") == "clamp-numerator" ? cxr::RelaxVariantCfg::ClampNumerator
-                                                                         : cxr::RelaxVariantCfg::ClampDiag;
+  c.variant = get_enum(env, o, "variant", {"clamp-diag", "clamp-numerator"}, "clamp-diag", "loss.") == "clamp-numerator"
+                  ? cxr::RelaxVariantCfg::ClampNumerator
+                  : cxr::RelaxVariantCfg::ClampDiag;
   c.label_smoothing = get_num(o, "labelSmoothing", 0.0);
   return c;
 }

@@ -1,6 +1,7 @@
 // Shared pieces of the N-API binding: per-environment data, error mapping, the async worker base.
 // No logic lives here: TypeScript validates options; the binding unpacks, calls the core, packs results.
 #pragma once
+#include <initializer_list>
 #include <napi.h>
 #include <torch/torch.h>
 
@@ -59,6 +60,10 @@ int64_t get_int(const Napi::Object& o, const char* key, int64_t def);
 double get_num(const Napi::Object& o, const char* key, double def);
 bool get_bool(const Napi::Object& o, const char* key, bool def);
 std::string get_str(const Napi::Object& o, const char* key, const std::string& def);
+// An enum option: `def` when absent; any other value than one of `allowed` throws E_CONFIG naming the field
+// (`where` + `key`) and the allowed values, so a typo never silently becomes the default.
+std::string get_enum(Napi::Env env, const Napi::Object& o, const char* key, std::initializer_list<const char*> allowed,
+                     const std::string& def, const char* where);
 cxr::LossConfig loss_config(const Napi::Value& v);
 
 }  // namespace cxr_binding

@@ -17,7 +17,7 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
     throw_error(env, "E_CONFIG", "model config needs `vision` and `text` objects");
   auto vo = o.Get("vision").As<Napi::Object>();
   auto& vc = c.vision;
-  vc.type = get_str(vo, "type", vc.type);
+  vc.type = get_enum(env, vo, "type", {"vit", "resnet"}, vc.type, "vision.");
   vc.image_size = get_int(vo, "imageSize", vc.image_size);
   vc.patch_size = get_int(vo, "patchSize", vc.patch_size);
   vc.width = get_int(vo, "width", vc.width);
@@ -30,7 +30,7 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
   vc.patch_bias = get_bool(vo, "patchBias", vc.patch_bias);
   vc.ln_pre = get_bool(vo, "lnPre", vc.ln_pre);
   vc.layer_norm_eps = get_num(vo, "layerNormEps", vc.layer_norm_eps);
-  vc.act = get_str(vo, "act", "quick_gelu") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
+  vc.act = get_enum(env, vo, "act", {"quick_gelu", "gelu"}, "quick_gelu", "vision.") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
   auto rl = vo.Get("resnetLayers");
   if (rl.IsArray()) {
     vc.resnet_layers.clear();
@@ -39,21 +39,21 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
   }
   auto to = o.Get("text").As<Napi::Object>();
   auto& tc = c.text;
-  tc.type = get_str(to, "type", tc.type);
+  tc.type = get_enum(env, to, "type", {"causal", "bert"}, tc.type, "text.");
   tc.vocab_size = get_int(to, "vocabSize", tc.vocab_size);
   tc.context_length = get_int(to, "contextLength", tc.context_length);
   tc.width = get_int(to, "width", tc.width);
   tc.layers = get_int(to, "layers", tc.layers);
   tc.heads = get_int(to, "heads", tc.heads);
   tc.mlp_ratio = get_num(to, "mlpRatio", tc.mlp_ratio);
-  tc.act = get_str(to, "act", "quick_gelu") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
+  tc.act = get_enum(env, to, "act", {"quick_gelu", "gelu"}, "quick_gelu", "text.") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
   tc.intermediate_size = get_int(to, "intermediateSize", tc.intermediate_size);
   tc.max_position = get_int(to, "maxPosition", tc.max_position);
   tc.type_vocab_size = get_int(to, "typeVocabSize", tc.type_vocab_size);
   tc.pad_id = get_int(to, "padId", tc.pad_id);
-  tc.pooling = get_str(to, "pooling", tc.pooling);
+  tc.pooling = get_enum(env, to, "pooling", {"cls", "mean"}, tc.pooling, "text.");
   tc.layer_norm_eps = get_num(to, "layerNormEps", tc.layer_norm_eps);
-  tc.proj = get_str(to, "proj", tc.proj);
+  tc.proj = get_enum(env, to, "proj", {"linear", "mlp"}, tc.proj, "text.");
   tc.proj_hidden = get_int(to, "projHidden", tc.proj_hidden);
   return c;
 }
@@ -97,7 +97,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   if (info[1].IsObject()) {
     auto o = info[1].As<Napi::Object>();
     opt.device = get_str(o, "device", opt.device);
-    opt.precision = get_str(o, "precision", opt.precision);
+    opt.precision = get_enum(env, o, "precision", {"fp32", "bf16"}, opt.precision, "");
     opt.seed = static_cast<uint64_t>(get_num(o, "seed", 0));
   }
   try {
@@ -230,7 +230,7 @@ Napi::Value ModelWrap::ConfigureOptimizer(const Napi::CallbackInfo& info) {
   cxr::OptimizerConfig c;
   if (info[0].IsObject()) {
     auto o = info[0].As<Napi::Object>();
-    c.kind = get_str(o, "kind", c.kind);
+    c.kind = get_enum(env, o, "kind", {"adamw", "sgd"}, c.kind, "optimizer.");
     c.lr = get_num(o, "lr", c.lr);
     c.weight_decay = get_num(o, "weightDecay", c.weight_decay);
     c.beta1 = get_num(o, "beta1", c.beta1);
@@ -352,7 +352,7 @@ Napi::Value ModelWrap::InitDistributed(const Napi::CallbackInfo& info) {
   d.world_size = static_cast<int>(get_int(o, "worldSize", 1));
   d.master_addr = get_str(o, "masterAddr", d.master_addr);
   d.master_port = static_cast<int>(get_int(o, "masterPort", d.master_port));
-  d.backend = get_str(o, "backend", d.backend);
+  d.backend = get_enum(env, o, "backend", {"auto", "gloo", "nccl"}, d.backend, "distributed.");
   d.timeout_ms = get_int(o, "timeoutMs", d.timeout_ms);
   d.bucket_mb = get_num(o, "bucketMb", d.bucket_mb);
   d.ifname = get_str(o, "ifname", "");
