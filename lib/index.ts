@@ -84,8 +84,11 @@ export { TfClipModel, tfContrastiveLoss, useBackend, tfjsAvailable, tfjsNodeAvai
 export type { TfModelOptions, TfOptimizerOptions, TfStepOptions, TfStepResult, TfTrainBatch, TfLossResult, TfBackendName } from './tfjs';
 
 // Experiments
-export { runAblation, resolveAblationConfig, DEFAULT_ABLATION, QUICK_ABLATION, ABLATION_SETTINGS } from './experiments/ablation';
-export type { AblationConfig, AblationResults } from './experiments/ablation';
+export { runAblation } from './jobs/ablation';
+export type { RunAblationOptions, AblationOutcome } from './jobs/ablation';
+export { resolveAblationConfig, readAblationConfigFile, DEFAULT_ABLATION, QUICK_ABLATION, ABLATION_SETTINGS } from './experiments/ablation/config';
+export type { AblationConfig } from './experiments/ablation/config';
+export type { AblationResults } from './experiments/ablation/aggregate';
 
 // Evaluation of checkpoints and inference
 export { evaluateCheckpoint, manifestHash } from './jobs/evaluate';

@@ -7,10 +7,10 @@
  * model, a few hundred steps on 2 CPU cores. A real run (MIMIC-CXR + a CLIP checkpoint) overrides model,
  * data and optimizer; see examples/ and docs/training.md.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { CxrError } from '../errors';
+import { cloneJson, isPlainObject, mergeLayer, readLayerFile } from '../util/layers';
 import type { AugmentOptions, Geometry } from '../data/images';
 import type { Split } from '../data/sample';
 import { DEFAULT_SAMPLER_OPTIONS, type SamplingMode, type SectionChoice } from '../text/sentenceSampler';
@@ -288,58 +288,23 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
   },
 }) as TrainConfig;
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Fields whose value is a free-form object (not merged key by key nor checked for unknown keys). */
 const OPAQUE = new Set(['data.options', 'data.augment']);
 
-function clone<T>(v: T): T {
-  return JSON.parse(JSON.stringify(v)) as T;
-}
+const isObject = isPlainObject;
+const clone = cloneJson;
 
 /**
  * Deep-merges `over` into `base` (a new object). Unknown keys are rejected with their full path, so a
  * typo never silently falls back to a default.
  */
 export function mergeConfig(base: TrainConfig, over: unknown, source = 'config'): TrainConfig {
-  if (over === undefined || over === null) return clone(base);
-  if (!isObject(over)) throw new CxrError('E_CONFIG', `${source}: the config must be an object (key: value mapping)`);
-  const out = clone(base) as unknown as Record<string, unknown>;
-  const walk = (dst: Record<string, unknown>, src: Record<string, unknown>, ref: Record<string, unknown>, prefix: string) => {
-    for (const [k, v] of Object.entries(src)) {
-      const key = prefix ? `${prefix}.${k}` : k;
-      if (!(k in ref)) {
-        const known = Object.keys(ref).join(', ');
-        throw new CxrError('E_CONFIG', `${source}: unknown key "${key}" (known at this level: ${known})`, { key });
-      }
-      if (v === undefined) continue;
-      const refV = ref[k];
-      if (isObject(refV) && !OPAQUE.has(key)) {
-        if (!isObject(v)) throw new CxrError('E_CONFIG', `${source}: "${key}" must be a mapping of ${Object.keys(refV).join(', ')}`, { key });
-        walk(dst[k] as Record<string, unknown>, v, refV, key);
-      } else dst[k] = clone(v);
-    }
-  };
-  walk(out, over, DEFAULT_CONFIG as unknown as Record<string, unknown>, '');
-  return out as unknown as TrainConfig;
+  return mergeLayer(base, over, source, { opaque: OPAQUE });
 }
 
 /** Reads a config file: YAML (.yaml/.yml) or JSON; E_IO when unreadable, E_PARSE when malformed. */
 export function readConfigFile(file: string): PartialTrainConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CxrError('E_IO', `cannot read config ${file}: ${(e as Error).message}`, { path: file });
-  }
-  try {
-    const v = /\.ya?ml$/i.test(file) ? yaml.load(text) : JSON.parse(text);
-    return (v ?? {}) as PartialTrainConfig;
-  } catch (e) {
-    throw new CxrError('E_PARSE', `config ${file}: ${(e as Error).message.split('\n')[0]}`, { path: file });
-  }
+  return readLayerFile(file, 'config') as PartialTrainConfig;
 }
 
 /**

@@ -22,7 +22,8 @@ export const command: CommandModule = {
       .example('$0 experiment ablation --quick --out /tmp/abl', 'The pipeline in about a minute')
       .example('$0 experiment ablation --config examples/ablation-mimic.yaml', 'MIMIC-CXR with a real CLIP checkpoint'),
   handler: async (argv) => {
-    const { readAblationConfigFile, resolveAblationConfig, runAblation } = await import('../../experiments/ablation');
+    const { readAblationConfigFile, resolveAblationConfig } = await import('../../experiments/ablation/config');
+    const { runAblation } = await import('../../jobs/ablation');
     const list = (s: string, what: string): number[] => {
       const v = s.split(',').map((x) => Number(x.trim()));
       if (v.some((x) => !Number.isFinite(x))) throw new CxrError('E_CONFIG', `--${what} wants comma-separated numbers, got "${s}"`);
