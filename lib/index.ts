@@ -5,7 +5,8 @@ export type { ErrorCode } from './errors';
 // Native backend and models
 export { capabilities, nativeStats, setThreads, physicalCores } from './native';
 export { ClipModel, createModel, resolveLoss } from './models/ClipModel';
-export type { ModelOptions, LossOptions, TrainBatch, StepOptions, StepResult, OptimizerOptions } from './models/ClipModel';
+export type { ModelOptions, LossOptions, TrainBatch, StepOptions, OptimizerOptions } from './models/ClipModel';
+export type { StepResult, NamedTensor, ResolvedLoss, DistOptions } from './models/types';
 export { contrastiveLoss } from './models/loss';
 export type { LossAndGrads } from './models/loss';
 export { modelNames, resolveModelConfig } from './models/registry';
