@@ -6,7 +6,7 @@ export type { ErrorCode } from './errors';
 export { capabilities, nativeStats, setThreads, physicalCores } from './native';
 export { ClipModel, createModel, resolveLoss } from './models/ClipModel';
 export type { ModelOptions, LossOptions, TrainBatch, StepOptions, OptimizerOptions } from './models/ClipModel';
-export type { StepResult, NamedTensor, ResolvedLoss, DistOptions } from './models/types';
+export type { StepResult, NamedTensor, ResolvedLoss, DistOptions } from './types';
 export { contrastiveLoss } from './models/loss';
 export type { LossAndGrads } from './models/loss';
 export { modelNames, resolveModelConfig } from './models/registry';

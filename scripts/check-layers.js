@@ -4,7 +4,7 @@
  * runs upward, from a lower folder to a higher one. The order, lowest first (folders on one line are one
  * layer and may import each other):
  *
- *   errors.ts, util → native → text → data → models → checkpoints → tfjs → eval → infer → train
+ *   errors.ts, types.ts, util → native → text → data → models → checkpoints → tfjs → eval → infer → train
  *   → experiments → jobs → cli → index.ts
  *
  * Static `import … from`, `export … from`, `import('…')` and `require('…')` with a relative path count;
@@ -18,7 +18,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const LAYERS = [['errors', 'util'], ['native'], ['text'], ['data'], ['models'], ['checkpoints'], ['tfjs'], ['eval'], ['infer'], ['train'], ['experiments'], ['jobs'], ['cli'], ['index']];
+const LAYERS = [['errors', 'types', 'util'], ['native'], ['text'], ['data'], ['models'], ['checkpoints'], ['tfjs'], ['eval'], ['infer'], ['train'], ['experiments'], ['jobs'], ['cli'], ['index']];
 const rank = new Map();
 LAYERS.forEach((names, i) => names.forEach((n) => rank.set(n, i)));
 

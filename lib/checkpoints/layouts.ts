@@ -5,7 +5,7 @@
  */
 import { CxrError } from '../errors';
 import { validateModelConfig, type ModelConfig } from '../models/config';
-import type { NamedTensor } from '../models/types';
+import type { NamedTensor } from '../types';
 
 /**
  * - `openai`: OpenAI CLIP / CheXzero / open_clip OpenAI-layout (`visual.*`, `transformer.*`, ...);

@@ -1,7 +1,7 @@
 import { CxrError } from '../errors';
 import { asCxrError, loadNative, setThreads } from '../native';
 import type { NativeModel, NativeOptimizerConfig } from '../native/binding';
-import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from './types';
+import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../types';
 import { readModelFolder, writeModelFolder } from './modelFolder';
 import type { ModelConfig } from './config';
 import { resolveModelConfig } from './registry';

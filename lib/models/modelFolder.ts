@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
 import { validateModelConfig, type ModelConfig } from './config';
-import type { NamedTensor } from './types';
+import type { NamedTensor } from '../types';
 import { writeFileAtomic } from '../util/atomic';
 import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsInput } from '../util/safetensors';
 

@@ -6,7 +6,7 @@
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
 import { CxrError } from '../errors';
 import { resolveLoss, type LossOptions } from '../models/ClipModel';
-import type { ResolvedLoss } from '../models/types';
+import type { ResolvedLoss } from '../types';
 import { useBackend, type TfBackendName, type Tf } from './backend';
 import { tfOps } from './ops';
 

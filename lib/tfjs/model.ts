@@ -12,7 +12,7 @@ import { readModelFolder } from '../models/modelFolder';
 import { resolveLoss, type LossOptions } from '../models/ClipModel';
 import type { ModelConfig } from '../models/config';
 import { resolveModelConfig } from '../models/registry';
-import type { NamedTensor } from '../models/types';
+import type { NamedTensor, StepResult } from '../types';
 import { useBackend, type Tf, type TfBackendName } from './backend';
 import { tfContrastiveLossTensor } from './loss';
 import { tfOps, type TfActivation, type TfOps } from './ops';
@@ -50,17 +50,8 @@ export interface TfStepOptions {
   loss?: LossOptions;
 }
 
-/** Result of one tfjs train step (the same fields as the native step result). */
-export interface TfStepResult {
-  loss: number;
-  gradNorm: number;
-  logitScale: number;
-  msForward: number;
-  msBackward: number;
-  msOptimizer: number;
-  msTotal: number;
-  batch: number;
-}
+/** Result of one tfjs train step: the fields of the native step result that a single process has. */
+export type TfStepResult = Pick<StepResult, 'loss' | 'gradNorm' | 'logitScale' | 'msForward' | 'msBackward' | 'msOptimizer' | 'msTotal' | 'batch'>;
 
 /** A batch: images N×3×S×S float32 and token ids N×L int32 (as for the native `trainStep`). */
 export interface TfTrainBatch {

@@ -17,7 +17,7 @@ import { CxrError, isCxrError } from '../errors';
 import { DataLoader } from '../data/DataLoader';
 import type { Batch } from '../data/DataLoader';
 import { ClipModel } from '../models/ClipModel';
-import type { StepResult } from '../models/types';
+import type { StepResult } from '../types';
 import { isModelFolder } from '../models/modelFolder';
 import { loadPretrained } from '../checkpoints/pretrained';
 import { loadTokenizer } from '../text/tokenizer';

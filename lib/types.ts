@@ -1,6 +1,7 @@
 /**
- * Public value types of models, declared here (not re-exported from the native binding's type file, which
- * stays internal): what a train step returns, a named weight tensor, and a fully resolved loss.
+ * Public value types, declared once here: what a train step returns, a named weight tensor, a fully
+ * resolved loss and the process-group options. The native surface (lib/native/binding.ts, internal) uses
+ * these same shapes, so nothing public refers to a `Native*` type.
  */
 
 /** Numbers of one optimizer step (`ClipModel.trainStep`). Times are milliseconds of wall clock. */
