@@ -38,19 +38,23 @@ export type { DatasetAdapter } from './data/adapters';
 export { loadImage, decodeImage, decodeDicom, preprocessGray, CLIP_MEAN, CLIP_STD, CHEXZERO_MEAN, CHEXZERO_STD } from './data/images';
 export type { Geometry, Normalize, AugmentOptions, PreprocessOptions } from './data/images';
 export { DataLoader } from './data/DataLoader';
+export { openSplit, openDataset, limitSource } from './data/sources';
+export type { DataSource, OpenedDataset, OpenedSplit, OpenSplitOptions, SourceAdapter, SplitSource } from './data/sources';
 export type { Batch, DataLoaderOptions } from './data/DataLoader';
 export { writeShards, verifyShards, loadShards, ShardReader } from './data/shards';
 export { generateSynthetic, synthesizeSamples, toMemorySource } from './data/synthetic';
 export type { SyntheticOptions, SyntheticSample } from './data/synthetic';
 
 // Evaluation
-export { auroc, averagePrecision, rocCurve, prCurve, metricsAt, binaryMetrics, selectThreshold, macroMean } from './eval/metrics';
+export { auroc, averagePrecision, rocCurve, prCurve, metricsAt, binaryMetrics, selectThreshold, macroMean, perLabelAuroc } from './eval/metrics';
 export type { BinaryMetrics, ThresholdCriterion } from './eval/metrics';
 export { bootstrapMetric, pairedBootstrap, percentileInterval } from './eval/bootstrap';
 export { scoreCsv, scoreTables, formatPredictionsCsv } from './eval/score';
 export type { ScoreResult, ScoreOptions } from './eval/score';
 export { writeReportCard, renderReportHtml } from './eval/reportCard';
 export { zeroShotProbabilities, ensembleProbabilities, ZeroShotClassifier, promptSetHash } from './eval/zeroShot';
+export { scoreSplit } from './eval/scoreSplit';
+export type { ScoreSplitOptions, ScoredSplit } from './eval/scoreSplit';
 export type { ZeroShotEncoder, ZeroShotPromptSet } from './eval/zeroShot';
 
 // Pre-trained checkpoints (OpenAI, Hugging Face CLIPModel, open_clip/BiomedCLIP, own format)
@@ -79,6 +83,10 @@ export type { DistributedSection } from './train/config';
 // Jobs: what the CLI commands run, as library functions
 export { runDemo, DEMO_DEFAULTS, defaultDemoDir } from './jobs/demo';
 export type { DemoOptions, DemoResult, DemoLabelResult } from './jobs/demo';
+export { planTraining } from './jobs/train';
+export type { TrainingPlan } from './jobs/train';
+export { prepareShards } from './jobs/prepare';
+export type { PrepareOptions, PrepareResult } from './jobs/prepare';
 
 // tfjs variant (loads @tensorflow/tfjs lazily, only when used)
 export { TfClipModel, tfContrastiveLoss, useBackend, tfjsAvailable, tfjsNodeAvailable, tfjsWasmAvailable } from './tfjs';
