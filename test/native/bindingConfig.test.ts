@@ -1,7 +1,8 @@
 /**
  * The binding's config contract: an unknown enum string is never mapped to a default; it is E_CONFIG
- * naming the field and the allowed values. These go straight to the raw addon (TypeScript would reject
- * them first), so they test the binding itself.
+ * naming the field and the allowed values. The engine, optimizer, loss, step and process-group options
+ * are required field by field (TypeScript sends every value). These go straight to the raw addon
+ * (TypeScript would reject them first), so they test the binding itself.
  */
 import { loadNative } from '../../lib/native';
 import { resolveModelConfig } from '../../lib/models/registry';
@@ -63,5 +64,53 @@ describe('binding: unknown enum strings are E_CONFIG', () => {
     const m = new addon.NativeModel(withVision('act', 'gelu'), engine);
     expect(m.parameterCount(false)).toBeGreaterThan(0);
     m.dispose();
+  });
+});
+
+describe('binding: engine, optimizer, loss and step options are required field by field', () => {
+  const vit = resolveModelConfig('test-vit') as unknown as NativeModelConfig;
+  const adamw = { kind: 'adamw', lr: 1e-3, weightDecay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-6, momentum: 0.9, nesterov: false } as const;
+  const loss = { kind: 'relaxed', alpha: 0.8, variant: 'clamp-diag', labelSmoothing: 0 } as const;
+
+  function missingField(fn: () => unknown, field: string): void {
+    const e = rawError(fn);
+    expect(e.code).toBe('E_CONFIG');
+    expect(e.message).toContain(field);
+    expect(e.message).toMatch(/required/);
+  }
+
+  it('engine options', () => {
+    const { seed: _seed, ...noSeed } = engine;
+    missingField(() => new addon.NativeModel(vit, noSeed as never), 'seed');
+    missingField(() => new addon.NativeModel(vit, undefined as never), 'engine options');
+  });
+
+  it('optimizer fields and loss fields', () => {
+    const m = new addon.NativeModel(vit, engine);
+    try {
+      const { weightDecay: _wd, ...noWd } = adamw;
+      missingField(() => m.configureOptimizer(noWd as never), 'optimizer.weightDecay');
+      missingField(() => m.configureOptimizer(undefined as never), 'optimizer config');
+      expect(() => m.configureOptimizer(adamw)).not.toThrow();
+    } finally {
+      m.dispose();
+    }
+    const u = new Float32Array(8).fill(0.5);
+    const { labelSmoothing: _ls, ...noSmoothing } = loss;
+    missingField(() => addon.contrastiveLoss(u, u, [2, 4], 0, noSmoothing as never), 'loss.labelSmoothing');
+    expect(addon.contrastiveLoss(u, u, [2, 4], 0, loss).loss).toBeGreaterThan(0);
+  });
+
+  it('train step options', () => {
+    const m = new addon.NativeModel(vit, engine);
+    try {
+      m.configureOptimizer(adamw);
+      const n = 2;
+      const images = new Float32Array(n * 3 * 32 * 32);
+      const ids = new Int32Array(n * 8).fill(1);
+      missingField(() => m.trainStep(images, [n, 3, 32, 32], ids, [n, 8], { lr: 1e-3, clipGradNorm: 0, loss } as never), 'step.microBatch');
+    } finally {
+      m.dispose();
+    }
   });
 });
