@@ -21,7 +21,7 @@ if (!fs.existsSync(path.join(dist, 'infer', 'predict.js'))) {
 const { generateSynthetic } = require(path.join(dist, 'data', 'synthetic'));
 const { ClipModel } = require(path.join(dist, 'models', 'ClipModel'));
 const { ZeroShotModel } = require(path.join(dist, 'infer', 'zeroShotModel'));
-const { predict } = require(path.join(dist, 'infer', 'predict'));
+const { predict } = require(path.join(dist, 'jobs', 'predict'));
 
 function arg(name, def) {
   const i = process.argv.indexOf(`--${name}`);

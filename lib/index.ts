@@ -5,7 +5,8 @@ export type { ErrorCode } from './errors';
 // Native backend and models
 export { capabilities, nativeStats, setThreads, physicalCores } from './native';
 export { ClipModel, createModel, resolveLoss } from './models/ClipModel';
-export type { ModelOptions, LossOptions, TrainBatch, StepOptions, StepResult, OptimizerOptions } from './models/ClipModel';
+export type { ModelOptions, LossOptions, TrainBatch, StepOptions, OptimizerOptions } from './models/ClipModel';
+export type { StepResult, NamedTensor, ResolvedLoss, DistOptions } from './types';
 export { contrastiveLoss } from './models/loss';
 export type { LossAndGrads } from './models/loss';
 export { modelNames, resolveModelConfig } from './models/registry';
@@ -13,10 +14,10 @@ export { validateModelConfig } from './models/config';
 export type { ModelConfig } from './models/config';
 
 // Checkpoints
-export { readSafetensors, readSafetensorsHeader, writeSafetensors, encodeSafetensors, toFloat32, float32ToFloat16, float32ToBFloat16 } from './checkpoints/safetensors';
-export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsInput } from './checkpoints/safetensors';
-export { readModelFolder, writeModelFolder, isModelFolder } from './checkpoints/ownFormat';
-export type { ModelMeta } from './checkpoints/ownFormat';
+export { readSafetensors, readSafetensorsHeader, writeSafetensors, encodeSafetensors, toFloat32, float32ToFloat16, float32ToBFloat16 } from './util/safetensors';
+export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsInput } from './util/safetensors';
+export { readModelFolder, writeModelFolder, isModelFolder } from './models/modelFolder';
+export type { ModelMeta } from './models/modelFolder';
 
 // Text
 export { loadTokenizer, ClipTokenizer, WordPieceTokenizer, CLIP_START_ID, CLIP_END_ID, CLIP_VOCAB_SIZE, CLIP_CONTEXT_LENGTH } from './text/tokenizer';
@@ -37,19 +38,23 @@ export type { DatasetAdapter } from './data/adapters';
 export { loadImage, decodeImage, decodeDicom, preprocessGray, CLIP_MEAN, CLIP_STD, CHEXZERO_MEAN, CHEXZERO_STD } from './data/images';
 export type { Geometry, Normalize, AugmentOptions, PreprocessOptions } from './data/images';
 export { DataLoader } from './data/DataLoader';
+export { openSplit, openDataset, limitSource } from './data/sources';
+export type { DataSource, OpenedDataset, OpenedSplit, OpenSplitOptions, SourceAdapter, SplitSource } from './data/sources';
 export type { Batch, DataLoaderOptions } from './data/DataLoader';
 export { writeShards, verifyShards, loadShards, ShardReader } from './data/shards';
 export { generateSynthetic, synthesizeSamples, toMemorySource } from './data/synthetic';
 export type { SyntheticOptions, SyntheticSample } from './data/synthetic';
 
 // Evaluation
-export { auroc, averagePrecision, rocCurve, prCurve, metricsAt, binaryMetrics, selectThreshold, macroMean } from './eval/metrics';
+export { auroc, averagePrecision, rocCurve, prCurve, metricsAt, binaryMetrics, selectThreshold, macroMean, perLabelAuroc } from './eval/metrics';
 export type { BinaryMetrics, ThresholdCriterion } from './eval/metrics';
 export { bootstrapMetric, pairedBootstrap, percentileInterval } from './eval/bootstrap';
 export { scoreCsv, scoreTables, formatPredictionsCsv } from './eval/score';
 export type { ScoreResult, ScoreOptions } from './eval/score';
 export { writeReportCard, renderReportHtml } from './eval/reportCard';
 export { zeroShotProbabilities, ensembleProbabilities, ZeroShotClassifier, promptSetHash } from './eval/zeroShot';
+export { scoreSplit } from './eval/scoreSplit';
+export type { ScoreSplitOptions, ScoredSplit } from './eval/scoreSplit';
 export type { ZeroShotEncoder, ZeroShotPromptSet } from './eval/zeroShot';
 
 // Pre-trained checkpoints (OpenAI, Hugging Face CLIPModel, open_clip/BiomedCLIP, own format)
@@ -59,8 +64,8 @@ export { detectCheckpoint } from './checkpoints/detect';
 export type { CheckpointFormat } from './checkpoints/detect';
 export { fromInternal, hfClipConfigJson } from './checkpoints/layouts';
 export type { CheckpointLayout } from './checkpoints/layouts';
-export { embedWithCheckpoint, convertCheckpoint } from './checkpoints/embed';
-export type { EmbedOutput } from './checkpoints/embed';
+export { embedWithCheckpoint, convertCheckpoint } from './jobs/embed';
+export type { EmbedOutput } from './jobs/embed';
 
 // Training
 export { Trainer } from './train/Trainer';
@@ -75,26 +80,33 @@ export { distributedEnv, launchWorkers, freePort } from './train/distributed';
 export type { DistEnv, LaunchOptions, LaunchResult } from './train/distributed';
 export type { DistributedSection } from './train/config';
 
-// The main job (`cxr-train demo`) as a function
-export { runDemo, DEMO_DEFAULTS } from './cli/commands/demo';
-export type { DemoOptions, DemoResult, DemoLabelResult } from './cli/commands/demo';
+// Jobs: what the CLI commands run, as library functions
+export { runDemo, DEMO_DEFAULTS, defaultDemoDir } from './jobs/demo';
+export type { DemoOptions, DemoResult, DemoLabelResult } from './jobs/demo';
+export { planTraining } from './jobs/train';
+export type { TrainingPlan } from './jobs/train';
+export { prepareShards } from './jobs/prepare';
+export type { PrepareOptions, PrepareResult } from './jobs/prepare';
 
 // tfjs variant (loads @tensorflow/tfjs lazily, only when used)
 export { TfClipModel, tfContrastiveLoss, useBackend, tfjsAvailable, tfjsNodeAvailable, tfjsWasmAvailable } from './tfjs';
 export type { TfModelOptions, TfOptimizerOptions, TfStepOptions, TfStepResult, TfTrainBatch, TfLossResult, TfBackendName } from './tfjs';
 
 // Experiments
-export { runAblation, resolveAblationConfig, DEFAULT_ABLATION, QUICK_ABLATION, ABLATION_SETTINGS } from './experiments/ablation';
-export type { AblationConfig, AblationResults } from './experiments/ablation';
+export { runAblation } from './jobs/ablation';
+export type { RunAblationOptions, AblationOutcome } from './jobs/ablation';
+export { resolveAblationConfig, readAblationConfigFile, DEFAULT_ABLATION, QUICK_ABLATION, ABLATION_SETTINGS } from './experiments/ablation/config';
+export type { AblationConfig } from './experiments/ablation/config';
+export type { AblationResults } from './experiments/ablation/aggregate';
 
 // Evaluation of checkpoints and inference
-export { evaluateCheckpoint, manifestHash } from './eval/evaluate';
-export type { EvaluateOptions, EvaluateResult } from './eval/evaluate';
+export { evaluateCheckpoint, manifestHash } from './jobs/evaluate';
+export type { EvaluateOptions, EvaluateResult } from './jobs/evaluate';
 export { modelEncoder, modelLogitScale, alignPromptLabels, hashCheckpoint } from './eval/modelEncoder';
 export { fitThresholds, readThresholds, writeThresholds } from './eval/thresholds';
 export type { ThresholdsFile } from './eval/thresholds';
 export { ZeroShotModel } from './infer/zeroShotModel';
-export { predict } from './infer/predict';
-export type { PredictOptions, PredictResult } from './infer/predict';
+export { predict } from './jobs/predict';
+export type { PredictOptions, PredictResult } from './jobs/predict';
 export { startServer } from './infer/server';
 export type { ServeOptions, RunningServer } from './infer/server';

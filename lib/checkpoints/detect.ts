@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CxrError } from '../errors';
-import { isModelFolder, MODEL_META_FILE, MODEL_WEIGHTS_FILE } from './ownFormat';
+import { isModelFolder, MODEL_META_FILE, MODEL_WEIGHTS_FILE } from '../models/modelFolder';
 
 /**
  * What a checkpoint file is:

@@ -5,7 +5,7 @@
  */
 import { CxrError } from '../errors';
 import { validateModelConfig, type ModelConfig } from '../models/config';
-import type { NativeTensor } from '../native/binding';
+import type { NamedTensor } from '../types';
 
 /**
  * - `openai`: OpenAI CLIP / CheXzero / open_clip OpenAI-layout (`visual.*`, `transformer.*`, ...);
@@ -17,7 +17,7 @@ import type { NativeTensor } from '../native/binding';
 export type CheckpointLayout = 'openai' | 'hf-clip' | 'open-clip-hf' | 'internal';
 
 /** A tensor by name with its shape and float32 values. */
-export type StateTensor = NativeTensor;
+export type StateTensor = NamedTensor;
 
 /** Names that identify a layout; the prefix before one of them is a wrapper to strip. */
 const MARKERS: Array<[string, CheckpointLayout]> = [

@@ -14,8 +14,8 @@ import { asCxrError, loadNative } from '../native';
 import { loadTokenizer, type TextTokenizer } from '../text/tokenizer';
 import { detectCheckpoint, type CheckpointFormat, type DetectedCheckpoint } from './detect';
 import { inferConfig, toInternal, unwrapState, type CheckpointLayout, type StateTensor } from './layouts';
-import { readModelFolder, type ModelMeta } from './ownFormat';
-import { readSafetensors, toFloat32 } from './safetensors';
+import { readModelFolder, type ModelMeta } from '../models/modelFolder';
+import { readSafetensors, toFloat32 } from '../util/safetensors';
 
 /** Options of {@link loadPretrained}. */
 export interface LoadPretrainedOptions extends ModelOptions {

@@ -176,6 +176,16 @@ export class DataLoader {
     this.mode = workers > 0 && this.entry ? 'workers' : 'in-process';
   }
 
+  /** The samples of the source, in source order. */
+  get samples(): readonly Sample[] {
+    return this.source.samples;
+  }
+
+  /** Images per batch (per process). */
+  get batchSize(): number {
+    return this.opts.batchSize;
+  }
+
   /** Number of samples. */
   get length(): number {
     return this.source.samples.length;

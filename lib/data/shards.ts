@@ -119,6 +119,14 @@ function readMeta(dir: string): ShardsMeta | undefined {
   return m;
 }
 
+/** The index (`shards.json`) of a shard folder; E_IO without one, E_PARSE/E_UNSUPPORTED for a bad one. */
+export function readShardsMeta(dirIn: string): ShardsMeta {
+  const dir = path.resolve(dirIn);
+  const meta = readMeta(dir);
+  if (!meta) throw new CxrError('E_IO', `${dir}: no shards.json`);
+  return meta;
+}
+
 /**
  * Writes (or resumes writing) packed shards for a manifest. Returns the final meta. Bad images are
  * skipped and counted in `meta.issues` unless `strict`.
@@ -291,8 +299,7 @@ export interface LoadedShards extends MemorySource {
  */
 export function loadShards(dirIn: string, opts: LoadShardsOptions = {}): LoadedShards {
   const dir = path.resolve(dirIn);
-  const meta = readMeta(dir);
-  if (!meta) throw new CxrError('E_IO', `${dir}: no shards.json`);
+  const meta = readShardsMeta(dir);
   const plane = meta.size * meta.size;
   const splitSet = opts.splits ? new Set(opts.splits) : undefined;
   const chunks: { buf: Buffer; keep: number[] }[] = [];

@@ -428,6 +428,44 @@ export interface MacroMean {
 }
 
 /**
+ * AUROC of every label of row-major `n × labels.length` truth and scores, `truth` as 1 / 0 (anything else,
+ * e.g. -1 uncertain or NaN missing, is left out by {@link auroc}); null for a label with one class only.
+ */
+export function perLabelAuroc(labels: readonly string[], truth: NumArray, scores: NumArray): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  forEachLabelColumn(labels, truth, scores, 'perLabelAuroc', (label, y, s) => {
+    const a = auroc(y, s);
+    out[label] = Number.isNaN(a) ? null : a;
+  });
+  return out;
+}
+
+/**
+ * Calls `fn` with each label's truth and score columns of row-major `n × labels.length` matrices.
+ * E_SHAPE (naming `what`) when the two do not have the same length or do not split into the labels.
+ */
+export function forEachLabelColumn(
+  labels: readonly string[],
+  truth: NumArray,
+  scores: NumArray,
+  what: string,
+  fn: (label: string, y: Float64Array, s: Float64Array, j: number) => void,
+): void {
+  const L = labels.length;
+  const n = L === 0 ? 0 : truth.length / L;
+  if (scores.length !== truth.length || !Number.isInteger(n)) throw new CxrError('E_SHAPE', `${what}: ${truth.length} truth values and ${scores.length} scores for ${L} labels`);
+  labels.forEach((label, j) => {
+    const y = new Float64Array(n);
+    const s = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      y[i] = truth[i * L + j];
+      s[i] = scores[i * L + j];
+    }
+    fn(label, y, s, j);
+  });
+}
+
+/**
  * Unweighted mean over labels, skipping (and naming) labels whose value is NaN or null (e.g. AUROC of a label
  * with one class). `only`, when given, restricts the mean to those labels.
  */

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { CxrError } from '../errors';
 import { writeFileAtomic } from '../util/atomic';
-import { selectThresholdSorted, sortLabel } from './metrics';
+import { forEachLabelColumn, selectThresholdSorted, sortLabel } from './metrics';
 import type { ThresholdCriterion } from './metrics';
 
 /** File format tag of a thresholds JSON. */
@@ -44,18 +44,9 @@ export function fitThresholds(
   probs: ArrayLike<number>,
   criterion: ThresholdCriterion = 'mcc',
 ): { labels: Record<string, number>; skipped: Array<{ label: string; reason: string }> } {
-  const L = labels.length;
-  const n = L ? truth.length / L : 0;
-  if (truth.length !== probs.length || !Number.isInteger(n)) throw new CxrError('E_SHAPE', `truth (${truth.length}) and probabilities (${probs.length}) do not match ${L} labels`);
   const out: Record<string, number> = {};
   const skipped: Array<{ label: string; reason: string }> = [];
-  labels.forEach((label, j) => {
-    const y = new Float64Array(n);
-    const s = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      y[i] = truth[i * L + j];
-      s[i] = probs[i * L + j];
-    }
+  forEachLabelColumn(labels, truth, probs, 'fitThresholds: truth and probabilities', (label, y, s) => {
     const sl = sortLabel(y, s);
     const c = selectThresholdSorted(sl, criterion);
     if (c) out[label] = c.threshold;

@@ -1,14 +1,8 @@
 import { CxrError } from '../errors';
 import { asCxrError, loadNative, setThreads } from '../native';
-import type {
-  NativeDistOptions,
-  NativeLossConfig,
-  NativeModel,
-  NativeOptimizerConfig,
-  NativeStepResult,
-  NativeTensor,
-} from '../native/binding';
-import { readModelFolder, writeModelFolder } from '../checkpoints/ownFormat';
+import type { NativeModel, NativeOptimizerConfig } from '../native/binding';
+import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../types';
+import { readModelFolder, writeModelFolder } from './modelFolder';
 import type { ModelConfig } from './config';
 import { resolveModelConfig } from './registry';
 
@@ -60,7 +54,6 @@ export interface StepOptions {
   microBatch?: number;
 }
 
-export type StepResult = NativeStepResult;
 
 export interface OptimizerOptions {
   kind: 'adamw' | 'sgd';
@@ -74,7 +67,7 @@ export interface OptimizerOptions {
 }
 
 /** Resolves loss options with defaults and validates them (E_CONFIG). */
-export function resolveLoss(l: LossOptions | undefined): NativeLossConfig {
+export function resolveLoss(l: LossOptions | undefined): ResolvedLoss {
   const kind = l?.kind ?? 'clip';
   if (kind !== 'clip' && kind !== 'relaxed') throw new CxrError('E_CONFIG', `loss.kind must be "clip" or "relaxed", got "${kind}"`);
   const alpha = l?.alpha ?? 1;
@@ -268,12 +261,12 @@ export class ClipModel {
   }
 
   /** Parameters and buffers as float32 copies with OpenAI CLIP key names. */
-  getState(): NativeTensor[] {
+  getState(): NamedTensor[] {
     return this.handle().getState();
   }
 
   /** Loads tensors by name (shapes must match: E_CHECKPOINT). strict: missing or unexpected names throw. */
-  loadState(tensors: NativeTensor[], strict = true): { missing: string[]; unexpected: string[] } {
+  loadState(tensors: NamedTensor[], strict = true): { missing: string[]; unexpected: string[] } {
     try {
       return this.handle().loadState(tensors, strict);
     } catch (e) {
@@ -321,7 +314,7 @@ export class ClipModel {
    * environment): from then on `trainStep` takes the loss over every rank's rows and sums the gradients
    * over ranks. Blocks (asynchronously) until every rank has joined. Resolves to the backend used.
    */
-  async initDistributed(opts: NativeDistOptions): Promise<string> {
+  async initDistributed(opts: DistOptions): Promise<string> {
     try {
       const backend = await this.handle().initDistributed(opts);
       this.#distributed = true;

@@ -3,6 +3,7 @@
  * (ClipModel, Trainer) wrap these handles. Every native function throws (or rejects with) an Error whose
  * `code` is one of the stable codes in errors.ts; callers convert it with `asCxrError`.
  */
+import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../types';
 
 /** Model architecture as the native core receives it (validated by lib/models/config.ts first). */
 export interface NativeModelConfig {
@@ -57,12 +58,8 @@ export interface NativeEngineOptions {
   seed: number;
 }
 
-export interface NativeLossConfig {
-  kind: 'clip' | 'relaxed';
-  alpha: number;
-  variant: 'clamp-diag' | 'clamp-numerator';
-  labelSmoothing: number;
-}
+/** The loss as the native step receives it: the public {@link ResolvedLoss} (every field resolved). */
+export type NativeLossConfig = ResolvedLoss;
 
 export interface NativeStepOptions {
   lr: number;
@@ -72,37 +69,12 @@ export interface NativeStepOptions {
   loss: NativeLossConfig;
 }
 
-export interface NativeStepResult {
-  loss: number;
-  gradNorm: number;
-  logitScale: number;
-  msForward: number;
-  msBackward: number;
-  msOptimizer: number;
-  msTotal: number;
-  /** Distributed: ms waiting on collectives not hidden behind backward (embedding gather, gradient all-reduce). */
-  msComm: number;
-  /** Pairs in the loss: the global batch when distributed. */
-  batch: number;
-  /** Processes in the group (1 without one). */
-  worldSize: number;
-  /** Distributed: gradient buckets, and how many were all-reduced while backward was still running. */
-  buckets: number;
-  bucketsDuringBackward: number;
-}
+/** What one native train step returns: the public {@link StepResult}. */
+export type NativeStepResult = StepResult;
 
 /** Process-group options (torchrun's environment resolved by lib/train/distributed). */
-export interface NativeDistOptions {
-  rank: number;
-  worldSize: number;
-  masterAddr: string;
-  masterPort: number;
-  backend: 'auto' | 'gloo' | 'nccl';
-  timeoutMs: number;
-  bucketMb: number;
-  /** Network interface for Gloo ("" = from MASTER_ADDR / hostname). */
-  ifname: string;
-}
+/** Process-group options: the public {@link DistOptions}. */
+export type NativeDistOptions = DistOptions;
 
 export interface NativeOptimizerConfig {
   kind: 'adamw' | 'sgd';
@@ -115,11 +87,8 @@ export interface NativeOptimizerConfig {
   nesterov: boolean;
 }
 
-export interface NativeTensor {
-  name: string;
-  shape: number[];
-  data: Float32Array;
-}
+/** One named float32 tensor crossing the boundary: the public {@link NamedTensor}. */
+export type NativeTensor = NamedTensor;
 
 /** One model on one device with its optimizer (native cxr::Engine). */
 export interface NativeModel {

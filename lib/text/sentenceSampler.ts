@@ -63,17 +63,17 @@ export interface SamplerOptions {
   removePlaceholders?: boolean;
 }
 
-/** The defaults, in one place. */
+/** The sampler's defaults, in one place (the training config's `text` section takes its values from here). */
 export const DEFAULT_SAMPLER_OPTIONS: Readonly<Required<Omit<SamplerOptions, 'k' | 'contextLength' | 'countTokens'>>> = {
-  mode: 'uniform',
-  sections: 'findings+impression',
-  seed: 0,
-  dropComparisonOnly: false,
-  dropDuplicates: false,
-  fallbackText: 'chest radiograph',
-  sectionFallback: true,
-  semicolons: false,
-  removePlaceholders: true,
+  mode: 'uniform', // the paper's sentence sampling: k ~ Uniform{1..n} re-drawn every step
+  sections: 'findings+impression', // both sections carry findings
+  seed: 0, // reproducible sampling
+  dropComparisonOnly: false, // keep every sentence, as the paper: comparison-only ones are rare and harmless
+  dropDuplicates: false, // repeated sentences are kept, as the paper
+  fallbackText: 'chest radiograph', // neutral text for empty reports (counted): claims neither normal nor abnormal
+  sectionFallback: true, // header-less and oddly headed reports are still used (counted)
+  semicolons: false, // a semicolon joins clauses of one finding
+  removePlaceholders: true, // de-identification placeholders ("___", "XXXX") carry no finding
 };
 
 /** A report reduced to what sampling needs; build once with {@link SentenceSampler.prepare}. */

@@ -6,7 +6,7 @@
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
 import { CxrError } from '../errors';
 import { resolveLoss, type LossOptions } from '../models/ClipModel';
-import type { NativeLossConfig } from '../native/binding';
+import type { ResolvedLoss } from '../types';
 import { useBackend, type TfBackendName, type Tf } from './backend';
 import { tfOps } from './ops';
 
@@ -19,7 +19,7 @@ const NORM_EPS = 1e-12;
  * min(s_ii, α) everywhere; `clamp-numerator` keeps the raw logits in the log-sum-exp and clamps only the
  * target term. α = 1 (or kind "clip") is plain CLIP. Label smoothing ε follows PyTorch's cross_entropy.
  */
-export function tfContrastiveLossTensor(tf: Tf, U: Tensor, V: Tensor, theta: Tensor, loss: NativeLossConfig): Scalar {
+export function tfContrastiveLossTensor(tf: Tf, U: Tensor, V: Tensor, theta: Tensor, loss: ResolvedLoss): Scalar {
   const { mm } = tfOps(tf);
   const B = U.shape[0];
   const normalize = (x: Tensor) => tf.div(x, tf.maximum(tf.sqrt(tf.sum(tf.square(x), 1, true)), NORM_EPS));

@@ -8,11 +8,11 @@
  */
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
 import { CxrError } from '../errors';
-import { readModelFolder } from '../checkpoints/ownFormat';
+import { readModelFolder } from '../models/modelFolder';
 import { resolveLoss, type LossOptions } from '../models/ClipModel';
 import type { ModelConfig } from '../models/config';
 import { resolveModelConfig } from '../models/registry';
-import type { NativeTensor } from '../native/binding';
+import type { NamedTensor, StepResult } from '../types';
 import { useBackend, type Tf, type TfBackendName } from './backend';
 import { tfContrastiveLossTensor } from './loss';
 import { tfOps, type TfActivation, type TfOps } from './ops';
@@ -50,17 +50,8 @@ export interface TfStepOptions {
   loss?: LossOptions;
 }
 
-/** Result of one tfjs train step (the same fields as the native step result). */
-export interface TfStepResult {
-  loss: number;
-  gradNorm: number;
-  logitScale: number;
-  msForward: number;
-  msBackward: number;
-  msOptimizer: number;
-  msTotal: number;
-  batch: number;
-}
+/** Result of one tfjs train step: the fields of the native step result that a single process has. */
+export type TfStepResult = Pick<StepResult, 'loss' | 'gradNorm' | 'logitScale' | 'msForward' | 'msBackward' | 'msOptimizer' | 'msTotal' | 'batch'>;
 
 /** A batch: images N×3×S×S float32 and token ids N×L int32 (as for the native `trainStep`). */
 export interface TfTrainBatch {
@@ -229,7 +220,7 @@ export class TfClipModel {
    * an OpenAI-layout state read by the checkpoint code, or the own format's tensors). strict (default):
    * a missing or unexpected tensor is E_CHECKPOINT; otherwise missing ones are randomly initialised.
    */
-  static async fromState(nameOrConfig: string | ModelConfig, state: NativeTensor[], options: TfModelOptions & { strict?: boolean } = {}): Promise<TfClipModel> {
+  static async fromState(nameOrConfig: string | ModelConfig, state: NamedTensor[], options: TfModelOptions & { strict?: boolean } = {}): Promise<TfClipModel> {
     const model = await TfClipModel.#build(nameOrConfig, options);
     try {
       model.loadState(state, options.strict ?? true);
@@ -275,12 +266,12 @@ export class TfClipModel {
    * that were missing from `tensors` and those the model does not have. OpenAI metadata entries
    * (input_resolution, context_length, vocab_size) and the attn_mask buffer are skipped, as natively.
    */
-  loadState(tensors: NativeTensor[], strict = true): { missing: string[]; unexpected: string[] } {
+  loadState(tensors: NamedTensor[], strict = true): { missing: string[]; unexpected: string[] } {
     this.#check();
     const tf = this.#tf;
     const byName = new Map(this.#specs.map((s) => [s.name, s]));
     const unexpected: string[] = [];
-    const seen = new Map<string, NativeTensor>();
+    const seen = new Map<string, NamedTensor>();
     for (const t of tensors) {
       if (IGNORED_KEYS.has(t.name)) continue;
       const spec = byName.get(t.name);
@@ -312,7 +303,7 @@ export class TfClipModel {
   }
 
   /** Parameters as float32 copies with OpenAI CLIP key names (the native `getState` layout). */
-  getState(): NativeTensor[] {
+  getState(): NamedTensor[] {
     this.#check();
     return this.#specs.map((s) => ({ name: s.name, shape: [...s.shape], data: this.#p(s.name).dataSync() as Float32Array }));
   }

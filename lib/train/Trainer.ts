@@ -17,8 +17,8 @@ import { CxrError, isCxrError } from '../errors';
 import { DataLoader } from '../data/DataLoader';
 import type { Batch } from '../data/DataLoader';
 import { ClipModel } from '../models/ClipModel';
-import type { StepResult } from '../models/ClipModel';
-import { isModelFolder } from '../checkpoints/ownFormat';
+import type { StepResult } from '../types';
+import { isModelFolder } from '../models/modelFolder';
 import { loadPretrained } from '../checkpoints/pretrained';
 import { loadTokenizer } from '../text/tokenizer';
 import type { TextTokenizer } from '../text/tokenizer';
@@ -27,14 +27,16 @@ import type { PreparedReport } from '../text/sentenceSampler';
 import { loadPromptSet } from '../text/prompts';
 import type { PromptSet } from '../text/prompts';
 import { ZeroShotClassifier } from '../eval/zeroShot';
+import { scoreSplit } from '../eval/scoreSplit';
 import type { ZeroShotEncoder } from '../eval/zeroShot';
 import { alignPromptLabels, modelEncoder } from '../eval/modelEncoder';
-import { auroc, macroMean } from '../eval/metrics';
+import { macroMean, perLabelAuroc } from '../eval/metrics';
 import { writeFileAtomic } from '../util/atomic';
 import { configToYaml, defaultRunDir, resumeConflicts, validateTrainConfig } from './config';
 import type { TrainConfig } from './config';
 import { lrAt } from './schedule';
-import { buildRunData, limitSource } from './data';
+import { buildRunData } from './data';
+import { limitSource } from '../data/sources';
 import type { RunData } from './data';
 import { freezePrefixes } from './freeze';
 import { distributedEnv } from './distributed';
@@ -294,6 +296,11 @@ export class Trainer {
       sections: c.text.sections,
       seed: c.seed,
       fallbackText: c.text.fallbackText,
+      dropComparisonOnly: c.text.dropComparisonOnly,
+      dropDuplicates: c.text.dropDuplicates,
+      semicolons: c.text.semicolons,
+      sectionFallback: c.text.sectionFallback,
+      removePlaceholders: c.text.removePlaceholders,
       contextLength: model.contextLength,
       countTokens: (t) => tok.countTokens(t),
     });
@@ -620,49 +627,32 @@ export class Trainer {
     const data = this.data!;
     // Prompt labels against dataset labels, through the dataset's label map when it has one.
     const { used, datasetName: canon } = alignPromptLabels(prompts, data.dataset, data.labelNames);
-    const clf = new ZeroShotClassifier(this.encoder(), { name: prompts.name, labels: used }, { cache: new Map() });
-    const L = used.length;
-    const chunks: Float32Array[] = [];
+    // One image encode per validation batch, as the loader delivers it.
+    const clf = new ZeroShotClassifier(this.encoder(), { name: prompts.name, labels: used }, { cache: new Map(), imageBatchSize: this.config.eval.batchSize });
     const truth: number[] = [];
     let lossSum = 0;
     let lossN = 0;
-    for await (const b of this.valLoader!.epoch(0)) {
-      const emb = await model.encodeImages(b.images, { n: b.n });
-      chunks.push(await clf.scoreEmbeddings(emb, b.n));
-      for (const smp of b.samples) for (const l of used) truth.push(smp.labels[canon.get(l.label)!] ?? NaN);
-      if (b.n >= 2) {
-        // Validation texts: sampled as at epoch 0, the same every evaluation.
-        const texts = b.indices.map((idx, i) => this.textFor(idx, b.samples[i].report, 0, this.preparedVal));
-        const tok = this.tokenizer!.encodeBatch(texts, model.contextLength);
-        lossSum += b.n * (await model.evalLoss({ images: b.images, tokenIds: tok.ids, n: b.n, length: tok.length }, this.config.loss));
-        lossN += b.n;
-      }
-    }
-    const n = truth.length / L;
-    const probs = new Float32Array(n * L);
-    let off = 0;
-    for (const ch of chunks) {
-      probs.set(ch, off);
-      off += ch.length;
-    }
+    const scored = await scoreSplit(clf, this.valLoader!, {
+      onBatch: async (b) => {
+        for (const smp of b.samples) for (const l of used) truth.push(smp.labels[canon.get(l.label)!] ?? NaN);
+        if (b.n >= 2) {
+          // Validation texts: sampled as at epoch 0, the same every evaluation.
+          const texts = b.indices.map((idx, i) => this.textFor(idx, b.samples[i].report, 0, this.preparedVal));
+          const tok = this.tokenizer!.encodeBatch(texts, model.contextLength);
+          lossSum += b.n * (await model.evalLoss({ images: b.images, tokenIds: tok.ids, n: b.n, length: tok.length }, this.config.loss));
+          lossN += b.n;
+        }
+      },
+    });
+    const probs = scored.probs;
+    const n = scored.indices.length;
     return { labels: used.map((l) => l.label), probs, truth: Float64Array.from(truth), n, valLoss: lossN ? lossSum / lossN : NaN };
   }
 
   /** Validation loss and zero-shot AUROC per label and macro mean on the validation split. */
   async evaluate(): Promise<EvalMetrics> {
     const z = await this.zeroShot();
-    const L = z.labels.length;
-    const per: Record<string, number | null> = {};
-    z.labels.forEach((label, j) => {
-      const y = new Float64Array(z.n);
-      const sc = new Float64Array(z.n);
-      for (let i = 0; i < z.n; i++) {
-        y[i] = z.truth[i * L + j];
-        sc[i] = z.probs[i * L + j];
-      }
-      const a = auroc(y, sc);
-      per[label] = Number.isNaN(a) ? null : a;
-    });
+    const per = perLabelAuroc(z.labels, z.truth, z.probs);
     const mm = macroMean(per);
     return { step: this.step, valLoss: z.valLoss, auroc: per, macroAuroc: mm.mean, skipped: mm.skipped, n: z.n };
   }

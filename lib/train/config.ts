@@ -7,13 +7,13 @@
  * model, a few hundred steps on 2 CPU cores. A real run (MIMIC-CXR + a CLIP checkpoint) overrides model,
  * data and optimizer; see examples/ and docs/training.md.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { CxrError } from '../errors';
+import { cloneJson, isPlainObject, mergeLayer, readLayerFile } from '../util/layers';
 import type { AugmentOptions, Geometry } from '../data/images';
 import type { Split } from '../data/sample';
-import type { SamplingMode, SectionChoice } from '../text/sentenceSampler';
+import { DEFAULT_SAMPLER_OPTIONS, type SamplingMode, type SectionChoice } from '../text/sentenceSampler';
 
 /** Which model to train. */
 export interface ModelSection {
@@ -59,6 +59,16 @@ export interface TextSection {
   sections: SectionChoice;
   /** Text of a report with no usable sentence. */
   fallbackText: string;
+  /** Drop sentences that only compare with prior studies (`cxr-train report --drop-comparison` shows the effect). */
+  dropComparisonOnly: boolean;
+  /** Drop repeated sentences, keeping the first (`report --drop-duplicates`). */
+  dropDuplicates: boolean;
+  /** Also end sentences at semicolons (`report --semicolons`). */
+  semicolons: boolean;
+  /** Use the report body when the chosen sections are empty. */
+  sectionFallback: boolean;
+  /** Remove de-identification placeholders ("___", "XXXX") and the word that introduces them. */
+  removePlaceholders: boolean;
 }
 
 /** The contrastive loss (METHOD.md §1-2). */
@@ -215,10 +225,17 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
     workers: 2, // two decoder threads saturate 2 cores without starving the train step
   },
   text: {
-    mode: 'uniform' as SamplingMode, // the paper's sentence sampling: k ~ Uniform{1..n} re-drawn every step
+    // The values are the sampler's (DEFAULT_SAMPLER_OPTIONS), so training and `cxr-train report` clean and
+    // sample reports alike; the reasons are here.
+    mode: DEFAULT_SAMPLER_OPTIONS.mode, // the paper's sentence sampling: k ~ Uniform{1..n} re-drawn every step
     k: null, // only used by mode k
-    sections: 'findings+impression' as SectionChoice, // both sections carry findings
-    fallbackText: 'chest radiograph', // neutral text for empty reports (counted)
+    sections: DEFAULT_SAMPLER_OPTIONS.sections, // both sections carry findings
+    fallbackText: DEFAULT_SAMPLER_OPTIONS.fallbackText, // neutral text for empty reports (counted)
+    dropComparisonOnly: DEFAULT_SAMPLER_OPTIONS.dropComparisonOnly, // as the paper: comparison-only sentences are kept
+    dropDuplicates: DEFAULT_SAMPLER_OPTIONS.dropDuplicates, // as the paper: repeated sentences are kept
+    semicolons: DEFAULT_SAMPLER_OPTIONS.semicolons, // a semicolon joins clauses of one finding
+    sectionFallback: DEFAULT_SAMPLER_OPTIONS.sectionFallback, // header-less reports are still used (counted)
+    removePlaceholders: DEFAULT_SAMPLER_OPTIONS.removePlaceholders, // de-identification placeholders carry no finding
   },
   loss: {
     kind: 'relaxed' as const, // the paper's positive-pair relaxation (METHOD.md §2)
@@ -271,58 +288,23 @@ export const DEFAULT_CONFIG: Readonly<TrainConfig> = Object.freeze({
   },
 }) as TrainConfig;
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Fields whose value is a free-form object (not merged key by key nor checked for unknown keys). */
 const OPAQUE = new Set(['data.options', 'data.augment']);
 
-function clone<T>(v: T): T {
-  return JSON.parse(JSON.stringify(v)) as T;
-}
+const isObject = isPlainObject;
+const clone = cloneJson;
 
 /**
  * Deep-merges `over` into `base` (a new object). Unknown keys are rejected with their full path, so a
  * typo never silently falls back to a default.
  */
 export function mergeConfig(base: TrainConfig, over: unknown, source = 'config'): TrainConfig {
-  if (over === undefined || over === null) return clone(base);
-  if (!isObject(over)) throw new CxrError('E_CONFIG', `${source}: the config must be an object (key: value mapping)`);
-  const out = clone(base) as unknown as Record<string, unknown>;
-  const walk = (dst: Record<string, unknown>, src: Record<string, unknown>, ref: Record<string, unknown>, prefix: string) => {
-    for (const [k, v] of Object.entries(src)) {
-      const key = prefix ? `${prefix}.${k}` : k;
-      if (!(k in ref)) {
-        const known = Object.keys(ref).join(', ');
-        throw new CxrError('E_CONFIG', `${source}: unknown key "${key}" (known at this level: ${known})`, { key });
-      }
-      if (v === undefined) continue;
-      const refV = ref[k];
-      if (isObject(refV) && !OPAQUE.has(key)) {
-        if (!isObject(v)) throw new CxrError('E_CONFIG', `${source}: "${key}" must be a mapping of ${Object.keys(refV).join(', ')}`, { key });
-        walk(dst[k] as Record<string, unknown>, v, refV, key);
-      } else dst[k] = clone(v);
-    }
-  };
-  walk(out, over, DEFAULT_CONFIG as unknown as Record<string, unknown>, '');
-  return out as unknown as TrainConfig;
+  return mergeLayer(base, over, source, { opaque: OPAQUE });
 }
 
 /** Reads a config file: YAML (.yaml/.yml) or JSON; E_IO when unreadable, E_PARSE when malformed. */
 export function readConfigFile(file: string): PartialTrainConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CxrError('E_IO', `cannot read config ${file}: ${(e as Error).message}`, { path: file });
-  }
-  try {
-    const v = /\.ya?ml$/i.test(file) ? yaml.load(text) : JSON.parse(text);
-    return (v ?? {}) as PartialTrainConfig;
-  } catch (e) {
-    throw new CxrError('E_PARSE', `config ${file}: ${(e as Error).message.split('\n')[0]}`, { path: file });
-  }
+  return readLayerFile(file, 'config') as PartialTrainConfig;
 }
 
 /**
@@ -406,6 +388,9 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   if (c.text.mode === 'k') int(c.text.k, 'text.k', 1);
   else optInt(c.text.k, 'text.k', 1);
   if (typeof c.text.fallbackText !== 'string') fail('text.fallbackText', 'must be a string');
+  for (const k of ['dropComparisonOnly', 'dropDuplicates', 'semicolons', 'sectionFallback', 'removePlaceholders'] as const) {
+    if (typeof c.text[k] !== 'boolean') fail(`text.${k}`, 'must be true or false');
+  }
   oneOf(c.loss.kind, 'loss.kind', ['clip', 'relaxed']);
   num(c.loss.alpha, 'loss.alpha', 0, 1, true);
   oneOf(c.loss.variant, 'loss.variant', ['clamp-diag', 'clamp-numerator']);
@@ -479,7 +464,9 @@ function getPath(o: unknown, key: string): unknown {
 
 /** The locked fields that differ between a checkpoint's config and the config of the resuming run. */
 export function resumeConflicts(saved: TrainConfig, now: TrainConfig): string[] {
-  return RESUME_LOCKED_KEYS.filter((k) => JSON.stringify(getPath(saved, k)) !== JSON.stringify(getPath(now, k)));
+  // A checkpoint from an older version lacks newer fields: they had their defaults then.
+  const full = mergeConfig(clone(DEFAULT_CONFIG), clone(saved), 'checkpoint');
+  return RESUME_LOCKED_KEYS.filter((k) => JSON.stringify(getPath(full, k)) !== JSON.stringify(getPath(now, k)));
 }
 
 /** `runs/<yyyymmdd>-<hhmmss>` in the local time zone, for a run without an explicit outDir. */

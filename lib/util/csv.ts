@@ -159,3 +159,102 @@ export function formatCsv(rows: ReadonlyArray<ReadonlyArray<string | number | nu
   for (const r of rows) out += r.map((v) => formatCsvField(v, separator)).join(separator) + '\n';
   return out;
 }
+
+/**
+ * Streams the rows of an RFC 4180 CSV file (quoted fields, "" escapes, embedded line breaks, CRLF).
+ * The first row is the header. A row shorter than the header leaves the missing columns undefined.
+ */
+export async function* readCsvRows(file: string): AsyncGenerator<{ header: string[]; row: Array<string | undefined>; line: number }> {
+  let stream: fs.ReadStream;
+  try {
+    await fs.promises.access(file, fs.constants.R_OK);
+    stream = fs.createReadStream(file, { encoding: 'utf8' });
+  } catch (e) {
+    throw new CxrError('E_IO', `cannot read CSV file ${file}: ${(e as Error).message}`, { path: file });
+  }
+  let header: string[] | null = null;
+  let field = '';
+  let row: string[] = [];
+  let quoted = false;
+  let pendingQuote = false; // a quote ended the last chunk inside a quoted field: escape or close?
+  let line = 1;
+  let rowLine = 1;
+  let bom = true;
+  const done: Array<string[]> = [];
+  const endField = () => {
+    row.push(field);
+    field = '';
+  };
+  const endRow = () => {
+    endField();
+    done.push(row);
+    row = [];
+  };
+  for await (const chunk of stream as AsyncIterable<string>) {
+    let s = chunk;
+    if (bom) {
+      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+      bom = false;
+    }
+    let runStart = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (pendingQuote) {
+        pendingQuote = false;
+        if (c === 34) {
+          field += '"';
+          runStart = i + 1;
+          continue;
+        }
+        quoted = false;
+      }
+      if (quoted) {
+        if (c === 34) {
+          field += s.slice(runStart, i);
+          if (i + 1 >= s.length) pendingQuote = true;
+          else if (s.charCodeAt(i + 1) === 34) {
+            field += '"';
+            i++;
+          } else quoted = false;
+          runStart = i + 1;
+        } else if (c === 10) line++;
+        continue;
+      }
+      if (c === 34) {
+        field += s.slice(runStart, i);
+        if (field.length === 0) quoted = true;
+        else field += '"'; // a stray quote inside an unquoted field is kept as text
+        runStart = i + 1;
+      } else if (c === 44) {
+        field += s.slice(runStart, i);
+        endField();
+        runStart = i + 1;
+      } else if (c === 10 || c === 13) {
+        field += s.slice(runStart, i);
+        if (c === 13 && i + 1 < s.length && s.charCodeAt(i + 1) === 10) i++;
+        line++;
+        endRow();
+        runStart = i + 1;
+      }
+    }
+    field += s.slice(runStart);
+    for (const r of done.splice(0)) {
+      const thisLine = rowLine;
+      rowLine = line;
+      if (r.length === 1 && r[0] === '') continue; // blank line
+      if (header === null) {
+        header = r.map((h) => h.trim());
+        continue;
+      }
+      yield { header, row: r, line: thisLine };
+    }
+  }
+  if (pendingQuote) quoted = false;
+  if (quoted) throw new CxrError('E_PARSE', `CSV file ${file}: a quoted field opened on or after line ${rowLine} is never closed`, { path: file, line: rowLine });
+  if (field.length > 0 || row.length > 0) {
+    endField();
+    if (header === null) header = row.map((h) => h.trim());
+    else yield { header, row, line: rowLine };
+  }
+  if (header === null) throw new CxrError('E_DATA', `CSV file ${file} is empty (no header row)`, { path: file });
+}

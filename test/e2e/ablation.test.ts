@@ -5,8 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveAblationConfig, runAblation } from '../../lib/experiments/ablation';
-import type { AblationResults, RunResult } from '../../lib/experiments/ablation';
+import { resolveAblationConfig, type RunResult } from '../../lib/experiments/ablation/config';
+import type { AblationResults } from '../../lib/experiments/ablation/aggregate';
+import { runAblation } from '../../lib/jobs/ablation';
 import { CxrError } from '../../lib/errors';
 import { main } from '../../lib/cli/index';
 

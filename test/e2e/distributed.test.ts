@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readModelFolder } from '../../lib/checkpoints/ownFormat';
+import { readModelFolder } from '../../lib/models/modelFolder';
 import { freePort } from '../../lib/train/distributed';
 import { capabilities } from '../../lib/native';
 

@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { ClipModel } from '../../lib/models/ClipModel';
 import { startServer, sniffImage } from '../../lib/infer/server';
 import type { RunningServer } from '../../lib/infer/server';
-import { predict } from '../../lib/infer/predict';
+import { predict } from '../../lib/jobs/predict';
 import { makeDicom } from '../unit/data/helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-serve-'));

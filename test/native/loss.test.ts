@@ -1,12 +1,11 @@
 import { contrastiveLoss } from '../../lib/models/loss';
 import { CxrError } from '../../lib/errors';
+import { lcg as uniform } from '../helpers/inputs';
 
+/** The shared test LCG, centred: uniform [-0.5, 0.5). */
 function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32 - 0.5;
-  };
+  const u = uniform(seed);
+  return () => u() - 0.5;
 }
 
 /**

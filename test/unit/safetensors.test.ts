@@ -13,7 +13,7 @@ import {
   SafetensorsInput,
   toFloat32,
   writeSafetensors,
-} from '../../lib/checkpoints/safetensors';
+} from '../../lib/util/safetensors';
 import { expectCode } from '../helpers/errors';
 import { mulberry32 as rng } from '../../lib/util/rng';
 

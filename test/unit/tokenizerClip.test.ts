@@ -8,7 +8,7 @@ import { mulberry32 as rng } from '../../lib/util/rng';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BPE = path.join(ROOT, 'assets/clip-bpe/bpe_simple_vocab_16e6.txt.gz');
-const REFERENCE = path.resolve(__dirname, '../../../shared/fixtures/openai-clip-tiny-vit/reference.json');
+const REFERENCE = path.join(ROOT, 'test/fixtures/openai-clip-tiny-vit/reference.json');
 const EXPECTED = path.join(ROOT, 'test/fixtures/tokenizer/clip_expected.json');
 
 interface Case {

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
-import { convertCheckpoint, pickleWarningOnce } from '../../checkpoints/embed';
+import { convertCheckpoint, pickleWarningOnce } from '../../jobs/embed';
 
 interface ConvertArgs {
   checkpoint: string;

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
-import { embedWithCheckpoint, pickleWarningOnce, readRawImages, readTextsArg } from '../../checkpoints/embed';
+import { embedWithCheckpoint, pickleWarningOnce, readRawImages, readTextsArg } from '../../jobs/embed';
 
 interface EmbedArgs {
   checkpoint: string;

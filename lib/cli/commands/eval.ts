@@ -88,10 +88,10 @@ export const command: CommandModule<object, EvalArgs> = {
       .option('split-col', { type: 'string', describe: 'csv: split column' })
       .option('view-col', { type: 'string', describe: 'csv: view column' }) as never,
   handler: async (argv) => {
-    const { evaluateCheckpoint } = await import('../../eval/evaluate');
+    const { evaluateCheckpoint } = await import('../../jobs/evaluate');
     const { parseTemperature } = await import('../../eval/modelEncoder');
     const { withoutCurves } = await import('../../eval/score');
-    const { pickleWarningOnce } = await import('../../checkpoints/embed');
+    const { pickleWarningOnce } = await import('../../jobs/embed');
     if (!Number.isInteger(argv.bootstrap) || argv.bootstrap < 0) throw new CxrError('E_CONFIG', `--bootstrap must be an integer >= 0, got ${argv.bootstrap}`);
     if (!Number.isInteger(argv.seed)) throw new CxrError('E_CONFIG', `--seed must be an integer, got ${argv.seed}`);
     if (argv['max-samples'] !== undefined && !(Number.isInteger(argv['max-samples']) && argv['max-samples'] > 0)) throw new CxrError('E_CONFIG', '--max-samples must be a positive integer');

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
+import { withStopSignal } from '../signals';
 
 /** `cxr-train experiment ablation`: the paper's ablation (four settings × seeds) with confidence intervals. */
 export const command: CommandModule = {
@@ -21,7 +22,8 @@ export const command: CommandModule = {
       .example('$0 experiment ablation --quick --out /tmp/abl', 'The pipeline in about a minute')
       .example('$0 experiment ablation --config examples/ablation-mimic.yaml', 'MIMIC-CXR with a real CLIP checkpoint'),
   handler: async (argv) => {
-    const { readAblationConfigFile, resolveAblationConfig, runAblation } = await import('../../experiments/ablation');
+    const { readAblationConfigFile, resolveAblationConfig } = await import('../../experiments/ablation/config');
+    const { runAblation } = await import('../../jobs/ablation');
     const list = (s: string, what: string): number[] => {
       const v = s.split(',').map((x) => Number(x.trim()));
       if (v.some((x) => !Number.isFinite(x))) throw new CxrError('E_CONFIG', `--${what} wants comma-separated numbers, got "${s}"`);
@@ -45,17 +47,10 @@ export const command: CommandModule = {
       process.stdout.write(yaml.dump(config, { lineWidth: 120, noRefs: true }));
       return;
     }
-    const ctrl = new AbortController();
-    const onSignal = () => {
-      process.stderr.write('\ncxr-train: stopping after this step; re-run the same command to continue\n');
-      ctrl.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    try {
+    await withStopSignal({ first: () => 'stopping after this step; re-run the same command to continue' }, async (signal) => {
       const out = await runAblation(config, {
         log: (l) => process.stderr.write(`ablation: ${l}\n`),
-        signal: ctrl.signal,
+        signal,
         markdownCopy: argv['results-md'] as string | undefined,
         commandLine: ['cxr-train', ...process.argv.slice(2)].join(' '),
       });
@@ -67,9 +62,6 @@ export const command: CommandModule = {
       process.stderr.write(`ablation: done (${out.ran.length} run(s) now, ${out.skipped.length} already done). Results: ${out.outDir}/results.md\n`);
       if (argv.json) process.stdout.write(JSON.stringify(out.results, null, 2) + '\n');
       else process.stdout.write(require('node:fs').readFileSync(require('node:path').join(out.outDir, 'results.md'), 'utf8'));
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    });
   },
 };

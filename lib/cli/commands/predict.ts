@@ -50,9 +50,9 @@ export const command: CommandModule<object, PredictArgs> = {
       .option('tokenizer', { type: 'string', describe: 'Tokenizer file or folder when not beside the checkpoint' })
       .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar or summary on stderr' }) as never,
   handler: async (argv) => {
-    const { predict } = await import('../../infer/predict');
+    const { predict } = await import('../../jobs/predict');
     const { parseTemperature } = await import('../../eval/modelEncoder');
-    const { pickleWarningOnce } = await import('../../checkpoints/embed');
+    const { pickleWarningOnce } = await import('../../jobs/embed');
     const given = [argv.images, argv.dir, argv.csv].filter((x) => x !== undefined).length;
     if (given !== 1) throw new CxrError('E_CONFIG', 'give exactly one of --images, --dir, --csv');
     if (argv.csv !== undefined && !argv['image-col']) throw new CxrError('E_CONFIG', '--csv needs --image-col');

@@ -53,49 +53,47 @@ export const command: CommandModule = {
       return;
     }
     if (!argv.root) throw new CxrError('E_CONFIG', '--root is required (the dataset directory)');
-    const { getAdapter } = await import('../../data/adapters');
+    const { prepareShards } = await import('../../jobs/prepare');
     const { formatIssues } = await import('../../data/manifest');
-    const adapter = getAdapter(argv.dataset as string);
-    const t0 = Date.now();
-    const manifest = await adapter.load({
-      root: argv.root as string,
-      strict: argv.strict as boolean,
-      splits: list(argv.splits),
-      views: list(argv.views),
-      labeler: argv.labeler,
-      reportsRoot: argv['reports-root'],
-      uncertain: argv.uncertain,
-      aggregation: argv.aggregation,
-      file: argv.file,
-      imageCol: argv['image-col'],
-      textCol: argv['text-col'],
-      labelCols: list(argv['label-cols']),
-      patientCol: argv['patient-col'],
-      studyCol: argv['study-col'],
-      idCol: argv['id-col'],
-      viewCol: argv['view-col'],
-      splitCol: argv['split-col'],
-    } as Parameters<typeof adapter.load>[0]);
-    if (argv['assign-splits'] && manifest.samples.some((s) => !s.split)) {
-      const { assignPatientSplits } = await import('../../data/splits');
-      manifest.samples = assignPatientSplits(manifest.samples, { seed: argv.seed as number });
-    }
     const quiet = argv.quiet as boolean;
-    const issues = formatIssues(manifest.issues);
-    if (issues) process.stderr.write(`${adapter.name}: ${issues}\n`);
-    const meta = await shards.writeShards(manifest, {
+    const { manifest, meta, elapsedMs } = await prepareShards({
+      dataset: argv.dataset as string,
+      adapterOptions: {
+        root: argv.root as string,
+        strict: argv.strict as boolean,
+        splits: list(argv.splits),
+        views: list(argv.views),
+        labeler: argv.labeler,
+        reportsRoot: argv['reports-root'],
+        uncertain: argv.uncertain,
+        aggregation: argv.aggregation,
+        file: argv.file,
+        imageCol: argv['image-col'],
+        textCol: argv['text-col'],
+        labelCols: list(argv['label-cols']),
+        patientCol: argv['patient-col'],
+        studyCol: argv['study-col'],
+        idCol: argv['id-col'],
+        viewCol: argv['view-col'],
+        splitCol: argv['split-col'],
+      },
+      assignSplits: argv['assign-splits'] as boolean,
+      seed: argv.seed as number,
+      onManifest: (m) => {
+        const issues = formatIssues(m.issues);
+        if (issues) process.stderr.write(`${argv.dataset as string}: ${issues}\n`);
+      },
       outDir: out,
       size: argv.size as number,
       geometry: argv.geometry as 'pad' | 'crop' | 'stretch',
       shardSize: argv['shard-size'] as number,
       concurrency: argv.concurrency as number,
-      strict: argv.strict as boolean,
       onShard: quiet ? undefined : (done, total, m) => process.stderr.write(`prepare: shard ${done}/${total} (${m.count} images)\n`),
     });
     const bad = meta.issues.total;
     process.stdout.write(
       `prepared ${meta.count} of ${manifest.samples.length} images (${manifest.dataset}) into ${meta.shards.length} shard(s) of ${meta.size}x${meta.size} at ${out} ` +
-        `in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${manifest.issues.total} dataset issue(s), ${bad} image issue(s)\n`,
+        `in ${(elapsedMs / 1000).toFixed(1)} s; ${manifest.issues.total} dataset issue(s), ${bad} image issue(s)\n`,
     );
     if (bad) process.stderr.write(formatIssues(meta.issues) + '\n');
   },

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
+import { readCsvRows } from '../../util/csv';
 import { parseOpenIXml, parseReport, parseReportColumns, type ParsedReport } from '../../text/reportParser';
-import { SentenceSampler, type SamplingMode, type SectionChoice } from '../../text/sentenceSampler';
+import { DEFAULT_SAMPLER_OPTIONS, SentenceSampler, type SamplingMode, type SectionChoice } from '../../text/sentenceSampler';
 
 /** What `report` prints for one report (the --json shape). */
 export interface ReportAudit {
@@ -83,105 +84,6 @@ function readInput(file: string | undefined): string {
   }
 }
 
-/**
- * Streams the rows of an RFC 4180 CSV file (quoted fields, "" escapes, embedded line breaks, CRLF).
- * The first row is the header. A row shorter than the header leaves the missing columns undefined.
- */
-export async function* readCsvRows(file: string): AsyncGenerator<{ header: string[]; row: Array<string | undefined>; line: number }> {
-  let stream: fs.ReadStream;
-  try {
-    await fs.promises.access(file, fs.constants.R_OK);
-    stream = fs.createReadStream(file, { encoding: 'utf8' });
-  } catch (e) {
-    throw new CxrError('E_IO', `cannot read CSV file ${file}: ${(e as Error).message}`, { path: file });
-  }
-  let header: string[] | null = null;
-  let field = '';
-  let row: string[] = [];
-  let quoted = false;
-  let pendingQuote = false; // a quote ended the last chunk inside a quoted field: escape or close?
-  let line = 1;
-  let rowLine = 1;
-  let bom = true;
-  const done: Array<string[]> = [];
-  const endField = () => {
-    row.push(field);
-    field = '';
-  };
-  const endRow = () => {
-    endField();
-    done.push(row);
-    row = [];
-  };
-  for await (const chunk of stream as AsyncIterable<string>) {
-    let s = chunk;
-    if (bom) {
-      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
-      bom = false;
-    }
-    let runStart = 0;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (pendingQuote) {
-        pendingQuote = false;
-        if (c === 34) {
-          field += '"';
-          runStart = i + 1;
-          continue;
-        }
-        quoted = false;
-      }
-      if (quoted) {
-        if (c === 34) {
-          field += s.slice(runStart, i);
-          if (i + 1 >= s.length) pendingQuote = true;
-          else if (s.charCodeAt(i + 1) === 34) {
-            field += '"';
-            i++;
-          } else quoted = false;
-          runStart = i + 1;
-        } else if (c === 10) line++;
-        continue;
-      }
-      if (c === 34) {
-        field += s.slice(runStart, i);
-        if (field.length === 0) quoted = true;
-        else field += '"'; // a stray quote inside an unquoted field is kept as text
-        runStart = i + 1;
-      } else if (c === 44) {
-        field += s.slice(runStart, i);
-        endField();
-        runStart = i + 1;
-      } else if (c === 10 || c === 13) {
-        field += s.slice(runStart, i);
-        if (c === 13 && i + 1 < s.length && s.charCodeAt(i + 1) === 10) i++;
-        line++;
-        endRow();
-        runStart = i + 1;
-      }
-    }
-    field += s.slice(runStart);
-    for (const r of done.splice(0)) {
-      const thisLine = rowLine;
-      rowLine = line;
-      if (r.length === 1 && r[0] === '') continue; // blank line
-      if (header === null) {
-        header = r.map((h) => h.trim());
-        continue;
-      }
-      yield { header, row: r, line: thisLine };
-    }
-  }
-  if (pendingQuote) quoted = false;
-  if (quoted) throw new CxrError('E_PARSE', `CSV file ${file}: a quoted field opened on or after line ${rowLine} is never closed`, { path: file, line: rowLine });
-  if (field.length > 0 || row.length > 0) {
-    endField();
-    if (header === null) header = row.map((h) => h.trim());
-    else yield { header, row, line: rowLine };
-  }
-  if (header === null) throw new CxrError('E_DATA', `CSV file ${file} is empty (no header row)`, { path: file });
-}
-
 const SECTION_COLUMN = /^(section_)?(findings|impression|end_of_impression|summary|indication|clinical_history|history|comparison|technique|procedure_comments)$/i;
 
 async function runCsv(argv: ReportArgs, sampler: SentenceSampler): Promise<void> {
@@ -235,20 +137,20 @@ export const command: CommandModule<object, ReportArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'JSON output (JSON lines with --csv)' })
       .option('sample', { type: 'number', default: 3, describe: 'number of sampled training texts to show (sample j = epoch j)' })
       .option('seed', { type: 'number', default: 0, describe: 'sampling seed' })
-      .option('mode', { choices: ['uniform', 'k', 'one', 'full'] as const, default: 'uniform' as SamplingMode, describe: 'sampling mode' })
+      .option('mode', { choices: ['uniform', 'k', 'one', 'full'] as const, default: DEFAULT_SAMPLER_OPTIONS.mode as SamplingMode, describe: 'sampling mode' })
       .option('k', { type: 'number', describe: 'sentences per sample with --mode k' })
       .option('sections', {
         choices: ['findings+impression', 'impression', 'findings', 'all'] as const,
-        default: 'findings+impression' as SectionChoice,
+        default: DEFAULT_SAMPLER_OPTIONS.sections as SectionChoice,
         describe: 'sections to sample from',
       })
       .option('format', { choices: ['auto', 'text', 'xml'] as const, default: 'auto' as const, describe: 'input format of FILE (auto: XML when it has <AbstractText>)' })
       .option('csv', { type: 'string', describe: 'audit every report of this CSV file (JSON lines with --json)' })
       .option('column', { type: 'string', describe: 'CSV column with the report text (default: section columns, else "report")' })
       .option('limit', { type: 'number', describe: 'with --csv: stop after this many reports' })
-      .option('drop-comparison', { type: 'boolean', default: false, describe: 'drop sentences that only compare with prior studies' })
-      .option('drop-duplicates', { type: 'boolean', default: false, describe: 'drop repeated sentences' })
-      .option('semicolons', { type: 'boolean', default: false, describe: 'also split sentences at semicolons' }) as unknown as Argv<ReportArgs>,
+      .option('drop-comparison', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.dropComparisonOnly, describe: 'drop sentences that only compare with prior studies (training: text.dropComparisonOnly)' })
+      .option('drop-duplicates', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.dropDuplicates, describe: 'drop repeated sentences (training: text.dropDuplicates)' })
+      .option('semicolons', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.semicolons, describe: 'also split sentences at semicolons (training: text.semicolons)' }) as unknown as Argv<ReportArgs>,
   handler: async (argv) => {
     if (!Number.isInteger(argv.sample) || argv.sample < 0) throw new CxrError('E_CONFIG', `--sample must be an integer >= 0, got ${argv.sample}`);
     if (argv.limit !== undefined && (!Number.isInteger(argv.limit) || argv.limit < 0)) throw new CxrError('E_CONFIG', `--limit must be an integer >= 0, got ${argv.limit}`);

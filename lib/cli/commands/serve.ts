@@ -38,7 +38,7 @@ export const command: CommandModule<object, ServeArgs> = {
   handler: async (argv) => {
     const { startServer } = await import('../../infer/server');
     const { parseTemperature } = await import('../../eval/modelEncoder');
-    const { pickleWarningOnce } = await import('../../checkpoints/embed');
+    const { pickleWarningOnce } = await import('../../jobs/embed');
     if (!(argv['max-upload-mb'] > 0)) throw new CxrError('E_CONFIG', `--max-upload-mb must be positive, got ${argv['max-upload-mb']}`);
     const temperature = parseTemperature(argv.temperature);
     const server = await startServer({

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
+import { withStopSignal } from '../signals';
 
 /** Short flags → dotted config keys (everything else: `--set key=value`). */
 const FLAG_KEYS: Record<string, string> = {
@@ -19,6 +20,9 @@ const FLAG_KEYS: Record<string, string> = {
   alpha: 'loss.alpha',
   'text-mode': 'text.mode',
   sections: 'text.sections',
+  'drop-comparison': 'text.dropComparisonOnly',
+  'drop-duplicates': 'text.dropDuplicates',
+  semicolons: 'text.semicolons',
   device: 'device',
   precision: 'precision',
   threads: 'threads',
@@ -82,6 +86,9 @@ export const command: CommandModule = {
       alpha: 'Relaxation threshold α in (0, 1]',
       'text-mode': 'Sentence sampling: uniform | k | one | full',
       sections: 'findings+impression | impression | findings | all',
+      'drop-comparison': 'Drop sentences that only compare with prior studies: true | false (as `cxr-train report --drop-comparison`)',
+      'drop-duplicates': 'Drop repeated sentences: true | false (as `report --drop-duplicates`)',
+      semicolons: 'Also split sentences at semicolons: true | false (as `report --semicolons`)',
       device: 'auto | cpu | cuda:N',
       precision: 'fp32 | bf16 (CUDA)',
       threads: 'libtorch threads',
@@ -131,7 +138,8 @@ export const command: CommandModule = {
       return;
     }
     if (argv['dry-run']) {
-      await dryRun(config);
+      const { planTraining } = await import('../../jobs/train');
+      process.stdout.write(formatPlan(await planTraining(config)));
       return;
     }
 
@@ -173,18 +181,6 @@ export const command: CommandModule = {
     const { attachReporter } = await import('../../train/reporter');
     const ctrl = new AbortController();
     const trainer = new Trainer(config, { resume: resumeDir ?? undefined, signal: ctrl.signal });
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        process.stderr.write(`\ncxr-train: ${sig} again: quitting now (the last checkpoint is intact)\n`);
-        process.exit(130);
-      }
-      process.stderr.write(`\ncxr-train: ${sig}: finishing this step and writing a checkpoint (${sig} again to quit now)\n`);
-      ctrl.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
     // Ranks > 0 stay silent: rank 0 speaks for the job (their errors still reach stderr).
     const format = quiet ? 'none' : argv.json && config.log.format === 'auto' ? 'plain' : config.log.format;
     const detach = attachReporter(trainer, { format, everySteps: config.log.everySteps });
@@ -201,11 +197,18 @@ export const command: CommandModule = {
     });
     let result;
     try {
-      result = await trainer.fit();
+      result = await withStopSignal(
+        {
+          first: (sig) => `${sig}: finishing this step and writing a checkpoint (${sig} again to quit now)`,
+          again: (sig) => `${sig} again: quitting now (the last checkpoint is intact)`,
+        },
+        (signal) => {
+          signal.addEventListener('abort', () => ctrl.abort(), { once: true });
+          return trainer.fit();
+        },
+      );
     } finally {
       detach();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       await trainer.dispose();
     }
     if (quiet) return;
@@ -238,38 +241,15 @@ export const command: CommandModule = {
   },
 };
 
-/** `--dry-run`: resolve everything a run needs without allocating the model or training. */
-async function dryRun(config: import('../../train/config').TrainConfig): Promise<void> {
-  const { resolveModelConfig } = await import('../../models/registry');
-  const { isModelFolder } = await import('../../checkpoints/ownFormat');
-  const { buildRunData } = await import('../../train/data');
-  const { loadPromptSet } = await import('../../text/prompts');
-  const { loadTokenizer } = await import('../../text/tokenizer');
-  const fs = await import('node:fs');
-  let modelDesc: string;
-  let mcfg;
-  if (config.model.checkpoint) {
-    const dir = fs.existsSync(path.join(config.model.checkpoint, 'model')) ? path.join(config.model.checkpoint, 'model') : config.model.checkpoint;
-    if (!isModelFolder(dir)) throw new CxrError('E_CHECKPOINT', `model.checkpoint ${config.model.checkpoint}: no model folder there (model.safetensors + cxr-model.json)`);
-    mcfg = JSON.parse(fs.readFileSync(path.join(dir, 'cxr-model.json'), 'utf8')).config;
-    modelDesc = `${dir} (${mcfg.name ?? 'unnamed'})`;
-  } else {
-    mcfg = resolveModelConfig(config.model.name);
-    modelDesc = config.model.name;
-  }
-  const tok = loadTokenizer({ kind: mcfg.tokenizer ?? (mcfg.text.type === 'bert' ? 'wordpiece' : 'clip-bpe'), path: config.model.tokenizer ?? undefined });
-  tok.assertVocabSize(mcfg.text.vocabSize);
-  const prompts = loadPromptSet(config.eval.promptSet);
-  const data = await buildRunData(config);
-  const steps = Math.floor(Math.floor(data.train.samples.length / config.batchSize) / config.accumSteps);
-  const withReport = data.train.samples.filter((s) => s.report && s.report.trim()).length;
-  process.stdout.write(
+/** The `--dry-run` summary. */
+function formatPlan(p: import('../../jobs/train').TrainingPlan): string {
+  return (
     [
       'dry run: config and data are valid',
-      `  model: ${modelDesc}, image ${mcfg.vision.imageSize} px, context ${mcfg.text.contextLength}, tokenizer ${tok.kind}`,
-      `  data: ${config.data.dataset} ${config.data.root ?? ''}: ${data.train.samples.length} ${config.data.trainSplit} pairs (${withReport} with a report), ${data.val.samples.length} ${config.data.valSplit} images`,
-      `  steps per epoch: ${steps}; run: ${config.maxSteps ?? `${config.epochs} epochs = ${config.epochs! * steps}`} steps`,
-      `  prompts: ${prompts.name} (${prompts.labels.length} labels)`,
-    ].join('\n') + '\n',
+      `  model: ${p.model.description}, image ${p.model.imageSize} px, context ${p.model.contextLength}, tokenizer ${p.model.tokenizer}`,
+      `  data: ${p.data.dataset} ${p.data.root ?? ''}: ${p.data.trainPairs} ${p.data.trainSplit} pairs (${p.data.withReport} with a report), ${p.data.valImages} ${p.data.valSplit} images`,
+      `  steps per epoch: ${p.stepsPerEpoch}; run: ${p.maxSteps ?? `${p.epochs} epochs = ${p.totalSteps}`} steps`,
+      `  prompts: ${p.prompts.name} (${p.prompts.labels} labels)`,
+    ].join('\n') + '\n'
   );
 }

@@ -126,15 +126,64 @@ std::string get_str(const Napi::Object& o, const char* key, const std::string& d
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : def;
 }
 
+std::string get_enum(Napi::Env env, const Napi::Object& o, const char* key, std::initializer_list<const char*> allowed,
+                     const std::string& def, const char* where) {
+  auto v = o.Get(key);
+  if (v.IsUndefined()) return def;
+  std::string list;
+  for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + "\"" + a + "\"";
+  if (v.IsString()) {
+    auto s = v.As<Napi::String>().Utf8Value();
+    for (const char* a : allowed)
+      if (s == a) return s;
+    throw_error(env, "E_CONFIG", std::string(where) + key + " must be one of " + list + "; got \"" + s + "\"");
+  }
+  throw_error(env, "E_CONFIG", std::string(where) + key + " must be one of " + list);
+}
+
+namespace {
+[[noreturn]] void missing(Napi::Env env, const char* where, const char* key, const char* what) {
+  throw_error(env, "E_CONFIG", std::string(where) + key + " is required (" + what + ")");
+}
+}  // namespace
+
+double req_num(Napi::Env env, const Napi::Object& o, const char* key, const char* where) {
+  auto v = o.Get(key);
+  if (!v.IsNumber()) missing(env, where, key, "a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+int64_t req_int(Napi::Env env, const Napi::Object& o, const char* key, const char* where) {
+  auto v = o.Get(key);
+  if (!v.IsNumber()) missing(env, where, key, "an integer");
+  return v.As<Napi::Number>().Int64Value();
+}
+bool req_bool(Napi::Env env, const Napi::Object& o, const char* key, const char* where) {
+  auto v = o.Get(key);
+  if (!v.IsBoolean()) missing(env, where, key, "true or false");
+  return v.As<Napi::Boolean>().Value();
+}
+std::string req_str(Napi::Env env, const Napi::Object& o, const char* key, const char* where) {
+  auto v = o.Get(key);
+  if (!v.IsString()) missing(env, where, key, "a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+Napi::Object req_object(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsObject()) throw_error(env, "E_CONFIG", std::string(what) + " is required (an object with every field)");
+  return v.As<Napi::Object>();
+}
+
 cxr::LossConfig loss_config(const Napi::Value& v) {
+  auto env = v.Env();
+  auto o = req_object(env, v, "the loss config");
   cxr::LossConfig c;
-  if (!v.IsObject()) return c;
-  auto o = v.As<Napi::Object>();
-  c.kind = get_str(o, "kind", "clip") == "relaxed" ? cxr::LossKind::Relaxed : cxr::LossKind::Clip;
-  c.alpha = get_num(o, "alpha", 1.0);
-  c.variant = get_str(o, "variant", "clamp-diag") == "clamp-numerator" ? cxr::RelaxVariantCfg::ClampNumerator
-                                                                         : cxr::RelaxVariantCfg::ClampDiag;
-  c.label_smoothing = get_num(o, "labelSmoothing", 0.0);
+  if (!o.Has("kind")) missing(env, "loss.", "kind", "\"clip\" or \"relaxed\"");
+  if (!o.Has("variant")) missing(env, "loss.", "variant", "\"clamp-diag\" or \"clamp-numerator\"");
+  c.kind = get_enum(env, o, "kind", {"clip", "relaxed"}, "clip", "loss.") == "relaxed" ? cxr::LossKind::Relaxed : cxr::LossKind::Clip;
+  c.alpha = req_num(env, o, "alpha", "loss.");
+  c.variant = get_enum(env, o, "variant", {"clamp-diag", "clamp-numerator"}, "clamp-diag", "loss.") == "clamp-numerator"
+                  ? cxr::RelaxVariantCfg::ClampNumerator
+                  : cxr::RelaxVariantCfg::ClampDiag;
+  c.label_smoothing = req_num(env, o, "labelSmoothing", "loss.");
   return c;
 }
 

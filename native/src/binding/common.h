@@ -1,6 +1,7 @@
 // Shared pieces of the N-API binding: per-environment data, error mapping, the async worker base.
 // No logic lives here: TypeScript validates options; the binding unpacks, calls the core, packs results.
 #pragma once
+#include <initializer_list>
 #include <napi.h>
 #include <torch/torch.h>
 
@@ -59,6 +60,19 @@ int64_t get_int(const Napi::Object& o, const char* key, int64_t def);
 double get_num(const Napi::Object& o, const char* key, double def);
 bool get_bool(const Napi::Object& o, const char* key, bool def);
 std::string get_str(const Napi::Object& o, const char* key, const std::string& def);
+// An enum option: `def` when absent; any other value than one of `allowed` throws E_CONFIG naming the field
+// (`where` + `key`) and the allowed values, so a typo never silently becomes the default.
+std::string get_enum(Napi::Env env, const Napi::Object& o, const char* key, std::initializer_list<const char*> allowed,
+                     const std::string& def, const char* where);
+// Required options: TypeScript sends every value of these objects (the C++ structs' own defaults are never
+// used for them); a missing or mistyped field is E_CONFIG naming it (`where` + `key`).
+double req_num(Napi::Env env, const Napi::Object& o, const char* key, const char* where);
+int64_t req_int(Napi::Env env, const Napi::Object& o, const char* key, const char* where);
+bool req_bool(Napi::Env env, const Napi::Object& o, const char* key, const char* where);
+std::string req_str(Napi::Env env, const Napi::Object& o, const char* key, const char* where);
+// The options object argument `v` (E_CONFIG naming `what` when it is absent or not an object).
+Napi::Object req_object(Napi::Env env, const Napi::Value& v, const char* what);
+// The loss: every field required, the enums checked.
 cxr::LossConfig loss_config(const Napi::Value& v);
 
 }  // namespace cxr_binding

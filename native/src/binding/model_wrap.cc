@@ -17,7 +17,7 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
     throw_error(env, "E_CONFIG", "model config needs `vision` and `text` objects");
   auto vo = o.Get("vision").As<Napi::Object>();
   auto& vc = c.vision;
-  vc.type = get_str(vo, "type", vc.type);
+  vc.type = get_enum(env, vo, "type", {"vit", "resnet"}, vc.type, "vision.");
   vc.image_size = get_int(vo, "imageSize", vc.image_size);
   vc.patch_size = get_int(vo, "patchSize", vc.patch_size);
   vc.width = get_int(vo, "width", vc.width);
@@ -30,7 +30,7 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
   vc.patch_bias = get_bool(vo, "patchBias", vc.patch_bias);
   vc.ln_pre = get_bool(vo, "lnPre", vc.ln_pre);
   vc.layer_norm_eps = get_num(vo, "layerNormEps", vc.layer_norm_eps);
-  vc.act = get_str(vo, "act", "quick_gelu") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
+  vc.act = get_enum(env, vo, "act", {"quick_gelu", "gelu"}, "quick_gelu", "vision.") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
   auto rl = vo.Get("resnetLayers");
   if (rl.IsArray()) {
     vc.resnet_layers.clear();
@@ -39,21 +39,21 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
   }
   auto to = o.Get("text").As<Napi::Object>();
   auto& tc = c.text;
-  tc.type = get_str(to, "type", tc.type);
+  tc.type = get_enum(env, to, "type", {"causal", "bert"}, tc.type, "text.");
   tc.vocab_size = get_int(to, "vocabSize", tc.vocab_size);
   tc.context_length = get_int(to, "contextLength", tc.context_length);
   tc.width = get_int(to, "width", tc.width);
   tc.layers = get_int(to, "layers", tc.layers);
   tc.heads = get_int(to, "heads", tc.heads);
   tc.mlp_ratio = get_num(to, "mlpRatio", tc.mlp_ratio);
-  tc.act = get_str(to, "act", "quick_gelu") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
+  tc.act = get_enum(env, to, "act", {"quick_gelu", "gelu"}, "quick_gelu", "text.") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
   tc.intermediate_size = get_int(to, "intermediateSize", tc.intermediate_size);
   tc.max_position = get_int(to, "maxPosition", tc.max_position);
   tc.type_vocab_size = get_int(to, "typeVocabSize", tc.type_vocab_size);
   tc.pad_id = get_int(to, "padId", tc.pad_id);
-  tc.pooling = get_str(to, "pooling", tc.pooling);
+  tc.pooling = get_enum(env, to, "pooling", {"cls", "mean"}, tc.pooling, "text.");
   tc.layer_norm_eps = get_num(to, "layerNormEps", tc.layer_norm_eps);
-  tc.proj = get_str(to, "proj", tc.proj);
+  tc.proj = get_enum(env, to, "proj", {"linear", "mlp"}, tc.proj, "text.");
   tc.proj_hidden = get_int(to, "projHidden", tc.proj_hidden);
   return c;
 }
@@ -94,11 +94,12 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   data_ = data_of(env);
   auto cfg = model_config(env, info[0]);
   cxr::EngineOptions opt;
-  if (info[1].IsObject()) {
-    auto o = info[1].As<Napi::Object>();
-    opt.device = get_str(o, "device", opt.device);
-    opt.precision = get_str(o, "precision", opt.precision);
-    opt.seed = static_cast<uint64_t>(get_num(o, "seed", 0));
+  {
+    auto o = req_object(env, info[1], "the engine options");
+    opt.device = req_str(env, o, "device", "");
+    if (!o.Has("precision")) throw_error(env, "E_CONFIG", "precision is required (\"fp32\" or \"bf16\")");
+    opt.precision = get_enum(env, o, "precision", {"fp32", "bf16"}, opt.precision, "");
+    opt.seed = static_cast<uint64_t>(req_num(env, o, "seed", ""));
   }
   try {
     engine_ = std::make_shared<cxr::Engine>(cfg, opt);
@@ -186,11 +187,11 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
   auto x = float_tensor(env, info[0], shape_of(info[1]), "images");
   auto ids = ids_tensor(env, info[2], shape_of(info[3]), "token ids");
   cxr::StepOptions so;
-  if (info[4].IsObject()) {
-    auto o = info[4].As<Napi::Object>();
-    so.lr = get_num(o, "lr", 0.0);
-    so.clip_grad_norm = get_num(o, "clipGradNorm", 0.0);
-    so.micro_batch = get_int(o, "microBatch", 0);
+  {
+    auto o = req_object(env, info[4], "the step options");
+    so.lr = req_num(env, o, "lr", "step.");
+    so.clip_grad_norm = req_num(env, o, "clipGradNorm", "step.");
+    so.micro_batch = req_int(env, o, "microBatch", "step.");
     so.loss = loss_config(o.Get("loss"));
   }
   auto res = std::make_shared<cxr::StepResult>();
@@ -228,16 +229,17 @@ Napi::Value ModelWrap::ConfigureOptimizer(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto& eng = Checked(env, false);
   cxr::OptimizerConfig c;
-  if (info[0].IsObject()) {
-    auto o = info[0].As<Napi::Object>();
-    c.kind = get_str(o, "kind", c.kind);
-    c.lr = get_num(o, "lr", c.lr);
-    c.weight_decay = get_num(o, "weightDecay", c.weight_decay);
-    c.beta1 = get_num(o, "beta1", c.beta1);
-    c.beta2 = get_num(o, "beta2", c.beta2);
-    c.eps = get_num(o, "eps", c.eps);
-    c.momentum = get_num(o, "momentum", c.momentum);
-    c.nesterov = get_bool(o, "nesterov", c.nesterov);
+  {
+    auto o = req_object(env, info[0], "the optimizer config");
+    if (!o.Has("kind")) throw_error(env, "E_CONFIG", "optimizer.kind is required (\"adamw\" or \"sgd\")");
+    c.kind = get_enum(env, o, "kind", {"adamw", "sgd"}, c.kind, "optimizer.");
+    c.lr = req_num(env, o, "lr", "optimizer.");
+    c.weight_decay = req_num(env, o, "weightDecay", "optimizer.");
+    c.beta1 = req_num(env, o, "beta1", "optimizer.");
+    c.beta2 = req_num(env, o, "beta2", "optimizer.");
+    c.eps = req_num(env, o, "eps", "optimizer.");
+    c.momentum = req_num(env, o, "momentum", "optimizer.");
+    c.nesterov = req_bool(env, o, "nesterov", "optimizer.");
   }
   try {
     eng.configure_optimizer(c);
@@ -348,14 +350,15 @@ Napi::Value ModelWrap::InitDistributed(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) throw_error(env, "E_CONFIG", "initDistributed expects an options object");
   auto o = info[0].As<Napi::Object>();
   cxr::DistOptions d;
-  d.rank = static_cast<int>(get_int(o, "rank", 0));
-  d.world_size = static_cast<int>(get_int(o, "worldSize", 1));
-  d.master_addr = get_str(o, "masterAddr", d.master_addr);
-  d.master_port = static_cast<int>(get_int(o, "masterPort", d.master_port));
-  d.backend = get_str(o, "backend", d.backend);
-  d.timeout_ms = get_int(o, "timeoutMs", d.timeout_ms);
-  d.bucket_mb = get_num(o, "bucketMb", d.bucket_mb);
-  d.ifname = get_str(o, "ifname", "");
+  d.rank = static_cast<int>(req_int(env, o, "rank", "distributed."));
+  d.world_size = static_cast<int>(req_int(env, o, "worldSize", "distributed."));
+  d.master_addr = req_str(env, o, "masterAddr", "distributed.");
+  d.master_port = static_cast<int>(req_int(env, o, "masterPort", "distributed."));
+  if (!o.Has("backend")) throw_error(env, "E_CONFIG", "distributed.backend is required (\"auto\", \"gloo\" or \"nccl\")");
+  d.backend = get_enum(env, o, "backend", {"auto", "gloo", "nccl"}, d.backend, "distributed.");
+  d.timeout_ms = req_int(env, o, "timeoutMs", "distributed.");
+  d.bucket_mb = req_num(env, o, "bucketMb", "distributed.");
+  d.ifname = req_str(env, o, "ifname", "distributed.");  // "" = from MASTER_ADDR / hostname
   auto backend = std::make_shared<std::string>();
   return Run(env, [&eng, d, backend]() {
                eng.init_distributed(d);

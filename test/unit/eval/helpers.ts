@@ -1,10 +1,8 @@
-/** Deterministic test data (a tiny LCG, independent of the library's generator). */
+import { lcg as uniform } from '../../helpers/inputs';
+
+/** Deterministic test data: the shared test LCG (independent of the library's generator), seed 0 read as 1. */
 export function lcg(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    return x / 4294967296;
-  };
+  return uniform(seed >>> 0 || 1);
 }
 
 /** Random labels (about `prev` positive) and scores rounded to `decimals` places so that ties occur. */

@@ -2,7 +2,8 @@
  * The ablation's pieces without training: config resolution and validation, the run plan, the shapes
  * pre-training domain, and the data splits (test patients and generator seed disjoint from training).
  */
-import { ABLATION_SETTINGS, buildAblationData, planRuns, resolveAblationConfig, runTrainConfig } from '../../../lib/experiments/ablation';
+import { ABLATION_SETTINGS, planRuns, resolveAblationConfig, runTrainConfig } from '../../../lib/experiments/ablation/config';
+import { buildAblationData } from '../../../lib/experiments/ablation/data';
 import { SHAPE_LABELS, generateShapes, shapesPromptSet } from '../../../lib/experiments/pretrainDomain';
 import { promptSetFromObject } from '../../../lib/text/prompts';
 import { CxrError } from '../../../lib/errors';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readCsvRows } from '../../../lib/cli/commands/report';
+import { readCsvRows } from '../../../lib/util/csv';
 import { runCli as run } from '../../helpers/cli';
 
 

@@ -12,6 +12,7 @@ import {
   resumeConflicts,
   validateTrainConfig,
 } from '../../../lib/train/config';
+import { DEFAULT_SAMPLER_OPTIONS } from '../../../lib/text/sentenceSampler';
 import { CxrError } from '../../../lib/errors';
 
 function tmp(): string {
@@ -154,5 +155,30 @@ describe('train config', () => {
 
   test('validateTrainConfig accepts the defaults unchanged', () => {
     expect(validateTrainConfig(JSON.parse(JSON.stringify(DEFAULT_CONFIG)))).toEqual(DEFAULT_CONFIG);
+  });
+});
+
+describe('text cleaning options (the ones `cxr-train report` audits)', () => {
+  it('are training options with the sampler defaults, settable from files and flags', () => {
+    for (const k of ['dropComparisonOnly', 'dropDuplicates', 'semicolons', 'sectionFallback', 'removePlaceholders'] as const) {
+      expect(DEFAULT_CONFIG.text[k]).toBe(DEFAULT_SAMPLER_OPTIONS[k]);
+    }
+    const c = resolveTrainConfig([{ config: overridesToConfig({ 'text.dropDuplicates': 'true', 'text.semicolons': 'true' }), source: 'flags' }]);
+    expect(c.text.dropDuplicates).toBe(true);
+    expect(c.text.semicolons).toBe(true);
+    expect(c.text.dropComparisonOnly).toBe(false);
+  });
+
+  it('are validated with their path', () => {
+    expect(() => resolveTrainConfig([{ config: { text: { dropComparisonOnly: 'yes' } } }])).toThrow(/"text\.dropComparisonOnly" must be true or false/);
+  });
+
+  it('do not block resuming a checkpoint written before they existed', () => {
+    const now = resolveTrainConfig([]);
+    const old = JSON.parse(JSON.stringify(now));
+    delete old.text.dropDuplicates;
+    delete old.text.semicolons;
+    expect(resumeConflicts(old, now)).toEqual([]);
+    expect(resumeConflicts(old, resolveTrainConfig([{ config: { text: { semicolons: true } } }]))).toEqual(['text']);
   });
 });

@@ -1,14 +1,14 @@
 /**
- * Parity with OpenAI's reference implementation on the shared tiny CLIP (README there): the loader,
+ * Parity with OpenAI's reference implementation on the tiny CLIP in test/fixtures/openai-clip-tiny-vit (README there): the loader,
  * the ViT, the causal text tower, the projections, the logit scale and the tokenizer. Through the API
  * and through `cxr-train embed`.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadPretrained } from '../../../lib/checkpoints/pretrained';
-import { embedWithCheckpoint, readRawImages } from '../../../lib/checkpoints/embed';
+import { embedWithCheckpoint, readRawImages } from '../../../lib/jobs/embed';
 import { main } from '../../../lib/cli/index';
-import { SHARED_PARITY, tmpDir } from './helpers';
+import { PARITY, tmpDir } from './helpers';
 
 interface Reference {
   config: Record<string, number>;
@@ -21,9 +21,6 @@ interface Reference {
   logits_per_image: number[][];
 }
 
-const have = fs.existsSync(path.join(SHARED_PARITY, 'model.pt'));
-const d = have ? describe : describe.skip;
-if (!have) console.warn(`parity fixture not found at ${SHARED_PARITY}: skipping`);
 
 function maxErr(a: number[][], b: number[][]): number {
   expect(a.length).toBe(b.length);
@@ -35,12 +32,12 @@ function maxErr(a: number[][], b: number[][]): number {
   return m;
 }
 
-d('parity with the OpenAI reference (openai-clip-tiny-vit)', () => {
-  const ref: Reference = have ? JSON.parse(fs.readFileSync(path.join(SHARED_PARITY, 'reference.json'), 'utf8')) : ({} as Reference);
-  const shape = have ? ref.image_shape.join(',') : '';
+describe('parity with the OpenAI reference (openai-clip-tiny-vit)', () => {
+  const ref: Reference = JSON.parse(fs.readFileSync(path.join(PARITY, 'reference.json'), 'utf8'));
+  const shape = ref.image_shape.join(',');
 
   test('architecture inferred from shapes equals the reference config', async () => {
-    const { model, report } = await loadPretrained(path.join(SHARED_PARITY, 'model.pt'), { device: 'cpu' });
+    const { model, report } = await loadPretrained(path.join(PARITY, 'model.pt'), { device: 'cpu' });
     try {
       expect(report.format).toBe('torch-save');
       expect(report.layout).toBe('openai');
@@ -57,8 +54,8 @@ d('parity with the OpenAI reference (openai-clip-tiny-vit)', () => {
   });
 
   test('embeddings, logits and token ids match (API)', async () => {
-    const raw = readRawImages(path.join(SHARED_PARITY, 'images.f32'), shape);
-    const { output } = await embedWithCheckpoint(path.join(SHARED_PARITY, 'model.pt'), { device: 'cpu', texts: ref.texts, rawImages: raw });
+    const raw = readRawImages(path.join(PARITY, 'images.f32'), shape);
+    const { output } = await embedWithCheckpoint(path.join(PARITY, 'model.pt'), { device: 'cpu', texts: ref.texts, rawImages: raw });
     expect(output.token_ids).toEqual(ref.token_ids);
     const e1 = maxErr(output.image_embeds!, ref.image_embeds);
     const e2 = maxErr(output.text_embeds!, ref.text_embeds);
@@ -79,7 +76,7 @@ d('parity with the OpenAI reference (openai-clip-tiny-vit)', () => {
     let code: number;
     let notes: string[];
     try {
-      code = await main(['embed', '--checkpoint', path.join(SHARED_PARITY, 'model.pt'), '--images-raw', path.join(SHARED_PARITY, 'images.f32'), '--image-shape', shape, '--texts', textsFile, '--out', out]);
+      code = await main(['embed', '--checkpoint', path.join(PARITY, 'model.pt'), '--images-raw', path.join(PARITY, 'images.f32'), '--image-shape', shape, '--texts', textsFile, '--out', out]);
       notes = err.mock.calls.map((c) => String(c[0]));
     } finally {
       err.mockRestore();

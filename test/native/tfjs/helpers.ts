@@ -1,8 +1,8 @@
-import { loadTf } from '../../lib/tfjs/backend';
-import { lcg } from '../helpers/inputs';
+import { loadTf } from '../../../lib/tfjs/backend';
+import { lcg } from '../../helpers/inputs';
 
 /** Shared inputs of the tfjs parity tests (deterministic, no Math.random). */
-export { images, lcg, tokens } from '../helpers/inputs';
+export { images, lcg, tokens } from '../../helpers/inputs';
 
 /** Gaussian-ish values (sum of uniforms) with the given scale. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {

@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ClipModel, createModel, type LossOptions } from '../../lib/models/ClipModel';
-import type { ModelConfig } from '../../lib/models/config';
-import { noWeightDecay, TfClipModel } from '../../lib/tfjs/model';
+import { ClipModel, createModel, type LossOptions } from '../../../lib/models/ClipModel';
+import type { ModelConfig } from '../../../lib/models/config';
+import { noWeightDecay, TfClipModel } from '../../../lib/tfjs/model';
 import { images, maxAbs, maxAbsDiff, tokens } from './helpers';
 
 /**
- * The architecture of ../shared/fixtures/openai-clip-tiny-vit (OpenAI layout, fp16 model.pt). The fixture
+ * The architecture of test/fixtures/openai-clip-tiny-vit (OpenAI layout, fp16 model.pt). The fixture
  * file itself needs the pickle reader; until it lands the same architecture is checked with random
  * native weights.
  */

@@ -1,6 +1,6 @@
-import { loadNative } from '../../lib/native';
-import { resolveLoss, type LossOptions } from '../../lib/models/ClipModel';
-import { tfContrastiveLoss } from '../../lib/tfjs/loss';
+import { loadNative } from '../../../lib/native';
+import { resolveLoss, type LossOptions } from '../../../lib/models/ClipModel';
+import { tfContrastiveLoss } from '../../../lib/tfjs/loss';
 import { maxAbs, maxAbsDiff, randn } from './helpers';
 
 // B=8, D=16: the positives are made similar (v = u + noise) so that some s_ii exceed α=0.5 and the clamp

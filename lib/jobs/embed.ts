@@ -7,8 +7,8 @@ import * as path from 'path';
 import { CxrError } from '../errors';
 import { loadImage, type Geometry } from '../data/images';
 import { writeFileAtomic } from '../util/atomic';
-import { loadPretrained, type LoadPretrainedOptions, type PretrainedReport } from './pretrained';
-import { MODEL_META_FILE, type ModelMeta } from './ownFormat';
+import { loadPretrained, type LoadPretrainedOptions, type PretrainedReport } from '../checkpoints/pretrained';
+import { MODEL_META_FILE, type ModelMeta } from '../models/modelFolder';
 
 /** Images already normalised, N×3×S×S float32. */
 export interface RawImages {

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { ClipModel } from '../../../lib/models/ClipModel';
 import type { ModelConfig } from '../../../lib/models/config';
 import { loadPretrained, readCheckpointTensors } from '../../../lib/checkpoints/pretrained';
-import { convertCheckpoint } from '../../../lib/checkpoints/embed';
+import { convertCheckpoint } from '../../../lib/jobs/embed';
 import { detectCheckpoint } from '../../../lib/checkpoints/detect';
 import { fromInternal, hfClipConfigJson } from '../../../lib/checkpoints/layouts';
 import { main } from '../../../lib/cli/index';

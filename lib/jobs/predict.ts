@@ -6,16 +6,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
-import { DataLoader } from '../data/DataLoader';
-import type { FileSource, MemorySource } from '../data/DataLoader';
+import type { SplitSource } from '../data/sources';
+import { scoreSplit, type ScoredSplit } from '../eval/scoreSplit';
 import type { Sample } from '../data/sample';
 import { readCsvTable, formatCsv } from '../util/csv';
 import { writeFileAtomic } from '../util/atomic';
 import type { ZeroShotClassifier } from '../eval/zeroShot';
 import { readThresholds } from '../eval/thresholds';
 import type { ThresholdsFile } from '../eval/thresholds';
-import { ZeroShotModel } from './zeroShotModel';
-import type { ZeroShotModelOptions } from './zeroShotModel';
+import { ZeroShotModel } from '../infer/zeroShotModel';
+import type { ZeroShotModelOptions } from '../infer/zeroShotModel';
 
 /** File extensions `--dir` picks up (files without an extension are tried too: DICOM often has none). */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.dcm', '.dicom'];
@@ -41,64 +41,12 @@ export interface ClassifySourceOptions {
   onProgress?: ProgressFn;
 }
 
-/** Probabilities of the samples of a source that loaded; the others with their reasons. */
-export interface ClassifiedSource {
-  /** Source indices of the scored images, in order. */
-  indices: number[];
-  /** `indices.length × labels` row-major probabilities. */
-  probs: Float32Array;
-  /** Source indices that failed to load, with reasons. */
-  failures: Array<{ index: number; reason: string }>;
-}
-
 /**
- * Scores every sample of a source (files or in-memory pixels) with a classifier of `zm`, in source order.
- * A sample that fails to load is left out and reported; model calls are queued on `zm`.
+ * Scores every sample of a source (files or in-memory pixels) with a classifier of `zm`, in source order,
+ * through {@link scoreSplit} with the model's batch size and image options; model calls are queued on `zm`.
  */
-export async function classifySource(zm: ZeroShotModel, clf: ZeroShotClassifier, source: FileSource | MemorySource, opts: ClassifySourceOptions = {}): Promise<ClassifiedSource> {
-  const n = source.samples.length;
-  const L = clf.labels.length;
-  const loader = new DataLoader(source, {
-    batchSize: zm.batchSize,
-    image: zm.image,
-    shuffle: false,
-    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-    // Every failure is reported by name, not only the first few.
-    maxExamples: Math.max(10, n),
-  });
-  const indices: number[] = [];
-  const chunks: Float32Array[] = [];
-  let planned = 0;
-  try {
-    await clf.textEmbeddings();
-    for await (const b of loader.epoch(0)) {
-      chunks.push(await zm.exclusive(() => clf.predict(b.images, b.n)));
-      indices.push(...b.indices);
-      // Unshuffled batches are consecutive slices: images up to the end of this slice are done (scored or
-      // failed), which also counts batches whose every image failed and that were therefore not yielded.
-      planned = Math.min(n, (Math.floor(b.indices[b.indices.length - 1] / zm.batchSize) + 1) * zm.batchSize);
-      opts.onProgress?.(planned, n);
-    }
-  } finally {
-    await loader.close();
-  }
-  if (planned < n) opts.onProgress?.(n, n);
-  const probs = new Float32Array(indices.length * L);
-  let off = 0;
-  for (const c of chunks) {
-    probs.set(c, off);
-    off += c.length;
-  }
-  const reasons = new Map<string, string>();
-  for (const ex of loader.stats.issues.examples) reasons.set(ex.where, ex.message);
-  const ok = new Set(indices);
-  const failures: ClassifiedSource['failures'] = [];
-  for (let i = 0; i < n; i++) {
-    if (ok.has(i)) continue;
-    const s = source.samples[i];
-    failures.push({ index: i, reason: reasons.get(s.imagePath || s.id) ?? 'failed to load' });
-  }
-  return { indices, probs, failures };
+export function classifySource(zm: ZeroShotModel, clf: ZeroShotClassifier, source: SplitSource, opts: ClassifySourceOptions = {}): Promise<ScoredSplit> {
+  return scoreSplit(clf, source, { batchSize: zm.batchSize, image: zm.image, exclusive: (f) => zm.exclusive(f), ...opts });
 }
 
 /** Which images to score: exactly one of `images`, `dir`, `csv`. */

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
-import { validateModelConfig, type ModelConfig } from '../models/config';
-import type { NativeTensor } from '../native/binding';
+import { validateModelConfig, type ModelConfig } from './config';
+import type { NamedTensor } from '../types';
 import { writeFileAtomic } from '../util/atomic';
-import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsInput } from './safetensors';
+import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsInput } from '../util/safetensors';
 
 /** File names of the project's own model format: a folder with weights and a JSON description. */
 export const MODEL_WEIGHTS_FILE = 'model.safetensors';
@@ -28,7 +28,7 @@ export interface ModelMeta {
  * Writes weights (float32, OpenAI key names) and metadata into `dir`. Each file is written atomically;
  * the JSON goes last, so a folder with a JSON always has complete weights.
  */
-export function writeModelFolder(dir: string, config: ModelConfig, state: NativeTensor[], provenance: Record<string, unknown> = {}): void {
+export function writeModelFolder(dir: string, config: ModelConfig, state: NamedTensor[], provenance: Record<string, unknown> = {}): void {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, SafetensorsInput> = {};
   for (const t of state) tensors[t.name] = { dtype: 'F32', shape: t.shape, data: t.data };
@@ -50,7 +50,7 @@ export function isModelFolder(dir: string): boolean {
 }
 
 /** Reads the metadata and the weights (upcast to float32) of a model folder. E_IO / E_CHECKPOINT on problems. */
-export function readModelFolder(dir: string): { meta: ModelMeta; state: NativeTensor[] } {
+export function readModelFolder(dir: string): { meta: ModelMeta; state: NamedTensor[] } {
   const metaPath = path.join(dir, MODEL_META_FILE);
   let raw: string;
   try {
@@ -69,7 +69,7 @@ export function readModelFolder(dir: string): { meta: ModelMeta; state: NativeTe
     throw new CxrError('E_CHECKPOINT', `${metaPath}: unsupported format version ${meta.version} (this build reads ${MODEL_FORMAT_VERSION})`);
   meta.config = validateModelConfig(meta.config);
   const file = readSafetensors(path.join(dir, MODEL_WEIGHTS_FILE));
-  const state: NativeTensor[] = [];
+  const state: NamedTensor[] = [];
   for (const [name, entry] of file.tensors) state.push({ name, shape: entry.shape, data: toFloat32(entry) });
   return { meta, state };
 }

@@ -7,8 +7,8 @@ import * as path from 'path';
 import { ClipModel } from '../../../lib/models/ClipModel';
 import { loadPretrained } from '../../../lib/checkpoints/pretrained';
 import { detectCheckpoint, zipEntryNames } from '../../../lib/checkpoints/detect';
-import { embedWithCheckpoint, readRawImages, readTextsArg } from '../../../lib/checkpoints/embed';
-import { encodeSafetensors, writeSafetensors } from '../../../lib/checkpoints/safetensors';
+import { embedWithCheckpoint, readRawImages, readTextsArg } from '../../../lib/jobs/embed';
+import { encodeSafetensors, writeSafetensors } from '../../../lib/util/safetensors';
 import { main } from '../../../lib/cli/index';
 import { FIXTURES, rng, tmpDir, writeState, writeVocab } from './helpers';
 

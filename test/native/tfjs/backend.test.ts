@@ -1,6 +1,6 @@
-import { loadTf, resolveBackendName, tfjsNodeAvailable, tfjsResolver, useBackend } from '../../lib/tfjs/backend';
-import { createModel } from '../../lib/models/ClipModel';
-import { TfClipModel } from '../../lib/tfjs/model';
+import { loadTf, resolveBackendName, tfjsNodeAvailable, tfjsResolver, useBackend } from '../../../lib/tfjs/backend';
+import { createModel } from '../../../lib/models/ClipModel';
+import { TfClipModel } from '../../../lib/tfjs/model';
 import { images, maxAbsDiff } from './helpers';
 
 describe('tfjs backends', () => {
@@ -57,7 +57,7 @@ describe('tfjs backends', () => {
     const real = tfjsResolver.resolve;
     jest.isolateModules(() => {
       // A fresh copy of the module (nothing loaded yet) that cannot resolve any @tensorflow package.
-      const fresh = require('../../lib/tfjs/backend') as typeof import('../../lib/tfjs/backend');
+      const fresh = require('../../../lib/tfjs/backend') as typeof import('../../../lib/tfjs/backend');
       fresh.tfjsResolver.resolve = (name: string) => {
         if (name.startsWith('@tensorflow/')) throw new Error(`Cannot find module '${name}'`);
         return real(name);

@@ -11,27 +11,24 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
-import { getAdapter } from '../data/adapters';
-import { filterSplit } from '../data/manifest';
 import { normalizeSplit } from '../data/sample';
 import type { Sample } from '../data/sample';
-import { loadShards } from '../data/shards';
-import type { FileSource, MemorySource } from '../data/DataLoader';
+import { openDataset, openSplit, type SplitSource } from '../data/sources';
 import { loadPromptSet, DEFAULT_PROMPT_SET } from '../text/prompts';
 import type { PromptSet } from '../text/prompts';
 import { formatCsv, parseCsvTable } from '../util/csv';
 import { writeFileAtomic } from '../util/atomic';
 import { ZeroShotModel } from '../infer/zeroShotModel';
 import type { ZeroShotModelOptions } from '../infer/zeroShotModel';
-import { classifySource } from '../infer/predict';
-import { alignPromptLabels } from './modelEncoder';
-import { ensembleProbabilities, promptSetHash } from './zeroShot';
-import { formatPredictionsCsv, scoreTables } from './score';
-import type { ScoreResult } from './score';
-import type { ThresholdCriterion } from './metrics';
-import { writeReportCard } from './reportCard';
-import { fitThresholds, THRESHOLDS_FORMAT, writeThresholds } from './thresholds';
-import type { ThresholdsFile } from './thresholds';
+import { classifySource } from './predict';
+import { alignPromptLabels } from '../eval/modelEncoder';
+import { ensembleProbabilities, promptSetHash } from '../eval/zeroShot';
+import { formatPredictionsCsv, scoreTables } from '../eval/score';
+import type { ScoreResult } from '../eval/score';
+import type { ThresholdCriterion } from '../eval/metrics';
+import { writeReportCard } from '../eval/reportCard';
+import { fitThresholds, THRESHOLDS_FORMAT, writeThresholds } from '../eval/thresholds';
+import type { ThresholdsFile } from '../eval/thresholds';
 
 /** Options of {@link evaluateCheckpoint}. */
 export interface EvaluateOptions extends Omit<ZeroShotModelOptions, 'prompts' | 'onWarning'> {
@@ -103,7 +100,7 @@ export interface EvaluateResult {
 /** A split ready for the loader. */
 interface SplitData {
   name: string;
-  source: FileSource | MemorySource;
+  source: SplitSource;
 }
 
 /**
@@ -121,35 +118,11 @@ export function manifestHash(dataset: string, labelNames: readonly string[], sam
   return h.digest('hex');
 }
 
-function capSource<S extends FileSource | MemorySource>(src: S, max: number | undefined): S {
-  if (max === undefined || src.samples.length <= max) return src;
-  if ((src as MemorySource).pixels !== undefined) {
-    const m = src as MemorySource;
-    return { ...m, samples: m.samples.slice(0, max), pixels: m.pixels.subarray(0, max * m.width * m.height) } as S;
-  }
-  return { ...src, samples: src.samples.slice(0, max) };
-}
-
 async function loadSplits(opts: EvaluateOptions, names: string[]): Promise<{ dataset: string; labelNames: string[]; splits: SplitData[] }> {
-  const root = opts.adapterOptions.root;
-  if (typeof root !== 'string' || root === '') throw new CxrError('E_CONFIG', 'the dataset root (--root) is required');
-  if (opts.dataset === 'shards') {
-    const splits = names.map((name) => {
-      const split = normalizeSplit(name);
-      if (!split) throw new CxrError('E_CONFIG', `unknown split '${name}' (train, validate, test)`);
-      const src = loadShards(root, { splits: [split] });
-      if (src.samples.length === 0) throw new CxrError('E_DATA', `shards ${root}: the ${name} split is empty`);
-      return { name, source: capSource(src as MemorySource, opts.maxSamples), labelNames: src.meta.labelNames };
-    });
-    return { dataset: 'shards', labelNames: splits[0].labelNames, splits: splits.map(({ name, source }) => ({ name, source })) };
-  }
-  const m = await getAdapter(opts.dataset).load({ ...opts.adapterOptions, root });
-  const splits = names.map((name) => {
-    const samples = filterSplit(m, name);
-    if (samples.length === 0) throw new CxrError('E_DATA', `dataset ${opts.dataset}: the ${name} split is empty`);
-    return { name, source: capSource({ root: m.root, samples } as FileSource, opts.maxSamples) };
-  });
-  return { dataset: m.dataset, labelNames: m.labelNames, splits };
+  const ds = await openDataset({ dataset: opts.dataset, options: opts.adapterOptions });
+  const splits: SplitData[] = [];
+  for (const name of names) splits.push({ name, source: (await openSplit(ds, name, { maxSamples: opts.maxSamples })).source });
+  return { dataset: ds.dataset, labelNames: ds.labelNames, splits };
 }
 
 /**

@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { constants as bufferConstants } from 'buffer';
 import { CxrError } from '../errors';
-import { writeFileAtomic } from '../util/atomic';
+import { writeFileAtomic } from './atomic';
 
 /** Element types this reader understands (the ones CLIP/BERT checkpoints use). */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';

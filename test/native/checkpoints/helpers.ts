@@ -3,25 +3,21 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ClipModel } from '../../../lib/models/ClipModel';
 import type { StateTensor } from '../../../lib/checkpoints/layouts';
-import { writeSafetensors, type SafetensorsInput } from '../../../lib/checkpoints/safetensors';
+import { mulberry32 } from '../../../lib/util/rng';
+import { writeSafetensors, type SafetensorsInput } from '../../../lib/util/safetensors';
 
 export const FIXTURES = path.resolve(__dirname, '../../fixtures/checkpoints');
-export const SHARED_PARITY = path.resolve(__dirname, '../../../../shared/fixtures/openai-clip-tiny-vit');
+/** The tiny OpenAI-layout CLIP with reference outputs (copied from the shared fixtures; see its README). */
+export const PARITY = path.resolve(__dirname, '../../fixtures/openai-clip-tiny-vit');
 
 export function tmpDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `cxr-ckpt-${tag}-`));
 }
 
-/** Deterministic uniform [-1, 1) numbers (mulberry32). */
+/** Deterministic uniform [-1, 1) numbers (the library's mulberry32). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const u = mulberry32(seed);
+  return () => u() * 2 - 1;
 }
 
 /** Adds noise to every weight (so zero-initialised biases and unit LayerNorms carry information too). */

@@ -1,0 +1,48 @@
+/**
+ * The prepare job (`cxr-train prepare`) as a library function: a dataset read through its adapter
+ * (optionally given patient-level splits) packed into fixed-size image shards that `openSplit` reads as
+ * the `shards` source.
+ */
+import { getAdapter, type BaseAdapterOptions } from '../data/adapters';
+import type { Manifest } from '../data/manifest';
+import { writeShards, type ShardsMeta, type WriteShardsOptions } from '../data/shards';
+import { assignPatientSplits } from '../data/splits';
+
+/** Options of {@link prepareShards}. */
+export interface PrepareOptions extends Omit<WriteShardsOptions, 'strict'> {
+  /** Adapter name (`mimic-cxr`, `chexpert`, `csv`, ...). */
+  dataset: string;
+  /** Adapter options; `root` is the dataset directory. */
+  adapterOptions: BaseAdapterOptions & Record<string, unknown>;
+  /** Give samples without a split a patient-level train/validate/test split (seeded). Default false. */
+  assignSplits?: boolean;
+  /** Seed of the split assignment. Default 0. */
+  seed?: number;
+  /** Called once with the manifest's issues before packing starts. */
+  onManifest?: (manifest: Manifest) => void;
+}
+
+/** What {@link prepareShards} read and wrote. */
+export interface PrepareResult {
+  manifest: Manifest;
+  meta: ShardsMeta;
+  elapsedMs: number;
+}
+
+/**
+ * Reads a dataset with its adapter and writes its shards into `outDir`.
+ *
+ * @throws CxrError E_CONFIG (unknown dataset), the adapter's E_IO/E_PARSE/E_DATA, and the shard writer's errors.
+ */
+export async function prepareShards(opts: PrepareOptions): Promise<PrepareResult> {
+  const adapter = getAdapter(opts.dataset);
+  const t0 = Date.now();
+  const manifest = await adapter.load(opts.adapterOptions);
+  if (opts.assignSplits && manifest.samples.some((s) => !s.split)) {
+    manifest.samples = assignPatientSplits(manifest.samples, { seed: opts.seed ?? 0 });
+  }
+  opts.onManifest?.(manifest);
+  const { dataset: _d, adapterOptions, assignSplits: _a, seed: _s, onManifest: _m, ...shardOpts } = opts;
+  const meta = await writeShards(manifest, { ...shardOpts, strict: adapterOptions.strict ?? false });
+  return { manifest, meta, elapsedMs: Date.now() - t0 };
+}
