@@ -21,6 +21,9 @@ describe('native addon', () => {
     expect(typeof caps.cuda.built).toBe('boolean');
     expect(caps.threads).toBeGreaterThanOrEqual(1);
     expect(caps.blas.length).toBeGreaterThan(0);
+    expect(typeof caps.cuda.cudnn).toBe('boolean');
+    // The fused attention path is compiled in exactly on libtorch >= 2.0.
+    expect(caps.fusedAttention).toBe(Number(caps.torchVersion.split('.')[0]) >= 2);
   });
 });
 
