@@ -6,9 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
 import type { CiBounds } from '../eval/score';
+import { TRAIN_SCHEMA } from '../train/schema';
 
 /**
- * The demo's own defaults. The rest (sentence sampling mode, relaxed loss variant, optimizer, schedule
+ * The demo's presets over the training defaults (lr, α, finding strength and seed are the schema's values,
+ * referenced, not copied). The rest (sentence sampling mode, relaxed loss variant, optimizer, schedule
  * shape, batch size) is the training config's defaults, i.e. the paper's settings.
  */
 export const DEMO_DEFAULTS = Object.freeze({
@@ -20,13 +22,13 @@ export const DEMO_DEFAULTS = Object.freeze({
   /** Optimizer steps: about 3 minutes of training on 2 CPU cores (measured ~7 steps/s at batch 32). */
   steps: 1500,
   /** Peak learning rate: the training default for test-vit from scratch. */
-  lr: 1e-3,
+  lr: TRAIN_SCHEMA['optimizer.lr'].default,
   /** Relaxation threshold α of the relaxed contrastive loss: the training default. */
-  alpha: 0.8,
-  /** Visibility of findings in the synthetic pictures (1 = the generator's standard difficulty). */
-  findingStrength: 1,
-  /** Seed of the data, the weights and the training order. */
-  seed: 0,
+  alpha: TRAIN_SCHEMA['loss.alpha'].default,
+  /** Visibility of findings in the synthetic pictures: the training default (the generator's standard difficulty). */
+  findingStrength: TRAIN_SCHEMA['data.synthetic.findingStrength'].default,
+  /** Seed of the data, the weights and the training order: the training default. */
+  seed: TRAIN_SCHEMA.seed.default,
   /** Validate (and maybe keep a new best checkpoint) every N steps. */
   evalEvery: 250,
   /** Bootstrap resamples for the test-split confidence intervals. */

@@ -5,6 +5,7 @@ import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../type
 import { readModelFolder, writeModelFolder } from './modelFolder';
 import type { ModelConfig } from './config';
 import { resolveModelConfig } from './registry';
+import { LOSS_DEFAULTS, OPTIMIZER_DEFAULTS } from './defaults';
 
 /** Options of `createModel`. */
 export interface ModelOptions {
@@ -66,16 +67,16 @@ export interface OptimizerOptions {
   nesterov?: boolean;
 }
 
-/** Resolves loss options with defaults and validates them (E_CONFIG). */
+/** Resolves loss options with {@link LOSS_DEFAULTS} and validates them (E_CONFIG). */
 export function resolveLoss(l: LossOptions | undefined): ResolvedLoss {
-  const kind = l?.kind ?? 'clip';
+  const kind = l?.kind ?? LOSS_DEFAULTS.kind;
   if (kind !== 'clip' && kind !== 'relaxed') throw new CxrError('E_CONFIG', `loss.kind must be "clip" or "relaxed", got "${kind}"`);
-  const alpha = l?.alpha ?? 1;
+  const alpha = l?.alpha ?? LOSS_DEFAULTS.alpha;
   if (!(alpha > 0 && alpha <= 1)) throw new CxrError('E_CONFIG', `loss.alpha must be in (0, 1], got ${alpha}`);
-  const variant = l?.variant ?? 'clamp-diag';
+  const variant = l?.variant ?? LOSS_DEFAULTS.variant;
   if (variant !== 'clamp-diag' && variant !== 'clamp-numerator')
     throw new CxrError('E_CONFIG', `loss.variant must be "clamp-diag" or "clamp-numerator", got "${variant}"`);
-  const labelSmoothing = l?.labelSmoothing ?? 0;
+  const labelSmoothing = l?.labelSmoothing ?? LOSS_DEFAULTS.labelSmoothing;
   if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new CxrError('E_CONFIG', 'loss.labelSmoothing must be in [0, 1)');
   return { kind, alpha: kind === 'clip' ? 1 : alpha, variant, labelSmoothing };
 }
@@ -203,22 +204,29 @@ export class ClipModel {
     }
   }
 
-  /** Sets the optimizer (AdamW or SGD); its state restarts. The learning rate is set per step. */
+  /** Whether an optimizer was set: a step or an optimizer-state load without one sets AdamW with the defaults. */
+  #optimizerSet = false;
+
+  /**
+   * Sets the optimizer (AdamW or SGD); its state restarts. The learning rate is set per step; omitted fields
+   * take {@link OPTIMIZER_DEFAULTS}.
+   */
   configureOptimizer(o: OptimizerOptions): void {
     const kind = o.kind;
     if (kind !== 'adamw' && kind !== 'sgd') throw new CxrError('E_CONFIG', `optimizer must be "adamw" or "sgd", got "${kind}"`);
     const cfg: NativeOptimizerConfig = {
       kind,
-      lr: o.lr ?? 1e-5,
-      weightDecay: o.weightDecay ?? (kind === 'adamw' ? 0.2 : 0),
-      beta1: o.betas?.[0] ?? 0.9,
-      beta2: o.betas?.[1] ?? 0.98,
-      eps: o.eps ?? 1e-6,
-      momentum: o.momentum ?? 0.9,
-      nesterov: o.nesterov ?? false,
+      lr: o.lr ?? OPTIMIZER_DEFAULTS.lr,
+      weightDecay: o.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay,
+      beta1: o.betas?.[0] ?? OPTIMIZER_DEFAULTS.betas[0],
+      beta2: o.betas?.[1] ?? OPTIMIZER_DEFAULTS.betas[1],
+      eps: o.eps ?? OPTIMIZER_DEFAULTS.eps,
+      momentum: o.momentum ?? OPTIMIZER_DEFAULTS.momentum,
+      nesterov: o.nesterov ?? OPTIMIZER_DEFAULTS.nesterov,
     };
     try {
       this.handle().configureOptimizer(cfg);
+      this.#optimizerSet = true;
     } catch (e) {
       throw asCxrError(e);
     }
@@ -233,6 +241,7 @@ export class ClipModel {
     if (!(typeof opts.lr === 'number' && Number.isFinite(opts.lr) && opts.lr >= 0))
       throw new CxrError('E_CONFIG', `lr must be a finite number >= 0, got ${opts.lr}`);
     const loss = resolveLoss(opts.loss);
+    if (!this.#optimizerSet) this.configureOptimizer({ kind: 'adamw' });
     const microBatch = opts.microBatch ?? 0;
     if (!Number.isInteger(microBatch) || microBatch < 0)
       throw new CxrError('E_CONFIG', `microBatch must be an integer >= 0, got ${microBatch}`);
@@ -284,6 +293,7 @@ export class ClipModel {
   }
 
   loadOptimizerState(state: Buffer): void {
+    if (!this.#optimizerSet) this.configureOptimizer({ kind: 'adamw' });
     try {
       this.handle().loadOptimizerState(state);
     } catch (e) {

@@ -1,5 +1,6 @@
 import { CxrError } from '../errors';
 import type { NativeModelConfig } from '../native/binding';
+import { LOGIT_SCALE_INIT, TEXT_DEFAULTS, VISION_DEFAULTS } from './defaults';
 
 /** A model architecture: the native config plus its name and the tokenizer it was trained with. */
 export interface ModelConfig extends NativeModelConfig {
@@ -33,7 +34,21 @@ function optPosInt(o: Record<string, unknown>, k: string, where: string, min = 1
 }
 
 /**
- * Validates a model configuration and returns a copy. Errors are E_CONFIG and name the offending field;
+ * A copy of `c` with every field the native core reads: omitted ones take {@link VISION_DEFAULTS},
+ * {@link TEXT_DEFAULTS} and {@link LOGIT_SCALE_INIT} (the core has no defaults of its own).
+ */
+export function completeModelConfig(c: ModelConfig): ModelConfig {
+  const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  return {
+    ...c,
+    logitScaleInit: c.logitScaleInit ?? LOGIT_SCALE_INIT,
+    vision: { ...VISION_DEFAULTS, resnetLayers: [...VISION_DEFAULTS.resnetLayers], ...defined(c.vision) },
+    text: { ...TEXT_DEFAULTS, ...defined(c.text) },
+  };
+}
+
+/**
+ * Validates a model configuration and returns a complete copy (see {@link completeModelConfig}). Errors are E_CONFIG and name the offending field;
  * unknown keys are rejected so that a typo never silently falls back to a default.
  */
 export function validateModelConfig(input: unknown): ModelConfig {
@@ -93,5 +108,5 @@ export function validateModelConfig(input: unknown): ModelConfig {
   optPosInt(t, 'projHidden', 'text.', 0);
   if (t.type === 'bert' && t.maxPosition !== undefined && (t.maxPosition as number) < (t.contextLength as number))
     fail('"text.maxPosition" must be >= "text.contextLength"');
-  return c as unknown as ModelConfig;
+  return completeModelConfig(c as unknown as ModelConfig);
 }

@@ -11,6 +11,7 @@ import { CxrError } from '../errors';
 import { readModelFolder } from '../models/modelFolder';
 import { resolveLoss, type LossOptions } from '../models/ClipModel';
 import type { ModelConfig } from '../models/config';
+import { OPTIMIZER_DEFAULTS } from '../models/defaults';
 import { resolveModelConfig } from '../models/registry';
 import type { NamedTensor, StepResult } from '../types';
 import { useBackend, type Tf, type TfBackendName } from './backend';
@@ -465,10 +466,10 @@ export class TfClipModel {
     return data;
   }
 
-  /** Sets the AdamW hyper-parameters; the moments and step count restart. */
+  /** Sets the AdamW hyper-parameters (omitted ones: OPTIMIZER_DEFAULTS); the moments and step count restart. */
   configureOptimizer(o: TfOptimizerOptions = {}): void {
     this.#check();
-    const opt = { weightDecay: o.weightDecay ?? 0.2, betas: o.betas ?? ([0.9, 0.98] as [number, number]), eps: o.eps ?? 1e-6 };
+    const opt = { weightDecay: o.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay, betas: o.betas ?? OPTIMIZER_DEFAULTS.betas, eps: o.eps ?? OPTIMIZER_DEFAULTS.eps };
     const [b1, b2] = opt.betas;
     if (!(opt.weightDecay >= 0 && b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1 && opt.eps > 0))
       throw new CxrError('E_CONFIG', 'adamw needs weightDecay >= 0, 0 <= beta1, beta2 < 1 and eps > 0');

@@ -36,17 +36,13 @@ static double run_rank(int rank, int port, int64_t micro_batch, double bucket_mb
   auto g = at::make_generator<at::CPUGeneratorImpl>(21);
   auto imgs = torch::randn({8, 3, 32, 32}, g);
   auto ids = torch::randint(1, 100, {8, 16}, g);
-  OptimizerConfig oc;  // AdamW with decay: the optimizer state must stay identical across ranks too
-  oc.lr = 1e-3;
-  oc.weight_decay = 0.1;
-  StepOptions so;
-  so.lr = 1e-3;
+  OptimizerConfig oc = cxr_test::adamw(1e-3, 0.1);  // with decay: the optimizer state must stay identical across ranks too
+  StepOptions so = cxr_test::clip_step(1e-3);
   so.clip_grad_norm = 1.0;
   so.loss.kind = LossKind::Relaxed;
   so.loss.alpha = 0.8;
   so.micro_batch = micro_batch;
-  EngineOptions eo;
-  eo.seed = 3;
+  EngineOptions eo = cxr_test::cpu_engine(3);
   Engine ref(tiny_vit(), eo);
   eo.seed = 100 + rank;  // different initial weights on purpose: broadcast_state must fix them
   Engine e(tiny_vit(), eo);
@@ -68,8 +64,7 @@ static double run_rank(int rank, int port, int64_t micro_batch, double bucket_mb
   // Reference weights: copy rank 0's (the broadcast source) into ref so both start equal.
   {
     Engine init0(tiny_vit(), [] {
-      EngineOptions o;
-      o.seed = 100;
+      EngineOptions o = cxr_test::cpu_engine(100);
       return o;
     }());
     ref.load_state(init0.state(), true);

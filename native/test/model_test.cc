@@ -5,6 +5,10 @@
 
 using namespace cxr;
 
+using cxr_test::adamw;
+using cxr_test::clip_step;
+using cxr_test::cpu_engine;
+using cxr_test::sgd;
 using cxr_test::tiny_vit;
 static ModelConfig tiny_resnet() {
   ModelConfig c = tiny_vit();
@@ -42,8 +46,7 @@ static std::string device_spec() { return cuda_available() ? "cuda:0" : "cpu"; }
 
 CXR_TEST(shapes_and_determinism) {
   for (auto& [name, cfg] : configs()) {
-    EngineOptions o;
-    o.seed = 7;
+    EngineOptions o = cpu_engine(7);
     Engine a(cfg, o), b(cfg, o);
     auto g = at::make_generator<at::CPUGeneratorImpl>(1);
     auto imgs = torch::randn({3, 3, 32, 32}, g);
@@ -61,21 +64,16 @@ CXR_TEST(shapes_and_determinism) {
 
 CXR_TEST(train_step_lowers_loss) {
   for (auto& [name, cfg] : configs()) {
-    EngineOptions o;
-    o.seed = 3;
+    EngineOptions o = cpu_engine(3);
     Engine e(cfg, o);
-    OptimizerConfig oc;
-    oc.lr = 1e-3;
-    oc.weight_decay = 0.0;
-    e.configure_optimizer(oc);
+    e.configure_optimizer(adamw(1e-3, 0.0));
     auto g = at::make_generator<at::CPUGeneratorImpl>(5);
     // Low-frequency images (like radiographs): white noise averages out in pooled towers.
     auto imgs = torch::nn::functional::interpolate(
         torch::randn({8, 3, 4, 4}, g),
         torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{32, 32}).mode(torch::kNearest));
     auto ids = make_ids(8, 16, 100, 6);
-    StepOptions so;
-    so.lr = 1e-3;
+    StepOptions so = clip_step(1e-3);
     double first = 0, last = 0;
     for (int i = 0; i < 20; ++i) {
       auto r = e.train_step(imgs, ids, so);
@@ -92,11 +90,11 @@ CXR_TEST(frozen_batchnorm_keeps_running_stats) {
   for (bool bn_train : {false, true}) {
     ModelConfig c = tiny_resnet();
     c.vision.batchnorm_train = bn_train;
-    EngineOptions o;
+    EngineOptions o = cpu_engine();
     Engine e(c, o);
+    e.configure_optimizer(adamw(0.0, 0.0));
     auto before = e.state();
-    StepOptions so;
-    so.lr = 0.0;
+    StepOptions so = clip_step(0.0);
     e.train_step(torch::randn({4, 3, 32, 32}), make_ids(4, 16, 100, 3), so);
     auto after = e.state();
     bool changed = false;
@@ -108,8 +106,7 @@ CXR_TEST(frozen_batchnorm_keeps_running_stats) {
 }
 
 CXR_TEST(state_round_trip) {
-  EngineOptions o;
-  o.seed = 1;
+  EngineOptions o = cpu_engine(1);
   Engine a(tiny_vit(), o);
   o.seed = 2;
   Engine b(tiny_vit(), o);
@@ -127,20 +124,18 @@ CXR_TEST(state_round_trip) {
 }
 
 CXR_TEST(optimizer_state_resume_is_exact) {
-  EngineOptions o;
-  o.seed = 1;
+  EngineOptions o = cpu_engine(1);
   auto imgs = torch::randn({4, 3, 32, 32});
   auto ids = make_ids(4, 16, 100, 9);
-  StepOptions so;
-  so.lr = 1e-3;
+  StepOptions so = clip_step(1e-3);
   Engine a(tiny_vit(), o);
-  a.configure_optimizer({});
+  a.configure_optimizer(adamw(1e-5, 0.2));
   a.train_step(imgs, ids, so);
   auto st = a.state();
   auto os = a.optimizer_state();
   auto r1 = a.train_step(imgs, ids, so);
   Engine b(tiny_vit(), o);
-  b.configure_optimizer({});
+  b.configure_optimizer(adamw(1e-5, 0.2));
   b.load_state(st, true);
   b.load_optimizer_state(os);
   auto r2 = b.train_step(imgs, ids, so);
@@ -154,16 +149,11 @@ CXR_TEST(accumulation_equals_one_big_batch) {
   auto g = at::make_generator<at::CPUGeneratorImpl>(11);
   auto imgs = torch::randn({8, 3, 32, 32}, g);
   auto ids = make_ids(8, 16, 100, 12);
-  OptimizerConfig oc;
-  oc.kind = "sgd";
-  oc.momentum = 0;
-  oc.weight_decay = 0;
-  StepOptions so;
-  so.lr = 0.1;
+  OptimizerConfig oc = sgd(0.1, 0.0, 0.0);
+  StepOptions so = clip_step(0.1);
   so.loss.kind = LossKind::Relaxed;
   so.loss.alpha = 0.5;
-  EngineOptions o;
-  o.seed = 5;
+  EngineOptions o = cpu_engine(5);
   Engine a(tiny_vit(), o), b(tiny_vit(), o);
   a.configure_optimizer(oc);
   b.configure_optimizer(oc);
@@ -180,7 +170,7 @@ CXR_TEST(accumulation_equals_one_big_batch) {
 }
 
 CXR_TEST(bad_inputs_throw_codes) {
-  EngineOptions o;
+  EngineOptions o = cpu_engine();
   Engine e(tiny_vit(), o);
   EXPECT_THROWS_CODE(e.encode_images(torch::randn({2, 1, 32, 32}), false), Shape);
   EXPECT_THROWS_CODE(e.encode_images(torch::randn({2, 3, 31, 32}), false), Shape);
@@ -189,14 +179,15 @@ CXR_TEST(bad_inputs_throw_codes) {
   EXPECT_THROWS_CODE(e.encode_images(nan, false), Numeric);
   EXPECT_THROWS_CODE(e.encode_texts(torch::full({2, 4}, 100, torch::kLong), false), Shape);
   EXPECT_THROWS_CODE(e.encode_texts(torch::ones({2, 17}, torch::kLong), false), Shape);
-  StepOptions so;
+  e.configure_optimizer(adamw(1e-3, 0.0));
+  StepOptions so = clip_step(1e-3);
   EXPECT_THROWS_CODE(e.train_step(torch::randn({1, 3, 32, 32}), make_ids(1, 16, 100, 1), so), Shape);
   EXPECT_THROWS_CODE(e.train_step(torch::randn({2, 3, 32, 32}), make_ids(3, 16, 100, 1), so), Shape);
   ModelConfig bad = tiny_vit();
   bad.vision.patch_size = 7;
   EXPECT_THROWS_CODE(Engine(bad, o), Config);
   if (!cuda_available()) {
-    EngineOptions oc;
+    EngineOptions oc = cpu_engine();
     oc.device = "cuda:0";
     EXPECT_THROWS_CODE(Engine(tiny_vit(), oc), Device);
   }

@@ -79,6 +79,16 @@ describe('binding: engine, optimizer, loss and step options are required field b
     expect(e.message).toMatch(/required/);
   }
 
+  it('model config fields (TypeScript sends a complete config)', () => {
+    const full = vit as unknown as { vision: Record<string, unknown>; text: Record<string, unknown> };
+    const { width: _w, ...noWidth } = full.vision;
+    missingField(() => new addon.NativeModel({ ...vit, vision: noWidth } as never, engine), 'vision.width');
+    const { layerNormEps: _eps, ...noEps } = full.text;
+    missingField(() => new addon.NativeModel({ ...vit, text: noEps } as never, engine), 'text.layerNormEps');
+    const { logitScaleInit: _ls, ...noScale } = vit;
+    missingField(() => new addon.NativeModel(noScale as never, engine), 'logitScaleInit');
+  });
+
   it('engine options', () => {
     const { seed: _seed, ...noSeed } = engine;
     missingField(() => new addon.NativeModel(vit, noSeed as never), 'seed');

@@ -2,36 +2,10 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
 import { withStopSignal } from '../signals';
+import { schemaFlags } from '../../train/schema';
 
-/** Short flags → dotted config keys (everything else: `--set key=value`). */
-const FLAG_KEYS: Record<string, string> = {
-  out: 'outDir',
-  model: 'model.name',
-  checkpoint: 'model.checkpoint',
-  dataset: 'data.dataset',
-  root: 'data.root',
-  steps: 'maxSteps',
-  epochs: 'epochs',
-  'batch-size': 'batchSize',
-  'accum-steps': 'accumSteps',
-  lr: 'optimizer.lr',
-  optimizer: 'optimizer.kind',
-  loss: 'loss.kind',
-  alpha: 'loss.alpha',
-  'text-mode': 'text.mode',
-  sections: 'text.sections',
-  'drop-comparison': 'text.dropComparisonOnly',
-  'drop-duplicates': 'text.dropDuplicates',
-  semicolons: 'text.semicolons',
-  device: 'device',
-  precision: 'precision',
-  threads: 'threads',
-  seed: 'seed',
-  'eval-every': 'eval.everySteps',
-  'checkpoint-every': 'checkpoint.everySteps',
-  log: 'log.format',
-  backend: 'distributed.backend',
-};
+/** Short flags → dotted config keys, from the schema table (everything else: `--set key=value`). */
+const FLAGS = schemaFlags();
 
 /** Launcher flags: consumed by `--nproc`, not passed on to the workers. */
 const LAUNCH_FLAGS = ['nproc', 'nnodes', 'node-rank', 'master'];
@@ -70,35 +44,8 @@ export const command: CommandModule = {
       .option('nnodes', { type: 'number', default: 1, describe: 'Machines in the job (with --nproc)' })
       .option('node-rank', { type: 'number', default: 0, describe: "This machine's index, 0 ... nnodes-1 (with --nproc)" })
       .option('master', { type: 'string', describe: 'ADDR:PORT of node 0, the same on every machine (with --nnodes > 1)' });
-    const desc: Record<string, string> = {
-      out: 'Run folder (checkpoints, metrics.jsonl, final model)',
-      model: 'Registry model name (test-vit, ViT-B/32, ViT-B/16, ViT-L/14, RN50, RN101, ...)',
-      checkpoint: 'Pretrained model folder (own format) to start from',
-      dataset: 'synthetic | shards | an adapter name (mimic-cxr, chexpert, ...)',
-      root: 'Dataset root / shard folder',
-      steps: 'Optimizer steps (maxSteps)',
-      epochs: 'Epochs when --steps is not set',
-      'batch-size': 'Pairs per micro-batch',
-      'accum-steps': 'Micro-batches per step (loss over the full accumulated batch)',
-      lr: 'Peak learning rate',
-      optimizer: 'adamw | sgd',
-      loss: 'clip | relaxed',
-      alpha: 'Relaxation threshold α in (0, 1]',
-      'text-mode': 'Sentence sampling: uniform | k | one | full',
-      sections: 'findings+impression | impression | findings | all',
-      'drop-comparison': 'Drop sentences that only compare with prior studies: true | false (as `cxr-train report --drop-comparison`)',
-      'drop-duplicates': 'Drop repeated sentences: true | false (as `report --drop-duplicates`)',
-      semicolons: 'Also split sentences at semicolons: true | false (as `report --semicolons`)',
-      device: 'auto | cpu | cuda:N',
-      precision: 'fp32 | bf16 (CUDA)',
-      threads: 'libtorch threads',
-      seed: 'Seed of everything random',
-      'eval-every': 'Validate every N steps',
-      'checkpoint-every': 'Checkpoint every N steps',
-      log: 'auto | bar | plain | json | none',
-      backend: 'Distributed backend: auto | gloo | nccl',
-    };
-    for (const f of Object.keys(FLAG_KEYS)) b = b.option(f, { type: 'string', describe: desc[f] });
+    // Values are strings parsed as YAML scalars by overridesToConfig, so flags and files accept the same spellings.
+    for (const f of FLAGS) b = b.option(f.flag, { type: 'string', describe: `${f.describe} (${f.path}; default ${JSON.stringify(f.default)})` });
     return b
       .example('$0 train', 'The embedded default run: synthetic data + tiny model, ~75 s on 2 CPU cores, validation AUROC before/after')
       .example('$0 train --config run.yaml --out runs/mimic', 'A configured run')
@@ -112,7 +59,7 @@ export const command: CommandModule = {
     const { DEFAULT_CONFIG, configToYaml, overridesToConfig, readConfigFile, resolveTrainConfig } = await import('../../train/config');
     const { readCheckpoint, resolveResume } = await import('../../train/checkpoints');
     const flags: Record<string, string> = {};
-    for (const [f, key] of Object.entries(FLAG_KEYS)) if (argv[f] !== undefined) flags[key] = String(argv[f]);
+    for (const f of FLAGS) if (argv[f.flag] !== undefined) flags[f.path] = String(argv[f.flag]);
     for (const kv of (argv.set as string[] | undefined) ?? []) {
       const i = kv.indexOf('=');
       if (i <= 0) throw new CxrError('E_CONFIG', `--set wants key=value, got "${kv}"`);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { CxrError } from '../../errors';
 import type { ShiftPreset } from '../../data/synthetic';
 import { resolveTrainConfig } from '../../train/config';
+import { TRAIN_SCHEMA } from '../../train/schema';
 import type { PartialTrainConfig, TrainConfig } from '../../train/config';
 import { cloneJson, mergeLayer, readLayerFile } from '../../util/layers';
 
@@ -93,21 +94,20 @@ export const DEFAULT_ABLATION: Readonly<AblationConfig> = Object.freeze({
   outDir: 'runs/ablation',
   seeds: [0, 1, 2], // the issue's minimum: mean ± sd over 3 seeds
   settings: [...ABLATION_SETTINGS],
-  alphas: [0.8], // the library default; add values for a sweep
-  samplingMode: 'uniform' as const, // the paper's k ~ U{1..n}
-  pretrain: { checkpoint: null, model: 'test-vit', n: 4000, seed: 7, steps: 600, batchSize: 32, lr: 1e-3 },
-  synthetic: { n: 2400, seed: 0, testN: 700, testSeed: 1000, findingStrength: 1, prevalenceScale: 1.5, shift: 'strong' as ShiftPreset },
+  alphas: [TRAIN_SCHEMA['loss.alpha'].default], // the training default; add values for a sweep
+  samplingMode: TRAIN_SCHEMA['text.mode'].default, // the training default: the paper's k ~ U{1..n}
+  pretrain: { checkpoint: null, model: 'test-vit', n: 4000, seed: 7, steps: 600, batchSize: TRAIN_SCHEMA.batchSize.default, lr: TRAIN_SCHEMA['optimizer.lr'].default },
+  synthetic: { n: 2400, seed: 0, testN: 700, testSeed: 1000, findingStrength: TRAIN_SCHEMA['data.synthetic.findingStrength'].default, prevalenceScale: 1.5, shift: 'strong' as ShiftPreset },
   test: { split: 'test' as const, shifted: null },
   finetune: {
     maxSteps: 300,
-    batchSize: 32,
     optimizer: { lr: 5e-4 },
     schedule: { warmupSteps: 30 },
     eval: { everySteps: 0, atStart: false },
     checkpoint: { everySteps: 100, keepLast: 1, keepBestBy: null },
     log: { format: 'none' as const },
   } as PartialTrainConfig,
-  eval: { bootstrap: 1000, bootstrapSeed: 0, promptSet: 'chexzero' },
+  eval: { bootstrap: 1000, bootstrapSeed: 0, promptSet: TRAIN_SCHEMA['eval.promptSet'].default },
 }) as AblationConfig;
 
 /** The `--quick` preset: the whole pipeline in about a minute (for tests and CI), not for conclusions. */
@@ -115,7 +115,7 @@ export const QUICK_ABLATION: PartialAblationConfig = {
   seeds: [0],
   pretrain: { n: 300, steps: 40, batchSize: 16 },
   synthetic: { n: 360, testN: 120 },
-  finetune: { maxSteps: 24, batchSize: 16, schedule: { warmupSteps: 4 }, checkpoint: { everySteps: 10 }, eval: { batchSize: 64 } } as PartialTrainConfig,
+  finetune: { maxSteps: 24, batchSize: 16, schedule: { warmupSteps: 4 }, checkpoint: { everySteps: 10 } } as PartialTrainConfig,
   eval: { bootstrap: 100 },
 };
 

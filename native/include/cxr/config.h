@@ -1,5 +1,9 @@
 // Plain configuration structs of the native core. TypeScript validates and resolves every option; the
 // binding copies one validated object into these structs; the core re-checks only invariants it relies on.
+// The core has no defaults of its own: TypeScript sends every value (the defaults live in lib/train/schema.ts
+// and lib/models/defaults.ts), and the binding requires every field. The zero / empty initialisers below only
+// keep a default-constructed struct from holding garbage; they are not meaningful settings, and C++ callers
+// (the tests, the bench) set every field they use.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -11,51 +15,51 @@ namespace cxr {
 enum class Activation { QuickGelu, Gelu };
 
 struct VisionConfig {
-  std::string type = "vit";  // "vit" | "resnet"
-  int64_t image_size = 224;
+  std::string type;  // "vit" | "resnet"
+  int64_t image_size = 0;
   // ViT (OpenAI CLIP layout)
-  int64_t patch_size = 32;
-  int64_t width = 768;
-  int64_t layers = 12;
-  int64_t heads = 12;
-  double mlp_ratio = 4.0;
+  int64_t patch_size = 0;
+  int64_t width = 0;
+  int64_t layers = 0;
+  int64_t heads = 0;
+  double mlp_ratio = 0.0;
   // timm ViTs (open_clip/BiomedCLIP image towers) differ from OpenAI's in three details:
   bool patch_bias = false;        // the patch embedding convolution has a bias
-  bool ln_pre = true;             // LayerNorm before the transformer (timm has none)
-  double layer_norm_eps = 1e-5;   // timm uses 1e-6
+  bool ln_pre = false;            // LayerNorm before the transformer (timm has none)
+  double layer_norm_eps = 0.0;   // OpenAI 1e-5, timm 1e-6
   // ModifiedResNet (CLIP RN50 family)
-  std::vector<int64_t> resnet_layers{3, 4, 6, 3};
-  int64_t resnet_width = 64;      // stem width; the trunk ends at 32 * resnet_width channels
-  int64_t attn_pool_heads = 32;   // heads of the attention pooling
+  std::vector<int64_t> resnet_layers;
+  int64_t resnet_width = 0;       // stem width; the trunk ends at 32 * resnet_width channels
+  int64_t attn_pool_heads = 0;    // heads of the attention pooling
   bool batchnorm_train = false;   // false: BatchNorm stays in eval mode while fine-tuning (frozen stats)
   Activation act = Activation::QuickGelu;
 };
 
 struct TextConfig {
-  std::string type = "causal";  // "causal" (CLIP text transformer) | "bert" (bidirectional, post-LN)
-  int64_t vocab_size = 49408;
-  int64_t context_length = 77;
-  int64_t width = 512;
-  int64_t layers = 12;
-  int64_t heads = 8;
-  double mlp_ratio = 4.0;
+  std::string type;  // "causal" (CLIP text transformer) | "bert" (bidirectional, post-LN)
+  int64_t vocab_size = 0;
+  int64_t context_length = 0;
+  int64_t width = 0;
+  int64_t layers = 0;
+  int64_t heads = 0;
+  double mlp_ratio = 0.0;
   Activation act = Activation::QuickGelu;
   // BERT-style tower
-  int64_t intermediate_size = 3072;
-  int64_t max_position = 512;  // number of position embeddings of the BERT tower
-  int64_t type_vocab_size = 2;
+  int64_t intermediate_size = 0;
+  int64_t max_position = 0;    // number of position embeddings of the BERT tower
+  int64_t type_vocab_size = 0;
   int64_t pad_id = 0;
-  std::string pooling = "cls";  // "cls" | "mean"
-  std::string proj = "linear";   // "linear" (proj.weight) | "mlp" (open_clip: proj.0, GELU, proj.2; no biases)
+  std::string pooling;  // "cls" | "mean"
+  std::string proj;   // "linear" (proj.weight) | "mlp" (open_clip: proj.0, GELU, proj.2; no biases)
   int64_t proj_hidden = 0;       // hidden width of the "mlp" projection; 0: (width + embed_dim) / 2
-  double layer_norm_eps = 1e-12;
+  double layer_norm_eps = 0.0;
 };
 
 struct ModelConfig {
-  int64_t embed_dim = 512;
+  int64_t embed_dim = 0;
   VisionConfig vision;
   TextConfig text;
-  double logit_scale_init = std::log(1.0 / 0.07);
+  double logit_scale_init = 0.0;  // log of the initial logit scale
 };
 
 enum class LossKind { Clip, Relaxed };
@@ -63,23 +67,23 @@ enum class RelaxVariantCfg { ClampDiag, ClampNumerator };
 
 struct LossConfig {
   LossKind kind = LossKind::Clip;
-  double alpha = 1.0;
+  double alpha = 0.0;
   RelaxVariantCfg variant = RelaxVariantCfg::ClampDiag;
   double label_smoothing = 0.0;
 };
 
 struct OptimizerConfig {
-  std::string kind = "adamw";  // "adamw" | "sgd"
-  double lr = 1e-5;
-  double weight_decay = 0.2;
-  double beta1 = 0.9, beta2 = 0.98, eps = 1e-6;
-  double momentum = 0.9;
+  std::string kind;  // "adamw" | "sgd"
+  double lr = 0.0;
+  double weight_decay = 0.0;
+  double beta1 = 0.0, beta2 = 0.0, eps = 0.0;
+  double momentum = 0.0;
   bool nesterov = false;
 };
 
 struct EngineOptions {
-  std::string device = "cpu";     // resolved by TypeScript from "auto" | "cpu" | "cuda:N"
-  std::string precision = "fp32";  // "fp32" | "bf16" (autocast, CUDA only)
+  std::string device;     // resolved by TypeScript from "auto" | "cpu" | "cuda:N"
+  std::string precision;  // "fp32" | "bf16" (autocast, CUDA only)
   uint64_t seed = 0;
 };
 

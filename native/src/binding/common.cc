@@ -167,6 +167,11 @@ std::string req_str(Napi::Env env, const Napi::Object& o, const char* key, const
   if (!v.IsString()) missing(env, where, key, "a string");
   return v.As<Napi::String>().Utf8Value();
 }
+std::string req_enum(Napi::Env env, const Napi::Object& o, const char* key, std::initializer_list<const char*> allowed,
+                     const char* where) {
+  if (o.Get(key).IsUndefined()) missing(env, where, key, "a string");
+  return get_enum(env, o, key, allowed, "", where);
+}
 Napi::Object req_object(Napi::Env env, const Napi::Value& v, const char* what) {
   if (!v.IsObject()) throw_error(env, "E_CONFIG", std::string(what) + " is required (an object with every field)");
   return v.As<Napi::Object>();
@@ -178,9 +183,9 @@ cxr::LossConfig loss_config(const Napi::Value& v) {
   cxr::LossConfig c;
   if (!o.Has("kind")) missing(env, "loss.", "kind", "\"clip\" or \"relaxed\"");
   if (!o.Has("variant")) missing(env, "loss.", "variant", "\"clamp-diag\" or \"clamp-numerator\"");
-  c.kind = get_enum(env, o, "kind", {"clip", "relaxed"}, "clip", "loss.") == "relaxed" ? cxr::LossKind::Relaxed : cxr::LossKind::Clip;
+  c.kind = req_enum(env, o, "kind", {"clip", "relaxed"}, "loss.") == "relaxed" ? cxr::LossKind::Relaxed : cxr::LossKind::Clip;
   c.alpha = req_num(env, o, "alpha", "loss.");
-  c.variant = get_enum(env, o, "variant", {"clamp-diag", "clamp-numerator"}, "clamp-diag", "loss.") == "clamp-numerator"
+  c.variant = req_enum(env, o, "variant", {"clamp-diag", "clamp-numerator"}, "loss.") == "clamp-numerator"
                   ? cxr::RelaxVariantCfg::ClampNumerator
                   : cxr::RelaxVariantCfg::ClampDiag;
   c.label_smoothing = req_num(env, o, "labelSmoothing", "loss.");

@@ -70,6 +70,9 @@ double req_num(Napi::Env env, const Napi::Object& o, const char* key, const char
 int64_t req_int(Napi::Env env, const Napi::Object& o, const char* key, const char* where);
 bool req_bool(Napi::Env env, const Napi::Object& o, const char* key, const char* where);
 std::string req_str(Napi::Env env, const Napi::Object& o, const char* key, const char* where);
+// A required enum option: absent is E_CONFIG "required", any other value than one of `allowed` as get_enum.
+std::string req_enum(Napi::Env env, const Napi::Object& o, const char* key, std::initializer_list<const char*> allowed,
+                     const char* where);
 // The options object argument `v` (E_CONFIG naming `what` when it is absent or not an object).
 Napi::Object req_object(Napi::Env env, const Napi::Value& v, const char* what);
 // The loss: every field required, the enums checked.

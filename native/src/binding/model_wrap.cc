@@ -7,54 +7,56 @@
 namespace cxr_binding {
 
 namespace {
+// Every field is required (TypeScript sends a fully resolved config; the structs have no defaults).
+cxr::Activation req_act(Napi::Env env, const Napi::Object& o, const char* where) {
+  return req_enum(env, o, "act", {"quick_gelu", "gelu"}, where) == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
+}
+
 cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
-  if (!v.IsObject()) throw_error(env, "E_CONFIG", "model config must be an object");
-  auto o = v.As<Napi::Object>();
+  auto o = req_object(env, v, "the model config");
   cxr::ModelConfig c;
-  c.embed_dim = get_int(o, "embedDim", c.embed_dim);
-  c.logit_scale_init = get_num(o, "logitScaleInit", c.logit_scale_init);
-  if (!o.Get("vision").IsObject() || !o.Get("text").IsObject())
-    throw_error(env, "E_CONFIG", "model config needs `vision` and `text` objects");
-  auto vo = o.Get("vision").As<Napi::Object>();
+  c.embed_dim = req_int(env, o, "embedDim", "");
+  c.logit_scale_init = req_num(env, o, "logitScaleInit", "");
+  auto vo = req_object(env, o.Get("vision"), "the model config's `vision` object");
   auto& vc = c.vision;
-  vc.type = get_enum(env, vo, "type", {"vit", "resnet"}, vc.type, "vision.");
-  vc.image_size = get_int(vo, "imageSize", vc.image_size);
-  vc.patch_size = get_int(vo, "patchSize", vc.patch_size);
-  vc.width = get_int(vo, "width", vc.width);
-  vc.layers = get_int(vo, "layers", vc.layers);
-  vc.heads = get_int(vo, "heads", vc.heads);
-  vc.mlp_ratio = get_num(vo, "mlpRatio", vc.mlp_ratio);
-  vc.resnet_width = get_int(vo, "resnetWidth", vc.resnet_width);
-  vc.attn_pool_heads = get_int(vo, "attnPoolHeads", vc.attn_pool_heads);
-  vc.batchnorm_train = get_bool(vo, "batchnormTrain", vc.batchnorm_train);
-  vc.patch_bias = get_bool(vo, "patchBias", vc.patch_bias);
-  vc.ln_pre = get_bool(vo, "lnPre", vc.ln_pre);
-  vc.layer_norm_eps = get_num(vo, "layerNormEps", vc.layer_norm_eps);
-  vc.act = get_enum(env, vo, "act", {"quick_gelu", "gelu"}, "quick_gelu", "vision.") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
+  vc.type = req_enum(env, vo, "type", {"vit", "resnet"}, "vision.");
+  vc.image_size = req_int(env, vo, "imageSize", "vision.");
+  vc.patch_size = req_int(env, vo, "patchSize", "vision.");
+  vc.width = req_int(env, vo, "width", "vision.");
+  vc.layers = req_int(env, vo, "layers", "vision.");
+  vc.heads = req_int(env, vo, "heads", "vision.");
+  vc.mlp_ratio = req_num(env, vo, "mlpRatio", "vision.");
+  vc.resnet_width = req_int(env, vo, "resnetWidth", "vision.");
+  vc.attn_pool_heads = req_int(env, vo, "attnPoolHeads", "vision.");
+  vc.batchnorm_train = req_bool(env, vo, "batchnormTrain", "vision.");
+  vc.patch_bias = req_bool(env, vo, "patchBias", "vision.");
+  vc.ln_pre = req_bool(env, vo, "lnPre", "vision.");
+  vc.layer_norm_eps = req_num(env, vo, "layerNormEps", "vision.");
+  vc.act = req_act(env, vo, "vision.");
   auto rl = vo.Get("resnetLayers");
-  if (rl.IsArray()) {
-    vc.resnet_layers.clear();
+  if (!rl.IsArray()) throw_error(env, "E_CONFIG", "vision.resnetLayers is required (an array of integers)");
+  {
     auto a = rl.As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) vc.resnet_layers.push_back(a.Get(i).As<Napi::Number>().Int64Value());
   }
-  auto to = o.Get("text").As<Napi::Object>();
+  auto to = req_object(env, o.Get("text"), "the model config's `text` object");
   auto& tc = c.text;
-  tc.type = get_enum(env, to, "type", {"causal", "bert"}, tc.type, "text.");
-  tc.vocab_size = get_int(to, "vocabSize", tc.vocab_size);
-  tc.context_length = get_int(to, "contextLength", tc.context_length);
-  tc.width = get_int(to, "width", tc.width);
-  tc.layers = get_int(to, "layers", tc.layers);
-  tc.heads = get_int(to, "heads", tc.heads);
-  tc.mlp_ratio = get_num(to, "mlpRatio", tc.mlp_ratio);
-  tc.act = get_enum(env, to, "act", {"quick_gelu", "gelu"}, "quick_gelu", "text.") == "gelu" ? cxr::Activation::Gelu : cxr::Activation::QuickGelu;
-  tc.intermediate_size = get_int(to, "intermediateSize", tc.intermediate_size);
-  tc.max_position = get_int(to, "maxPosition", tc.max_position);
-  tc.type_vocab_size = get_int(to, "typeVocabSize", tc.type_vocab_size);
-  tc.pad_id = get_int(to, "padId", tc.pad_id);
-  tc.pooling = get_enum(env, to, "pooling", {"cls", "mean"}, tc.pooling, "text.");
-  tc.layer_norm_eps = get_num(to, "layerNormEps", tc.layer_norm_eps);
-  tc.proj = get_enum(env, to, "proj", {"linear", "mlp"}, tc.proj, "text.");
-  tc.proj_hidden = get_int(to, "projHidden", tc.proj_hidden);
+  tc.type = req_enum(env, to, "type", {"causal", "bert"}, "text.");
+  tc.vocab_size = req_int(env, to, "vocabSize", "text.");
+  tc.context_length = req_int(env, to, "contextLength", "text.");
+  tc.width = req_int(env, to, "width", "text.");
+  tc.layers = req_int(env, to, "layers", "text.");
+  tc.heads = req_int(env, to, "heads", "text.");
+  tc.mlp_ratio = req_num(env, to, "mlpRatio", "text.");
+  tc.act = req_act(env, to, "text.");
+  tc.intermediate_size = req_int(env, to, "intermediateSize", "text.");
+  tc.max_position = req_int(env, to, "maxPosition", "text.");
+  tc.type_vocab_size = req_int(env, to, "typeVocabSize", "text.");
+  tc.pad_id = req_int(env, to, "padId", "text.");
+  tc.pooling = req_enum(env, to, "pooling", {"cls", "mean"}, "text.");
+  tc.layer_norm_eps = req_num(env, to, "layerNormEps", "text.");
+  tc.proj = req_enum(env, to, "proj", {"linear", "mlp"}, "text.");
+  tc.proj_hidden = req_int(env, to, "projHidden", "text.");
   return c;
 }
 
