@@ -1,6 +1,8 @@
 /**
- * The training job (`cxr-train train`) as library functions. `planTraining` is `--dry-run`: it resolves
- * the model, tokenizer, prompts and data of a run without allocating the model or training.
+ * The training job (`cxr-train train`) as library functions: `resolveRun` layers the config file and the
+ * overrides (over a resumed checkpoint's config when there is no file), `planTraining` is `--dry-run` (it
+ * resolves the model, tokenizer, prompts and data without allocating the model), and `launchTraining` starts
+ * the data-parallel workers of `--nproc`. The training loop itself is `train/Trainer`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,8 +12,11 @@ import { isModelFolder } from '../models/modelFolder';
 import type { ModelConfig } from '../models/config';
 import { loadPromptSet } from '../text/prompts';
 import { loadTokenizer } from '../text/tokenizer';
+import { DEFAULT_CONFIG, defaultRunDir, overridesToConfig, readConfigFile, resolveTrainConfig } from '../train/config';
 import type { TrainConfig } from '../train/config';
+import { readCheckpoint, resolveResume } from '../train/checkpoints';
 import { buildRunData } from '../train/data';
+import { launchWorkers } from '../train/distributed';
 
 /** What a run would use, as {@link planTraining} resolved it. */
 export interface TrainingPlan {
@@ -67,4 +72,102 @@ export async function planTraining(config: TrainConfig): Promise<TrainingPlan> {
     totalSteps: config.maxSteps ?? (config.epochs ?? 0) * stepsPerEpoch,
     prompts: { name: prompts.name, labels: prompts.labels.length },
   };
+}
+
+/** What {@link resolveRun} takes: the CLI's `--config`, dotted-key overrides and `--resume`. */
+export interface RunRequest {
+  /** A YAML or JSON run config. */
+  configFile?: string;
+  /** Dotted config keys → YAML scalar strings (flags and `--set`), applied over the file. */
+  overrides?: Record<string, string>;
+  /** "auto" (newest checkpoint of the run folder, or a fresh start), a checkpoint or a run folder. */
+  resume?: string;
+}
+
+/**
+ * Resolves a run: defaults ← (a resumed checkpoint's config, when there is no file) ← file ← overrides.
+ * `resumeDir` is the checkpoint to continue from, or null.
+ *
+ * @throws CxrError E_CONFIG (`--resume auto` without a run folder, invalid values), E_IO, E_CHECKPOINT
+ */
+export function resolveRun(req: RunRequest): { config: TrainConfig; resumeDir: string | null } {
+  const overrides = req.overrides ?? {};
+  const file = req.configFile ? readConfigFile(req.configFile) : undefined;
+  const layers = [
+    { config: file, source: req.configFile },
+    { config: overridesToConfig(overrides), source: 'flags' },
+  ];
+  let resumeDir: string | null = null;
+  let base = DEFAULT_CONFIG;
+  if (req.resume !== undefined) {
+    const outGuess = (overrides.outDir ?? (file as { outDir?: string } | undefined)?.outDir ?? null) as string | null;
+    if (req.resume === 'auto' && !outGuess) throw new CxrError('E_CONFIG', '--resume auto needs the run folder: pass --out DIR (or outDir in the config)');
+    resumeDir = resolveResume(req.resume, outGuess ? path.resolve(outGuess) : null);
+    if (resumeDir && !file) base = readCheckpoint(resumeDir).state.config;
+  }
+  return { config: resolveTrainConfig(layers, base), resumeDir };
+}
+
+/** Launcher flags: consumed by `--nproc`, not passed on to the workers. */
+const LAUNCH_FLAGS = ['nproc', 'nnodes', 'node-rank', 'master'];
+
+/** argv without the launcher's flags (`--nproc 2`, `--nproc=2`). */
+export function stripLaunchFlags(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--([a-z-]+)(=.*)?$/.exec(args[i]);
+    if (m && LAUNCH_FLAGS.includes(m[1])) {
+      if (m[2] === undefined) i++;
+      continue;
+    }
+    out.push(args[i]);
+  }
+  return out;
+}
+
+/** What {@link launchTraining} takes. */
+export interface LaunchRequest {
+  /** Worker processes on this machine. */
+  nproc: number;
+  /** Machines in the job (default 1). */
+  nnodes?: number;
+  /** This machine's index (default 0). */
+  nodeRank?: number;
+  /** "ADDR:PORT" of node 0 (needed with nnodes > 1). */
+  master?: string;
+  /** The script and its arguments, as the workers run them (launcher flags are removed here). */
+  script: string;
+  args: string[];
+  /** True when `args` name the run folder already; else one absolute `--out` is added for every rank. */
+  outGiven: boolean;
+}
+
+/**
+ * Starts `nproc` workers of the same `train` command under torchrun's environment and waits for them.
+ * Resolves when all exit cleanly.
+ *
+ * @throws CxrError E_CONFIG (batch not divisible by the processes, bad `master`), E_DIST (a worker failed;
+ *   the message names its rank and how to resume)
+ */
+export async function launchTraining(config: TrainConfig, req: LaunchRequest): Promise<void> {
+  const nnodes = req.nnodes ?? 1;
+  const world = req.nproc * nnodes;
+  if (Number.isInteger(world) && world > 0 && config.batchSize % world !== 0)
+    throw new CxrError('E_CONFIG', `batchSize ${config.batchSize} is the batch over all processes and must be divisible by the ${world} processes`);
+  const outDir = path.resolve(config.outDir ?? defaultRunDir());
+  const args = stripLaunchFlags(req.args);
+  if (!req.outGiven) args.push('--out', outDir);
+  let masterAddr: string | undefined;
+  let masterPort: number | undefined;
+  if (req.master !== undefined) {
+    const m = /^(.+):(\d+)$/.exec(req.master);
+    if (!m) throw new CxrError('E_CONFIG', `--master wants ADDR:PORT, got "${req.master}"`);
+    masterAddr = m[1];
+    masterPort = Number(m[2]);
+  }
+  const r = await launchWorkers({ nproc: req.nproc, nnodes, nodeRank: req.nodeRank ?? 0, masterAddr, masterPort, args: [req.script, ...args] });
+  if (r.failed) {
+    const f = r.failed;
+    throw new CxrError('E_DIST', `worker rank ${f.rank} (pid ${f.pid}) ${f.signal ? `was killed by ${f.signal}` : `exited with code ${f.code}`}; the job stopped. Resume with: cxr-train train --out ${outDir} --resume auto [--nproc N]`);
+  }
 }

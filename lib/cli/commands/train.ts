@@ -7,23 +7,6 @@ import { schemaFlags } from '../../train/schema';
 /** Short flags → dotted config keys, from the schema table (everything else: `--set key=value`). */
 const FLAGS = schemaFlags();
 
-/** Launcher flags: consumed by `--nproc`, not passed on to the workers. */
-const LAUNCH_FLAGS = ['nproc', 'nnodes', 'node-rank', 'master'];
-
-/** argv without the launcher's flags (`--nproc 2`, `--nproc=2`). */
-export function stripLaunchFlags(args: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const m = /^--([a-z-]+)(=.*)?$/.exec(args[i]);
-    if (m && LAUNCH_FLAGS.includes(m[1])) {
-      if (m[2] === undefined) i++;
-      continue;
-    }
-    out.push(args[i]);
-  }
-  return out;
-}
-
 function fmt(v: number | null | undefined): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '  n/a ' : v.toFixed(4);
 }
@@ -56,8 +39,8 @@ export const command: CommandModule = {
       .example('$0 train --config run.yaml --out runs/ddp --nproc 8 --nnodes 2 --node-rank 0 --master 10.0.0.1:29500', 'Node 0 of a 2-machine job (node 1: --node-rank 1)');
   },
   handler: async (argv) => {
-    const { DEFAULT_CONFIG, configToYaml, overridesToConfig, readConfigFile, resolveTrainConfig } = await import('../../train/config');
-    const { readCheckpoint, resolveResume } = await import('../../train/checkpoints');
+    const { configToYaml } = await import('../../train/config');
+    const { launchTraining, planTraining, resolveRun } = await import('../../jobs/train');
     const flags: Record<string, string> = {};
     for (const f of FLAGS) if (argv[f.flag] !== undefined) flags[f.path] = String(argv[f.flag]);
     for (const kv of (argv.set as string[] | undefined) ?? []) {
@@ -65,60 +48,32 @@ export const command: CommandModule = {
       if (i <= 0) throw new CxrError('E_CONFIG', `--set wants key=value, got "${kv}"`);
       flags[kv.slice(0, i).trim()] = kv.slice(i + 1);
     }
-    const file = argv.config ? readConfigFile(argv.config as string) : undefined;
-    const layers = [
-      { config: file, source: argv.config as string | undefined },
-      { config: overridesToConfig(flags), source: 'flags' },
-    ];
-    // Resuming without a config continues with the checkpoint's own config (flags still apply).
-    let resumeDir: string | null = null;
-    let base = DEFAULT_CONFIG;
-    if (argv.resume !== undefined) {
-      const outGuess = (flags.outDir ?? (file as { outDir?: string } | undefined)?.outDir ?? null) as string | null;
-      if (argv.resume === 'auto' && !outGuess) throw new CxrError('E_CONFIG', '--resume auto needs the run folder: pass --out DIR (or outDir in the config)');
-      resumeDir = resolveResume(argv.resume as string, outGuess ? path.resolve(outGuess) : null);
-      if (resumeDir && !file) base = readCheckpoint(resumeDir).state.config;
-    }
-    const config = resolveTrainConfig(layers, base);
+    const { config, resumeDir } = resolveRun({
+      configFile: argv.config as string | undefined,
+      overrides: flags,
+      resume: argv.resume as string | undefined,
+    });
     if (argv['print-config']) {
       process.stdout.write(configToYaml(config));
       return;
     }
     if (argv['dry-run']) {
-      const { planTraining } = await import('../../jobs/train');
       process.stdout.write(formatPlan(await planTraining(config)));
       return;
     }
 
-    const { distributedEnv, launchWorkers } = await import('../../train/distributed');
+    const { distributedEnv } = await import('../../train/distributed');
     if (argv.nproc !== undefined && !distributedEnv()) {
       // The launcher: every worker runs this same command under torchrun's environment.
-      const world = (argv.nproc as number) * ((argv.nnodes as number) ?? 1);
-      if (Number.isInteger(world) && world > 0 && config.batchSize % world !== 0)
-        throw new CxrError('E_CONFIG', `batchSize ${config.batchSize} is the batch over all processes and must be divisible by the ${world} processes`);
-      const outDir = path.resolve(config.outDir ?? (await import('../../train/config')).defaultRunDir());
-      const args = stripLaunchFlags(process.argv.slice(2));
-      if (flags.outDir === undefined) args.push('--out', outDir); // one absolute folder for every rank
-      let masterAddr: string | undefined;
-      let masterPort: number | undefined;
-      if (argv.master !== undefined) {
-        const m = /^(.+):(\d+)$/.exec(String(argv.master));
-        if (!m) throw new CxrError('E_CONFIG', `--master wants ADDR:PORT, got "${argv.master}"`);
-        masterAddr = m[1];
-        masterPort = Number(m[2]);
-      }
-      const r = await launchWorkers({
+      await launchTraining(config, {
         nproc: argv.nproc as number,
         nnodes: argv.nnodes as number,
         nodeRank: argv['node-rank'] as number,
-        masterAddr,
-        masterPort,
-        args: [process.argv[1], ...args],
+        master: argv.master as string | undefined,
+        script: process.argv[1],
+        args: process.argv.slice(2),
+        outGiven: flags.outDir !== undefined,
       });
-      if (r.failed) {
-        const f = r.failed;
-        throw new CxrError('E_DIST', `worker rank ${f.rank} (pid ${f.pid}) ${f.signal ? `was killed by ${f.signal}` : `exited with code ${f.code}`}; the job stopped. Resume with: cxr-train train --out ${outDir} --resume auto [--nproc N]`);
-      }
       return;
     }
     const worker = distributedEnv();

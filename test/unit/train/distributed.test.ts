@@ -1,7 +1,7 @@
 import { DataLoader } from '../../../lib/data/DataLoader';
 import type { MemorySource } from '../../../lib/data/DataLoader';
 import { distributedEnv } from '../../../lib/train/distributed';
-import { stripLaunchFlags } from '../../../lib/cli/commands/train';
+import { stripLaunchFlags } from '../../../lib/jobs/train';
 
 function source(n: number): MemorySource {
   return {
