@@ -35,9 +35,11 @@ cxr::ModelConfig model_config(Napi::Env env, const Napi::Value& v) {
   vc.act = req_act(env, vo, "vision.");
   auto rl = vo.Get("resnetLayers");
   if (!rl.IsArray()) throw_error(env, "E_CONFIG", "vision.resnetLayers is required (an array of integers)");
-  {
-    auto a = rl.As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) vc.resnet_layers.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  auto layers = rl.As<Napi::Array>();
+  for (uint32_t i = 0; i < layers.Length(); ++i) {
+    auto n = layers.Get(i);
+    if (!n.IsNumber()) throw_error(env, "E_CONFIG", "vision.resnetLayers must be an array of integers");
+    vc.resnet_layers.push_back(n.As<Napi::Number>().Int64Value());
   }
   auto to = req_object(env, o.Get("text"), "the model config's `text` object");
   auto& tc = c.text;
@@ -99,8 +101,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   {
     auto o = req_object(env, info[1], "the engine options");
     opt.device = req_str(env, o, "device", "");
-    if (!o.Has("precision")) throw_error(env, "E_CONFIG", "precision is required (\"fp32\" or \"bf16\")");
-    opt.precision = get_enum(env, o, "precision", {"fp32", "bf16"}, opt.precision, "");
+    opt.precision = req_enum(env, o, "precision", {"fp32", "bf16"}, "");
     opt.seed = static_cast<uint64_t>(req_num(env, o, "seed", ""));
   }
   try {
