@@ -36,7 +36,7 @@ fi
 [ "$(id -u)" = "0" ] || { echo "check-libtorch: needs root (debootstrap, chroot)" >&2; exit 1; }
 
 root=${CXR_TRIXIE_ROOT:-/var/tmp/cxr-trixie}
-pkgs="libtorch-dev libopenblas0-openmp libgloo-dev cmake ninja-build g++ make nodejs npm git python3 python3-torch ca-certificates"
+pkgs="libtorch-dev libopenblas0-openmp libgloo-dev cmake ninja-build g++ make nodejs npm git python3 python3-torch ca-certificates chromium"
 t0=$SECONDS
 stage() { printf '== [trixie %4ds] %s\n' $((SECONDS - t0)) "$*"; }
 

@@ -8,8 +8,10 @@
  *
  *   npx tsc -p tsconfig.json   # the CLI runs from dist/
  *   node scripts/serve-screenshot.js --checkpoint MODEL_DIR --image X.png [--out serve.png]
+ *   node scripts/serve-screenshot.js --url http://127.0.0.1:PORT/ --image X.png   # a server already running
  *
- * Needs Debian's chromium (CHROMIUM=/path overrides). Node 20 needs --experimental-websocket for the
+ * It prints one line per label ("LABEL  p"), which test/e2e/browser.test.ts compares with the API's answer.
+ * Needs Debian's chromium (CHROMIUM=/path overrides); without it the script says so and exits 0, or 1 under CI=true. Node 20 needs --experimental-websocket for the
  * built-in WebSocket; the script re-runs itself with it.
  */
 const { spawn } = require('node:child_process');
@@ -27,16 +29,18 @@ function arg(name, def) {
   return i >= 0 ? process.argv[i + 1] : def;
 }
 const checkpoint = arg('checkpoint');
+const givenUrl = arg('url');
 const image = arg('image');
 const out = path.resolve(arg('out', 'serve.png'));
-if (!checkpoint || !image) {
-  console.error('usage: node scripts/serve-screenshot.js --checkpoint MODEL_DIR --image X.png [--out serve.png]');
+if ((!checkpoint && !givenUrl) || !image) {
+  console.error('usage: node scripts/serve-screenshot.js (--checkpoint MODEL_DIR | --url URL) --image X.png [--out serve.png]');
   process.exit(2);
 }
 const chromium = process.env.CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => fs.existsSync(p));
 if (!chromium) {
-  console.error('chromium not found (apt-get install -y chromium, or set CHROMIUM): skipped');
-  process.exit(0);
+  const ci = process.env.CI === 'true' || process.env.CI === '1';
+  console.error(`chromium not found (apt-get install -y chromium, or set CHROMIUM): ${ci ? 'failed (CI=true)' : 'skipped'}`);
+  process.exit(ci ? 1 : 0);
 }
 
 /** Resolves with the first capture of `re` in a stream's output. */
@@ -57,9 +61,13 @@ function waitFor(stream, re, what, ms = 120000) {
 
 async function main() {
   const root = path.resolve(__dirname, '..');
-  const server = spawn(process.execPath, [path.join(root, 'bin/cxr-train.js'), 'serve', '--checkpoint', checkpoint, '--port', '0', '--device', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stderr.pipe(process.stderr);
-  const url = await waitFor(server.stdout, /cxr-train serve: (http:\/\/\S+)/, 'the server');
+  let server = null;
+  let url = givenUrl;
+  if (!url) {
+    server = spawn(process.execPath, [path.join(root, 'bin/cxr-train.js'), 'serve', '--checkpoint', checkpoint, '--port', '0', '--device', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    server.stderr.pipe(process.stderr);
+    url = await waitFor(server.stdout, /cxr-train serve: (http:\/\/\S+)/, 'the server');
+  }
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-chromium-'));
   // Any request off this machine goes to a dead proxy (loopback is bypassed): the page must be self-contained.
   const browser = spawn(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`, '--remote-debugging-port=0', '--proxy-server=127.0.0.1:9', 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -123,8 +131,10 @@ async function main() {
       await gone;
     }
     fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
-    server.kill('SIGINT');
-    await new Promise((r) => server.on('exit', r));
+    if (server) {
+      server.kill('SIGINT');
+      await new Promise((r) => server.on('exit', r));
+    }
   }
 }
 

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import sharp from 'sharp';
+import { browserTest, chromiumOrFail } from '../../helpers/chromium';
 import { renderReportHtml, writeReportCard } from '../../../lib/eval/reportCard';
 import { writeFileAtomic } from '../../../lib/util/atomic';
 import { scoreCsv } from '../../../lib/eval/score';
@@ -19,17 +21,6 @@ const meta = {
   prompts: { name: 'chexzero', labels: [{ label: 'A', positive: ['a & b'], negative: ['no <a>'] }] },
   config: { temperature: 1, model: 'test-vit' },
 };
-
-function chromium(): string | null {
-  for (const c of ['chromium', 'chromium-browser']) {
-    try {
-      return execFileSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).trim() || null;
-    } catch {
-      /* next */
-    }
-  }
-  return null;
-}
 
 describe('report card', () => {
   const result = scoreCsv(
@@ -83,15 +74,23 @@ describe('report card', () => {
     expect(fs.readdirSync(dir)).toEqual(['x.txt']);
   });
 
-  const chrome = chromium();
-  (chrome ? test : test.skip)('renders in headless Chromium (screenshot)', () => {
+  browserTest()('renders in headless Chromium (screenshot, curves drawn)', async () => {
+    const chrome = chromiumOrFail();
     const out = writeReportCard(dir, result, meta);
     const png = path.join(dir, 'shot.png');
     const script = path.resolve(__dirname, '../../../scripts/screenshot-report-card.sh');
-    execFileSync('bash', [script, out.html, png, '1200x1800'], { stdio: 'pipe', timeout: 120000 });
+    execFileSync('bash', [script, out.html, png, '1200x1800'], { stdio: 'pipe', timeout: 120000, env: { ...process.env, CHROMIUM: chrome } });
     const buf = fs.readFileSync(png);
     expect(buf.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
     expect(buf.readUInt32BE(16)).toBe(1200); // IHDR width
-    expect(buf.length).toBeGreaterThan(20000); // a blank page compresses to a few kB
+    // The curves and bars are the page's only saturated colours (text and grid are grey): a page whose
+    // inline SVG failed to render has next to none of them, whatever the palette.
+    const { data, info } = await sharp(buf).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    let coloured = 0;
+    for (let i = 0; i < data.length; i += info.channels) {
+      const r = data[i], g = data[i + 1], b = data[i + 2];
+      if (Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
+    }
+    expect(coloured).toBeGreaterThan(3000);
   });
 });
