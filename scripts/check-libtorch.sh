@@ -85,7 +85,7 @@ stage "npm run setup (libtorch 2.6), with the C++ core tests in the same build"
 in_root "cd /root/cxr && CXR_BUILD_TESTS=1 npm run setup"
 
 stage "C++ core tests (ctest)"
-in_root "cd /root/cxr && ctest --test-dir build --output-on-failure"
+in_root "set -o pipefail; cd /root/cxr && ctest --test-dir build --output-on-failure -V | grep -vE '^(UpdateCTestConfiguration|Parse|Add Test|Constructing|Checking|Test project|test [0-9]+$)'"
 
 if [ "$tests" = all ]; then
   stage "jest: the whole suite"

@@ -22,7 +22,7 @@ import { hashSeed, permutation } from '../util/rng';
 import { IssueLog } from './manifest';
 import type { IssueSummary } from './manifest';
 import type { Sample } from './sample';
-import { finishImage, toBase } from './images';
+import { finishImage, finishPixels, toBase, type ImageBatch, type PixelBatch } from './images';
 import type { DecodeOptions, PreprocessOptions } from './images';
 import { processFileBatch } from './loaderCore';
 import type { ItemFailure, WorkerResult, WorkerTask } from './loaderCore';
@@ -70,12 +70,22 @@ export interface DataLoaderOptions {
   decode?: DecodeOptions;
   /** Failed samples kept by name in `stats`. Default 10. */
   maxExamples?: number;
+  /**
+   * 'float32': batches of normalised N×3×S×S floats. 'uint8': {@link PixelBatch}es of N×S×S grayscale
+   * bytes (geometry augmentation applied, intensity augmentation as a per-image gain and bias) that the
+   * native side normalises on the device: 12× fewer bytes per image and no host float work per pixel
+   * beyond the geometric warp. Default 'float32'.
+   */
+  pixels?: PixelFormat;
 }
+
+/** The element type of a loader's batches. */
+export type PixelFormat = 'float32' | 'uint8';
 
 /** One batch. */
 export interface Batch {
-  /** n·3·size·size normalised floats, CHW per image, images contiguous. */
-  images: Float32Array;
+  /** n·3·size·size normalised floats, CHW per image, images contiguous; or, with `pixels: 'uint8'`, bytes. */
+  images: ImageBatch;
   /** Images in this batch (smaller than batchSize when samples failed or at the end of an epoch). */
   n: number;
   samples: Sample[];
@@ -166,7 +176,9 @@ export class DataLoader {
       concurrency: Math.max(1, Math.floor(options.concurrency ?? 2)),
       decode: options.decode ?? {},
       maxExamples: options.maxExamples ?? 10,
+      pixels: options.pixels ?? 'float32',
     };
+    if (this.opts.pixels !== 'float32' && this.opts.pixels !== 'uint8') throw new CxrError('E_CONFIG', `pixels must be "float32" or "uint8", got ${JSON.stringify(options.pixels)}`);
     this.log = new IssueLog(this.opts.maxExamples);
     if (isMemory(source)) {
       const need = source.samples.length * source.width * source.height;
@@ -268,28 +280,35 @@ export class DataLoader {
 
   private async makeBatch(indices: number[], epoch: number): Promise<Batch> {
     const S = this.opts.image.size;
-    const chw = 3 * S * S;
+    const bytes = this.opts.pixels === 'uint8';
+    // Elements per image: 3 float channels, or one byte plane.
+    const per = bytes ? S * S : 3 * S * S;
+    const elemBytes = bytes ? 1 : 4;
     const samples = indices.map((i) => this.source.samples[i]);
     let buffer: ArrayBuffer;
     let failures: ItemFailure[];
+    let affine: Float32Array | undefined;
     if (isMemory(this.source)) {
-      buffer = new ArrayBuffer(indices.length * chw * 4);
-      failures = this.memoryBatch(indices, epoch, buffer);
+      buffer = new ArrayBuffer(indices.length * per * elemBytes);
+      affine = bytes ? new Float32Array(2 * indices.length) : undefined;
+      failures = this.memoryBatch(indices, epoch, buffer, affine);
     } else {
       const root = this.source.root;
       const task: WorkerTask = {
         id: this.taskId++,
         items: indices.map((idx, slot) => ({ slot, path: path.resolve(root, this.source.samples[idx].imagePath), seed: hashSeed(this.opts.seed, epoch, idx) })),
-        buffer: new ArrayBuffer(indices.length * chw * 4),
+        buffer: new ArrayBuffer(indices.length * per * elemBytes),
         image: this.opts.image,
         decode: this.opts.decode,
         concurrency: this.opts.concurrency,
+        pixels: this.opts.pixels,
       };
       const res = this.mode === 'workers' ? await this.runInWorker(task) : await processFileBatch(task);
       buffer = res.buffer;
       failures = res.failures;
+      affine = res.affine;
     }
-    const images = new Float32Array(buffer);
+    const data = bytes ? new Uint8Array(buffer) : new Float32Array(buffer);
     let keepIdx = indices;
     let keepSamples = samples;
     if (failures.length > 0) {
@@ -304,34 +323,64 @@ export class DataLoader {
       keepSamples = [];
       for (let r = 0; r < indices.length; r++) {
         if (bad.has(r)) continue;
-        if (w !== r) images.copyWithin(w * chw, r * chw, (r + 1) * chw);
+        if (w !== r) {
+          data.copyWithin(w * per, r * per, (r + 1) * per);
+          if (affine) affine.copyWithin(2 * w, 2 * r, 2 * r + 2);
+        }
         keepIdx.push(indices[r]);
         keepSamples.push(samples[r]);
         w++;
       }
     }
     const n = keepIdx.length;
-    return { images: n === indices.length ? images : images.subarray(0, n * chw), n, samples: keepSamples, indices: keepIdx, epoch };
+    const kept = n === indices.length ? data : data.subarray(0, n * per);
+    let images: ImageBatch;
+    if (kept instanceof Uint8Array) {
+      const pb: PixelBatch = { pixels: kept, normalize: this.opts.image.normalize };
+      if (affine && this.opts.image.augment) {
+        pb.gain = new Float32Array(n);
+        pb.bias = new Float32Array(n);
+        for (let k = 0; k < n; k++) {
+          pb.gain[k] = affine[2 * k];
+          pb.bias[k] = affine[2 * k + 1];
+        }
+      }
+      images = pb;
+    } else images = kept;
+    return { images, n, samples: keepSamples, indices: keepIdx, epoch };
   }
 
-  private memoryBatch(indices: number[], epoch: number, buffer: ArrayBuffer): ItemFailure[] {
+  private memoryBatch(indices: number[], epoch: number, buffer: ArrayBuffer, affine?: Float32Array): ItemFailure[] {
     const src = this.source as MemorySource;
     const S = this.opts.image.size;
-    const chw = 3 * S * S;
     const plane = src.width * src.height;
-    const out = new Float32Array(buffer);
     const failures: ItemFailure[] = [];
+    const bytesOut = this.opts.pixels === 'uint8' ? new Uint8Array(buffer) : undefined;
+    const floatOut = bytesOut ? undefined : new Float32Array(buffer);
     const tmp = new Float32Array(plane);
     indices.forEach((idx, slot) => {
       try {
+        const seed = hashSeed(this.opts.seed, epoch, idx);
+        const same = src.width === S && src.height === S;
+        if (bytesOut && same && src.pixels instanceof Uint8Array) {
+          // Packed shards and synthetic data: bytes in, bytes out, no float conversion of the plane.
+          const { gain, bias } = finishPixels(src.pixels.subarray(idx * plane, (idx + 1) * plane), this.opts.image, seed, bytesOut, slot * S * S);
+          affine![2 * slot] = gain;
+          affine![2 * slot + 1] = bias;
+          return;
+        }
         let gray: Float32Array;
         if (src.pixels instanceof Uint8Array) {
           const u8 = src.pixels;
           for (let k = 0; k < plane; k++) tmp[k] = u8[idx * plane + k] / 255;
           gray = tmp;
         } else gray = src.pixels.subarray(idx * plane, (idx + 1) * plane);
-        const base = src.width === S && src.height === S ? gray : toBase({ data: gray, width: src.width, height: src.height }, S, this.opts.image.geometry ?? 'pad');
-        finishImage(base, this.opts.image, hashSeed(this.opts.seed, epoch, idx), out, slot * chw);
+        const base = same ? gray : toBase({ data: gray, width: src.width, height: src.height }, S, this.opts.image.geometry ?? 'pad');
+        if (bytesOut) {
+          const { gain, bias } = finishPixels(base, this.opts.image, seed, bytesOut, slot * S * S);
+          affine![2 * slot] = gain;
+          affine![2 * slot + 1] = bias;
+        } else finishImage(base, this.opts.image, seed, floatOut, slot * 3 * S * S);
       } catch (e) {
         failures.push({ slot, code: 'E_DATA', message: (e as Error).message });
       }
@@ -359,7 +408,7 @@ export class DataLoader {
       // A crashed worker's batches are redone in process rather than lost.
       for (const p of pw.pending.values()) {
         this.log.add('bad-image', `worker ${worker.threadId}`, `worker died (${err.message}); batch ${p.task.id} redone in process`);
-        processFileBatch({ ...p.task, buffer: new ArrayBuffer(p.task.buffer.byteLength || p.task.items.length * 3 * p.task.image.size * p.task.image.size * 4) }).then(p.resolve, p.reject);
+        processFileBatch({ ...p.task, buffer: new ArrayBuffer(p.task.buffer.byteLength || p.task.items.length * p.task.image.size * p.task.image.size * (p.task.pixels === 'uint8' ? 1 : 12)) }).then(p.resolve, p.reject);
       }
       pw.pending.clear();
     };

@@ -456,6 +456,52 @@ export function drawAugment(a: AugmentOptions, seed: number): AugmentDraw {
 }
 
 /**
+ * Resamples `base` (S×S) through the crop/rotation/translation/flip of `d` into `dst` (S×S), bilinear,
+ * zero outside. `k` scales values on the way (255 to write bytes from [0, 1] floats); a
+ * Uint8ClampedArray destination rounds and clamps.
+ */
+function warpInto(base: Float32Array | Uint8Array, S: number, d: AugmentDraw, dst: Float32Array | Uint8ClampedArray, k: number): void {
+  // Output pixel → crop box → rotation about the image centre → translation → source pixel
+  // coordinates; the map is affine, so coordinates advance by constant steps along a row.
+  const cos = Math.cos(d.angle);
+  const sin = Math.sin(d.angle);
+  const fu = d.flip ? -1 : 1;
+  const du = (fu * d.cropW) / S; // u step per output pixel
+  const dxRow = cos * du * S;
+  const dyRow = sin * du * S;
+  for (let y = 0; y < S; y++) {
+    const v = d.cropY + ((y + 0.5) / S) * d.cropH - 0.5;
+    const u0 = fu * (d.cropX + (0.5 / S) * d.cropW - 0.5);
+    let sx = (cos * u0 - sin * v + 0.5 - d.tx) * S - 0.5;
+    let sy = (sin * u0 + cos * v + 0.5 - d.ty) * S - 0.5;
+    const row = y * S;
+    for (let x = 0; x < S; x++, sx += dxRow, sy += dyRow) {
+      if (sx < -0.5 || sy < -0.5 || sx > S - 0.5 || sy > S - 0.5) {
+        dst[row + x] = 0;
+        continue;
+      }
+      const xc = sx < 0 ? 0 : sx > S - 1 ? S - 1 : sx;
+      const yc = sy < 0 ? 0 : sy > S - 1 ? S - 1 : sy;
+      const x0 = xc | 0;
+      const y0 = yc | 0;
+      const x1 = x0 + 1 < S ? x0 + 1 : x0;
+      const y1 = y0 + 1 < S ? y0 + 1 : y0;
+      const fx = xc - x0;
+      const fy = yc - y0;
+      const a = base[y0 * S + x0];
+      const b = base[y0 * S + x1];
+      const c = base[y1 * S + x0];
+      const e = base[y1 * S + x1];
+      dst[row + x] = k * (a + (b - a) * fx + (c - a) * fy + (a - b - c + e) * fx * fy);
+    }
+  }
+}
+
+function isIdentity(d: AugmentDraw): boolean {
+  return d.cropW === 1 && d.cropH === 1 && d.angle === 0 && d.tx === 0 && d.ty === 0 && !d.flip;
+}
+
+/**
  * Turns a `size`×`size` base image into the normalised CHW float32 tensor (3 identical channels),
  * applying augmentations drawn from `seed` when `opts.augment` is set. Writes into `out` at `offset`
  * (allocates when omitted) and returns it.
@@ -475,43 +521,9 @@ export function finishImage(base: Float32Array, opts: PreprocessOptions, seed = 
     const d = drawAugment(a, seed);
     bright = d.brightness;
     contr = d.contrast;
-    const identity = d.cropW === 1 && d.cropH === 1 && d.angle === 0 && d.tx === 0 && d.ty === 0 && !d.flip;
-    if (!identity) {
+    if (!isIdentity(d)) {
       src = new Float32Array(plane);
-      // Output pixel → crop box → rotation about the image centre → translation → source pixel
-      // coordinates; the map is affine, so coordinates advance by constant steps along a row.
-      const cos = Math.cos(d.angle);
-      const sin = Math.sin(d.angle);
-      const fu = d.flip ? -1 : 1;
-      const du = (fu * d.cropW) / S; // u step per output pixel
-      const dxRow = cos * du * S;
-      const dyRow = sin * du * S;
-      for (let y = 0; y < S; y++) {
-        const v = d.cropY + ((y + 0.5) / S) * d.cropH - 0.5;
-        const u0 = fu * (d.cropX + (0.5 / S) * d.cropW - 0.5);
-        let sx = (cos * u0 - sin * v + 0.5 - d.tx) * S - 0.5;
-        let sy = (sin * u0 + cos * v + 0.5 - d.ty) * S - 0.5;
-        const row = y * S;
-        for (let x = 0; x < S; x++, sx += dxRow, sy += dyRow) {
-          if (sx < -0.5 || sy < -0.5 || sx > S - 0.5 || sy > S - 0.5) {
-            src[row + x] = 0;
-            continue;
-          }
-          const xc = sx < 0 ? 0 : sx > S - 1 ? S - 1 : sx;
-          const yc = sy < 0 ? 0 : sy > S - 1 ? S - 1 : sy;
-          const x0 = xc | 0;
-          const y0 = yc | 0;
-          const x1 = x0 + 1 < S ? x0 + 1 : x0;
-          const y1 = y0 + 1 < S ? y0 + 1 : y0;
-          const fx = xc - x0;
-          const fy = yc - y0;
-          const a = base[y0 * S + x0];
-          const b = base[y0 * S + x1];
-          const c = base[y1 * S + x0];
-          const e = base[y1 * S + x1];
-          src[row + x] = a + (b - a) * fx + (c - a) * fy + (a - b - c + e) * fx * fy;
-        }
-      }
+      warpInto(base, S, d, src, 1);
     }
   }
   let mean = 0;
@@ -534,6 +546,120 @@ export function finishImage(base: Float32Array, opts: PreprocessOptions, seed = 
     dst[offset + 2 * plane + i] = v * s2 + o2;
   }
   return dst;
+}
+
+/**
+ * A batch of grayscale bytes that the native side normalises on the device (`trainStep`,
+ * `encodeImages`): 1 byte a pixel crosses instead of 12, and the host does no per-pixel float work for
+ * the intensity transform. Image k is `clamp(gain[k]·v + bias[k], 0, 1)` with v = byte / 255, then
+ * normalised by `normalize` and repeated on 3 channels, the same arithmetic as {@link finishImage}.
+ */
+export interface PixelBatch {
+  /** N·S·S bytes, row-major, images contiguous (the layout of packed shards). */
+  pixels: Uint8Array;
+  /** Normalisation, as {@link PreprocessOptions.normalize}. */
+  normalize?: Normalize;
+  /** Per-image intensity affine (brightness and contrast augmentation); both or neither. */
+  gain?: Float32Array;
+  bias?: Float32Array;
+}
+
+/** What the model's image calls take: normalised N×3×S×S floats, or grayscale bytes. */
+export type ImageBatch = Float32Array | PixelBatch;
+
+export function isPixelBatch(x: ImageBatch): x is PixelBatch {
+  return !(x instanceof Float32Array) && typeof x === 'object' && x !== null && (x as PixelBatch).pixels instanceof Uint8Array;
+}
+
+/**
+ * The uint8 counterpart of {@link finishImage}: writes the S×S (geometrically augmented) bytes of one
+ * image into `out` at `offset` and returns the image's intensity affine (gain, bias), which the native
+ * side applies with the normalisation. `base` holds bytes (0..255) or floats in [0, 1].
+ */
+export function finishPixels(base: Float32Array | Uint8Array, opts: PreprocessOptions, seed: number, out: Uint8Array, offset: number): { gain: number; bias: number } {
+  const S = opts.size;
+  const plane = S * S;
+  if (base.length !== plane) throw new CxrError('E_SHAPE', `base image has ${base.length} pixels, expected ${S}x${S}`);
+  if (out.length < offset + plane) throw new CxrError('E_SHAPE', `output buffer too small for a ${S}x${S} image at offset ${offset}`);
+  const dst = new Uint8ClampedArray(out.buffer, out.byteOffset + offset, plane);
+  const k = base instanceof Uint8Array ? 1 : 255;
+  const a = opts.augment;
+  let bright = 1;
+  let contr = 1;
+  let warped = false;
+  if (a) {
+    const d = drawAugment(a, seed);
+    bright = d.brightness;
+    contr = d.contrast;
+    if (!isIdentity(d)) {
+      warpInto(base, S, d, dst, k);
+      warped = true;
+    }
+  }
+  if (!warped) {
+    if (k === 1) dst.set(base as Uint8Array);
+    else for (let i = 0; i < plane; i++) dst[i] = base[i] * 255;
+  }
+  // (v·b − m)·c + m with m = mean(v)·b: gain b·c, bias m·(1 − c); the mean is an integer sum.
+  if (contr === 1) return { gain: bright, bias: 0 };
+  let sum = 0;
+  for (let i = 0; i < plane; i++) sum += dst[i];
+  const mean = (sum / (255 * plane)) * bright;
+  return { gain: bright * contr, bias: mean * (1 - contr) };
+}
+
+/** One batch of the images of several (micro-)batches, in order; all of one kind. */
+export function concatImageBatches(parts: ImageBatch[]): ImageBatch {
+  if (parts.length === 1) return parts[0];
+  if (parts.every((p): p is Float32Array => p instanceof Float32Array)) {
+    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
+  }
+  if (!parts.every(isPixelBatch)) throw new CxrError('E_DTYPE', 'cannot join float and pixel batches');
+  const pbs = parts as PixelBatch[];
+  const pixels = new Uint8Array(pbs.reduce((a, p) => a + p.pixels.length, 0));
+  let off = 0;
+  for (const p of pbs) {
+    pixels.set(p.pixels, off);
+    off += p.pixels.length;
+  }
+  const out: PixelBatch = { pixels, normalize: pbs[0].normalize };
+  const withAffine = pbs.filter((p) => p.gain && p.bias).length;
+  if (withAffine === pbs.length) {
+    out.gain = new Float32Array(pbs.reduce((a, p) => a + p.gain!.length, 0));
+    out.bias = new Float32Array(out.gain.length);
+    let k = 0;
+    for (const p of pbs) {
+      out.gain.set(p.gain!, k);
+      out.bias.set(p.bias!, k);
+      k += p.gain!.length;
+    }
+  } else if (withAffine > 0) throw new CxrError('E_DTYPE', 'cannot join pixel batches with and without a per-image gain and bias');
+  return out;
+}
+
+/** Normalised N×3×S×S floats of a {@link PixelBatch}, on the host (for consumers without a native path). */
+export function pixelBatchToFloat(b: PixelBatch, size: number): Float32Array {
+  const plane = size * size;
+  const n = b.pixels.length / plane;
+  if (!Number.isInteger(n) || n < 1) throw new CxrError('E_SHAPE', `a pixel batch of ${b.pixels.length} bytes is not N×${size}×${size}`);
+  const { scale, offset } = normalizeCoefficients(b.normalize ?? 'clip');
+  const out = new Float32Array(3 * plane * n);
+  for (let k = 0; k < n; k++) {
+    const g = b.gain ? b.gain[k] : 1;
+    const c = b.bias ? b.bias[k] : 0;
+    for (let i = 0; i < plane; i++) {
+      let v = (g * b.pixels[k * plane + i]) / 255 + c;
+      v = v < 0 ? 0 : v > 1 ? 1 : v;
+      for (let ch = 0; ch < 3; ch++) out[(3 * k + ch) * plane + i] = v * scale[ch] + offset[ch];
+    }
+  }
+  return out;
 }
 
 /**

@@ -3,7 +3,7 @@
  * base images, augment and normalise, write each into its slot of a (shared) Float32Array.
  */
 import path from 'node:path';
-import { decodeToBase, finishImage } from './images';
+import { decodeToBase, finishImage, finishPixels } from './images';
 import type { DecodeOptions, PreprocessOptions } from './images';
 import { isCxrError } from '../errors';
 
@@ -21,8 +21,10 @@ export interface TaskItem {
 export interface WorkerTask {
   id: number;
   items: TaskItem[];
-  /** Output buffer: slots of 3·size·size floats (transferred to the worker and back, never copied). */
+  /** Output buffer: slots of 3·size·size floats, or size·size bytes (transferred to the worker and back, never copied). */
   buffer: ArrayBuffer;
+  /** 'uint8': write bytes and return each image's intensity affine in `affine`. */
+  pixels: 'float32' | 'uint8';
   image: PreprocessOptions;
   decode: DecodeOptions;
   /** How many images of the batch are decoded concurrently (libvips runs them on libuv threads). */
@@ -42,13 +44,18 @@ export interface WorkerResult {
   failures: ItemFailure[];
   /** The task's buffer, filled. */
   buffer: ArrayBuffer;
+  /** uint8 tasks: (gain, bias) per slot. */
+  affine?: Float32Array;
 }
 
 /** Decodes the items of `task` into `task.buffer`; never rejects for a bad image. */
 export async function processFileBatch(task: WorkerTask): Promise<WorkerResult> {
   const S = task.image.size;
   const chw = 3 * S * S;
-  const out = new Float32Array(task.buffer);
+  const bytes = task.pixels === 'uint8';
+  const out = bytes ? undefined : new Float32Array(task.buffer);
+  const outBytes = bytes ? new Uint8Array(task.buffer) : undefined;
+  const affine = bytes ? new Float32Array(2 * task.items.length) : undefined;
   const failures: ItemFailure[] = [];
   let next = 0;
   const run = async () => {
@@ -56,7 +63,11 @@ export async function processFileBatch(task: WorkerTask): Promise<WorkerResult> 
       const it = task.items[next++];
       try {
         const base = await decodeToBase(it.path, S, task.image.geometry ?? 'pad', task.decode);
-        finishImage(base, task.image, it.seed, out, it.slot * chw);
+        if (outBytes) {
+          const { gain, bias } = finishPixels(base, task.image, it.seed, outBytes, it.slot * S * S);
+          affine![2 * it.slot] = gain;
+          affine![2 * it.slot + 1] = bias;
+        } else finishImage(base, task.image, it.seed, out, it.slot * chw);
       } catch (e) {
         failures.push({ slot: it.slot, code: isCxrError(e) ? e.code : 'E_DATA', message: `${path.basename(it.path)}: ${(e as Error)?.message ?? String(e)}` });
       }
@@ -64,5 +75,5 @@ export async function processFileBatch(task: WorkerTask): Promise<WorkerResult> 
   };
   await Promise.all(Array.from({ length: Math.max(1, task.concurrency) }, run));
   failures.sort((a, b) => a.slot - b.slot);
-  return { id: task.id, failures, buffer: task.buffer };
+  return { id: task.id, failures, buffer: task.buffer, ...(affine ? { affine } : {}) };
 }

@@ -11,7 +11,7 @@ if (parentPort) {
   const port = parentPort;
   port.on('message', (task: WorkerTask) => {
     processFileBatch(task).then(
-      (res) => port.postMessage(res, [res.buffer]),
+      (res) => port.postMessage(res, res.affine ? [res.buffer, res.affine.buffer as ArrayBuffer] : [res.buffer]),
       (e) => port.postMessage({ id: task.id, buffer: task.buffer, failures: task.items.map((it) => ({ slot: it.slot, code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) })) }, [task.buffer]),
     );
   });

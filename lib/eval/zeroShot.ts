@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { CxrError } from '../errors';
+import { isPixelBatch, pixelBatchToFloat, type ImageBatch } from '../data/images';
 
 /**
  * Zero-shot classification, CheXzero protocol (METHOD.md §4): for each label a positive and a negative
@@ -326,7 +327,9 @@ export class ZeroShotClassifier {
    * Encodes and scores `n` images (`images` holds n equal-sized preprocessed images), in batches of
    * `imageBatchSize`. Returns `n × labels.length` probabilities.
    */
-  async predict(images: Float32Array, n: number): Promise<Float32Array> {
+  async predict(batch: ImageBatch, n: number): Promise<Float32Array> {
+    // Pixel batches (a loader opened with pixels: 'uint8') are normalised here on the host.
+    const images = isPixelBatch(batch) ? pixelBatchToFloat(batch, Math.round(Math.sqrt(batch.pixels.length / Math.max(1, n)))) : batch;
     if (!Number.isInteger(n) || n < 0 || (n > 0 && images.length % n !== 0) || (n === 0 && images.length !== 0)) {
       throw new CxrError('E_SHAPE', `${images.length} values do not split into ${n} equal images`);
     }

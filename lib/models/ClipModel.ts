@@ -1,6 +1,7 @@
 import { CxrError } from '../errors';
 import { asCxrError, loadNative, setThreads } from '../native';
-import type { NativeModel, NativeOptimizerConfig } from '../native/binding';
+import type { NativeModel, NativeOptimizerConfig, NativePixelOptions } from '../native/binding';
+import { isPixelBatch, normalizeCoefficients, type ImageBatch } from '../data/images';
 import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../types';
 import { readModelFolder, writeModelFolder } from './modelFolder';
 import type { ModelConfig } from './config';
@@ -32,7 +33,8 @@ export interface LossOptions {
 
 /** A batch as it crosses into native code: images N×3×S×S float32 and token ids N×L int32. */
 export interface TrainBatch {
-  images: Float32Array;
+  /** Normalised N×3×S×S floats, or N×S×S grayscale bytes normalised on the device ({@link PixelBatch}). */
+  images: ImageBatch;
   tokenIds: Int32Array;
   /** Number of pairs N. */
   n: number;
@@ -139,9 +141,22 @@ export class ClipModel {
     return this.#handle;
   }
 
-  private imageShape(images: Float32Array, n?: number): number[] {
-    if (!(images instanceof Float32Array)) throw new CxrError('E_DTYPE', 'images must be a Float32Array (N×3×S×S)');
+  /** The arguments of a native image call: data, shape and (for bytes) the pixel normalisation. */
+  private imageArgs(images: ImageBatch, n?: number): { data: Float32Array | Uint8Array; shape: number[]; pixels?: NativePixelOptions } {
     const S = this.imageSize;
+    if (isPixelBatch(images)) {
+      const plane = S * S;
+      const count = n ?? images.pixels.length / plane;
+      if (!Number.isInteger(count) || count < 1 || count * plane !== images.pixels.length)
+        throw new CxrError('E_SHAPE', `pixels must hold N×${S}×${S} bytes (${plane} per image); got ${images.pixels.length}` + (n !== undefined ? ` for N=${n}` : ''));
+      if ((images.gain === undefined) !== (images.bias === undefined)) throw new CxrError('E_CONFIG', 'pixel batch: gain and bias come together');
+      for (const [k, v] of [['gain', images.gain], ['bias', images.bias]] as const)
+        if (v !== undefined && (!(v instanceof Float32Array) || v.length !== count)) throw new CxrError('E_SHAPE', `pixel batch: ${k} must be a Float32Array of ${count} values`);
+      const { scale, offset } = normalizeCoefficients(images.normalize);
+      const pixels: NativePixelOptions = { scale, offset, ...(images.gain ? { gain: images.gain, bias: images.bias } : {}) };
+      return { data: images.pixels, shape: [count, 1, S, S], pixels };
+    }
+    if (!(images instanceof Float32Array)) throw new CxrError('E_DTYPE', 'images must be a Float32Array (N×3×S×S) or a pixel batch ({ pixels: Uint8Array })');
     const per = 3 * S * S;
     const count = n ?? images.length / per;
     if (!Number.isInteger(count) || count < 1 || count * per !== images.length) {
@@ -151,7 +166,7 @@ export class ClipModel {
           (n !== undefined ? ` for N=${n}` : ''),
       );
     }
-    return [count, 3, S, S];
+    return { data: images, shape: [count, 3, S, S] };
   }
 
   private idShape(ids: Int32Array, n: number, length: number): number[] {
@@ -183,11 +198,11 @@ export class ClipModel {
   }
 
   /** Image embeddings (N×D, row-major), projected; un-normalised unless `normalize`. */
-  async encodeImages(images: Float32Array, opts: { n?: number; normalize?: boolean } = {}): Promise<Float32Array> {
+  async encodeImages(images: ImageBatch, opts: { n?: number; normalize?: boolean } = {}): Promise<Float32Array> {
     const h = this.handle();
-    const shape = this.imageShape(images, opts.n);
+    const a = this.imageArgs(images, opts.n);
     try {
-      return await h.encodeImages(images, shape, opts.normalize ?? false);
+      return await h.encodeImages(a.data, a.shape, opts.normalize ?? false, a.pixels);
     } catch (e) {
       throw asCxrError(e);
     }
@@ -235,7 +250,7 @@ export class ClipModel {
   /** One whole training step in native code (forward, loss, backward, clipping, optimizer step). */
   async trainStep(batch: TrainBatch, opts: StepOptions): Promise<StepResult> {
     const h = this.handle();
-    const imageShape = this.imageShape(batch.images, batch.n);
+    const img = this.imageArgs(batch.images, batch.n);
     const idShape = this.idShape(batch.tokenIds, batch.n, batch.length);
     if (batch.n < (this.#distributed ? 1 : 2)) throw new CxrError('E_SHAPE', `the contrastive loss needs a batch of at least 2 pairs, got ${batch.n}`);
     if (!(typeof opts.lr === 'number' && Number.isFinite(opts.lr) && opts.lr >= 0))
@@ -246,12 +261,14 @@ export class ClipModel {
     if (!Number.isInteger(microBatch) || microBatch < 0)
       throw new CxrError('E_CONFIG', `microBatch must be an integer >= 0, got ${microBatch}`);
     try {
-      return await h.trainStep(batch.images, imageShape, batch.tokenIds, idShape, {
-        lr: opts.lr,
-        clipGradNorm: opts.clipGradNorm ?? 0,
-        loss,
-        microBatch,
-      });
+      return await h.trainStep(
+        img.data,
+        img.shape,
+        batch.tokenIds,
+        idShape,
+        { lr: opts.lr, clipGradNorm: opts.clipGradNorm ?? 0, loss, microBatch },
+        img.pixels,
+      );
     } catch (e) {
       throw asCxrError(e);
     }
@@ -260,10 +277,10 @@ export class ClipModel {
   /** Contrastive loss of a batch without updating the model (validation loss). */
   async evalLoss(batch: TrainBatch, loss?: LossOptions): Promise<number> {
     const h = this.handle();
-    const imageShape = this.imageShape(batch.images, batch.n);
+    const img = this.imageArgs(batch.images, batch.n);
     const idShape = this.idShape(batch.tokenIds, batch.n, batch.length);
     try {
-      return await h.evalLoss(batch.images, imageShape, batch.tokenIds, idShape, resolveLoss(loss));
+      return await h.evalLoss(img.data, img.shape, batch.tokenIds, idShape, resolveLoss(loss), img.pixels);
     } catch (e) {
       throw asCxrError(e);
     }

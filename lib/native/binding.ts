@@ -90,16 +90,30 @@ export interface NativeOptimizerConfig {
 /** One named float32 tensor crossing the boundary: the public {@link NamedTensor}. */
 export type NativeTensor = NamedTensor;
 
+/**
+ * The normalisation of a uint8 image batch, applied on the device: image = clamp(gain·v + bias, 0, 1)·scale
+ * + offset per channel, v = byte / 255; gain and bias (one per image) are optional, together.
+ */
+export interface NativePixelOptions {
+  scale: number[];
+  offset: number[];
+  gain?: Float32Array;
+  bias?: Float32Array;
+}
+
 /** One model on one device with its optimizer (native cxr::Engine). */
 export interface NativeModel {
-  /** images (N*3*S*S) with shape [N,3,S,S] → N×D embeddings. */
-  encodeImages(images: Float32Array, shape: number[], normalize: boolean): Promise<Float32Array>;
+  /**
+   * images → N×D embeddings: a Float32Array (N*3*S*S) with shape [N,3,S,S], or a Uint8Array of grayscale
+   * bytes (N*S*S) with shape [N,1,S,S] and `pixels`.
+   */
+  encodeImages(images: Float32Array | Uint8Array, shape: number[], normalize: boolean, pixels?: NativePixelOptions): Promise<Float32Array>;
   /** ids (N*L) with shape [N,L] → N×D embeddings. */
   encodeTexts(ids: Int32Array, shape: number[], normalize: boolean): Promise<Float32Array>;
   /** Forward, loss, backward, clipping, optimizer step: one call per step. */
-  trainStep(images: Float32Array, imageShape: number[], ids: Int32Array, idShape: number[], opts: NativeStepOptions): Promise<NativeStepResult>;
+  trainStep(images: Float32Array | Uint8Array, imageShape: number[], ids: Int32Array, idShape: number[], opts: NativeStepOptions, pixels?: NativePixelOptions): Promise<NativeStepResult>;
   /** Loss of a batch without updating anything. */
-  evalLoss(images: Float32Array, imageShape: number[], ids: Int32Array, idShape: number[], loss: NativeLossConfig): Promise<number>;
+  evalLoss(images: Float32Array | Uint8Array, imageShape: number[], ids: Int32Array, idShape: number[], loss: NativeLossConfig, pixels?: NativePixelOptions): Promise<number>;
   configureOptimizer(cfg: NativeOptimizerConfig): void;
   /** Parameters and buffers as float32 copies, in registration order (OpenAI key names). */
   getState(): NativeTensor[];

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { CxrError, isCxrError } from '../errors';
 import { DataLoader } from '../data/DataLoader';
 import type { Batch } from '../data/DataLoader';
+import { concatImageBatches, type ImageBatch } from '../data/images';
 import { ClipModel } from '../models/ClipModel';
 import type { StepResult } from '../types';
 import { isModelFolder } from '../models/modelFolder';
@@ -151,7 +152,7 @@ export interface TrainerOptions {
 
 /** A batch ready for the native step. */
 interface StepBatch {
-  images: Float32Array;
+  images: ImageBatch;
   tokenIds: Int32Array;
   n: number;
   length: number;
@@ -274,6 +275,7 @@ export class Trainer {
       batchSize: dist ? c.batchSize / dist.worldSize : c.batchSize,
       shard: dist ? { rank: dist.rank, count: dist.worldSize } : undefined,
       image: { ...image, augment: c.data.augment },
+      pixels: c.data.pixels,
       shuffle: true,
       seed: c.seed,
       dropLast: true,
@@ -566,14 +568,7 @@ export class Trainer {
   private assemble(micro: Batch[], epoch: number, stepInEpoch: number, msWait: number): StepBatch {
     const t = Date.now();
     const n = micro.reduce((a, b) => a + b.n, 0);
-    const images = micro.length === 1 ? micro[0].images : new Float32Array(n * (micro[0].images.length / micro[0].n));
-    if (micro.length > 1) {
-      let off = 0;
-      for (const b of micro) {
-        images.set(b.images, off);
-        off += b.images.length;
-      }
-    }
+    const images = concatImageBatches(micro.map((b) => b.images));
     const texts: string[] = [];
     for (const b of micro) b.indices.forEach((idx, i) => texts.push(this.textFor(idx, b.samples[i].report, epoch, this.prepared)));
     const tok = this.tokenizer!.encodeBatch(texts, this.model.contextLength);

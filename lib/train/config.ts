@@ -128,7 +128,7 @@ export function resolveTrainConfig(layers: Array<{ config: unknown; source?: str
 /** Fields that must not change when a run resumes (they change what the next steps compute). */
 export const RESUME_LOCKED_KEYS = [
   'model', 'data.dataset', 'data.root', 'data.options', 'data.trainSplit', 'data.synthetic', 'data.imageSize', 'data.geometry',
-  'data.normalize', 'data.augment', 'text', 'loss', 'optimizer', 'schedule', 'batchSize', 'accumSteps', 'clipGradNorm', 'freeze',
+  'data.normalize', 'data.augment', 'data.pixels', 'text', 'loss', 'optimizer', 'schedule', 'batchSize', 'accumSteps', 'clipGradNorm', 'freeze',
   'seed', 'precision',
 ] as const;
 

@@ -170,6 +170,11 @@ export const TRAIN_SCHEMA = {
     },
     { reason: 'mild, anatomy-preserving (no flips)', describe: 'Training augmentations; null for none', opaque: true },
   ),
+  'data.pixels': opt.oneOf(['float32', 'uint8'] as const, 'float32', {
+    reason: 'float32 batches are what every backend (native, tfjs) takes; uint8 is the faster path for the native core',
+    describe: 'Training batches as normalised float32, or grayscale uint8 normalised on the device (12x fewer bytes)',
+    flag: 'pixels',
+  }),
   'data.workers': opt.int(2, 0, {
     reason: 'two decoder threads saturate 2 cores without starving the train step',
     describe: 'Decoder worker threads for image files (ignored for in-memory data)',

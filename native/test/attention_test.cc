@@ -42,11 +42,7 @@ Run run(const Case& c, AttentionPath path, const torch::Tensor& q0, const torch:
   return {out.detach(), q.grad(), k.grad(), v.grad()};
 }
 
-std::vector<std::string> devices() {
-  std::vector<std::string> d{"cpu"};
-  if (cuda_available()) d.push_back("cuda:0");
-  return d;
-}
+std::vector<std::string> devices() { return cxr_test::test_devices(); }
 }  // namespace
 
 CXR_TEST(fused_and_explicit_attention_agree) {

@@ -1,5 +1,7 @@
 // Tests of cxr::read_torch_file on the committed fixtures (test/fixtures/checkpoints, written by
 // make_fixtures.py with PyTorch) and on damaged archives: every failure must be a cxr::Error, never a crash.
+// Reading is host work (tensors land on the CPU whatever device the file was saved from); moving weights
+// onto a device and back is the engine's, checked on every device in model_test.cc.
 #include <caffe2/serialize/inline_container.h>
 
 #include <cstdio>

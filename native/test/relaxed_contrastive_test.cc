@@ -1,5 +1,6 @@
 // Tests of the fused relaxed contrastive loss against its autograd composite, finite differences,
-// the plain CLIP loss and the error contract.
+// the plain CLIP loss and the error contract. The CXR_DEVICE_TESTs run the op on every device available
+// (its CPU loops, and its CUDA kernels when a GPU is there); inputs are made on the CPU and moved.
 #include <torch/torch.h>
 
 #include <cmath>
@@ -25,13 +26,22 @@ struct Result {
   Tensor dU, dV, dT;
 };
 
+// The device the op runs on in the current test (set by DeviceScope); inputs are moved there and the
+// gradients come back to the CPU, so the checks read the same on every device.
+std::string g_device = "cpu";
+struct DeviceScope {
+  explicit DeviceScope(const std::string& d) { g_device = d; }
+  ~DeviceScope() { g_device = "cpu"; }
+};
+Tensor on_dev(const Tensor& t) { return t.to(torch::Device(g_device)); }
+
 Result run(LossFn fn, const Tensor& U0, const Tensor& V0, const Tensor& T0, const ContrastiveLossOptions& opt) {
-  Tensor U = U0.detach().clone().requires_grad_(true);
-  Tensor V = V0.detach().clone().requires_grad_(true);
-  Tensor T = T0.detach().clone().requires_grad_(true);
+  Tensor U = on_dev(U0.detach()).clone().requires_grad_(true);
+  Tensor V = on_dev(V0.detach()).clone().requires_grad_(true);
+  Tensor T = on_dev(T0.detach()).clone().requires_grad_(true);
   Tensor L = fn(U, V, T, opt);
   L.backward();
-  return {L.item<double>(), U.grad(), V.grad(), T.grad()};
+  return {L.item<double>(), U.grad().cpu(), V.grad().cpu(), T.grad().cpu()};
 }
 
 // Inputs whose positive similarities s_ii are spread over (-1, 1), so that for α in (0, 1) some
@@ -63,7 +73,8 @@ const char* vname(RelaxVariant v) { return v == RelaxVariant::ClampDiag ? "clamp
 
 }  // namespace
 
-CXR_TEST(matches_float64_reference_both_variants) {
+CXR_DEVICE_TEST(matches_float64_reference_both_variants) {
+  DeviceScope scope(device);
   int cases = 0;
   for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
     for (int64_t B : {2, 7, 128})
@@ -84,7 +95,8 @@ CXR_TEST(matches_float64_reference_both_variants) {
   EXPECT_TRUE(cases == 54);
 }
 
-CXR_TEST(clamp_actually_changes_the_loss) {
+CXR_DEVICE_TEST(clamp_actually_changes_the_loss) {
+  DeviceScope scope(device);
   // Guards against a vacuous comparison: with these inputs the relaxation must matter.
   auto [U, V] = make_pair(64, 32, 7);
   Tensor T = torch::full({}, std::log(20.0), torch::kDouble);
@@ -98,7 +110,8 @@ CXR_TEST(clamp_actually_changes_the_loss) {
   EXPECT_TRUE(std::fabs(n03.loss - r03.loss) > 1e-3);
 }
 
-CXR_TEST(float32_matches_float64_reference) {
+CXR_DEVICE_TEST(float32_matches_float64_reference) {
+  DeviceScope scope(device);
   for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
     for (double alpha : {0.5, 1.0}) {
       auto [U, V] = make_pair(300, 48, 11);
@@ -114,7 +127,8 @@ CXR_TEST(float32_matches_float64_reference) {
     }
 }
 
-CXR_TEST(alpha_one_equals_clip_loss) {
+CXR_DEVICE_TEST(alpha_one_equals_clip_loss) {
+  DeviceScope scope(device);
   for (auto dt : {torch::kDouble, torch::kFloat}) {
     auto [U, V] = make_pair(96, 40, 3, dt);
     Tensor T = torch::full({}, std::log(50.0), dt);
@@ -130,7 +144,8 @@ CXR_TEST(alpha_one_equals_clip_loss) {
   }
 }
 
-CXR_TEST(finite_difference_gradients_float64) {
+CXR_DEVICE_TEST(finite_difference_gradients_float64) {
+  DeviceScope scope(device);
   const double h = 1e-6;
   for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
     for (double eps : {0.0, 0.1}) {
@@ -148,7 +163,7 @@ CXR_TEST(finite_difference_gradients_float64) {
       Result f = run(relaxed_contrastive_loss, U, V, T, opt);
       auto L = [&](const Tensor& u, const Tensor& v, const Tensor& t) {
         torch::NoGradGuard ng;
-        return relaxed_contrastive_loss(u, v, t, opt).item<double>();
+        return relaxed_contrastive_loss(on_dev(u), on_dev(v), on_dev(t), opt).item<double>();
       };
       auto fd_check = [&](const Tensor& x, const Tensor& g, int which) {
         Tensor xf = x.flatten();
@@ -169,7 +184,8 @@ CXR_TEST(finite_difference_gradients_float64) {
     }
 }
 
-CXR_TEST(positives_above_alpha_get_exactly_zero_gradient_in_clamp_diag) {
+CXR_DEVICE_TEST(positives_above_alpha_get_exactly_zero_gradient_in_clamp_diag) {
+  DeviceScope scope(device);
   // V̂ = identity rows, so dL/dÛ = dL/dS·V̂ = dL/dS exactly: the diagonal of dU is the gradient of s_ii.
   const int64_t B = 8;
   Tensor V = torch::eye(B, torch::kDouble);
@@ -205,7 +221,8 @@ CXR_TEST(positives_above_alpha_get_exactly_zero_gradient_in_clamp_diag) {
   for (int64_t i = 0; i < B; ++i) EXPECT_TRUE(n.dU[i][i].item<double>() != 0.0);
 }
 
-CXR_TEST(label_smoothing_matches_reference) {
+CXR_DEVICE_TEST(label_smoothing_matches_reference) {
+  DeviceScope scope(device);
   for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
     for (double alpha : {0.3, 1.0}) {
       auto [U, V] = make_pair(33, 20, 5);
@@ -223,11 +240,12 @@ CXR_TEST(label_smoothing_matches_reference) {
   ContrastiveLossOptions opt;
   opt.label_smoothing = 0.2;
   torch::NoGradGuard ng;
-  EXPECT_NEAR(relaxed_contrastive_loss(U, V, T, opt).item<double>(), clip_loss_reference(U, V, T, 0.2).item<double>(),
-              1e-12);
+  EXPECT_NEAR(relaxed_contrastive_loss(on_dev(U), on_dev(V), on_dev(T), opt).item<double>(),
+              clip_loss_reference(U, V, T, 0.2).item<double>(), 1e-12);
 }
 
-CXR_TEST(inputs_normalized_flag) {
+CXR_DEVICE_TEST(inputs_normalized_flag) {
+  DeviceScope scope(device);
   auto [U, V] = make_pair(20, 12, 9);
   Tensor uh = U / U.norm(2, {1}, true), vh = V / V.norm(2, {1}, true);
   Tensor T = torch::full({}, std::log(10.0), torch::kDouble);
@@ -295,7 +313,8 @@ CXR_TEST(gather_hook_two_simulated_ranks) {
   }
 }
 
-CXR_TEST(low_precision_inputs_compute_in_float32) {
+CXR_DEVICE_TEST(low_precision_inputs_compute_in_float32) {
+  DeviceScope scope(device);
   auto [U, V] = make_pair(64, 32, 13, torch::kFloat);
   Tensor T = torch::full({}, std::log(30.0), torch::kFloat);
   ContrastiveLossOptions opt;
@@ -308,7 +327,7 @@ CXR_TEST(low_precision_inputs_compute_in_float32) {
     EXPECT_TRUE(lo.dU.scalar_type() == dt && lo.dV.scalar_type() == dt);
     EXPECT_NEAR(lo.loss, hi.loss, 0.0);
     EXPECT_TRUE(max_diff(lo.dU, hi.dU.to(dt)) == 0.0);
-    Tensor L = relaxed_contrastive_loss(Ul, Vl, T, opt);
+    Tensor L = relaxed_contrastive_loss(on_dev(Ul), on_dev(Vl), on_dev(T), opt);
     EXPECT_TRUE(L.scalar_type() == torch::kFloat && L.dim() == 0);
   }
 }
@@ -348,17 +367,19 @@ CXR_TEST(retain_graph_second_backward) {
   EXPECT_TRUE(max_diff(U.grad(), 3 * g1) < 1e-12);
 }
 
-CXR_TEST(errors) {
-  auto [U, V] = make_pair(4, 3, 1);
-  Tensor T = torch::zeros({}, torch::kDouble);
+CXR_DEVICE_TEST(errors) {
+  DeviceScope scope(device);
+  auto [U0, V0] = make_pair(4, 3, 1);
+  Tensor U = on_dev(U0), V = on_dev(V0);
+  Tensor T = on_dev(torch::zeros({}, torch::kDouble));
   Tensor Un = U.clone();
   Un[1][2] = std::nan("");
   EXPECT_THROWS_CODE(relaxed_contrastive_loss(Un, V, T), Numeric);
   Tensor Vi = V.clone();
   Vi[0][0] = INFINITY;
   EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, Vi, T), Numeric);
-  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, torch::full({}, NAN, torch::kDouble)), Numeric);
-  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, torch::full({}, 1e6, torch::kDouble)), Numeric);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, on_dev(torch::full({}, NAN, torch::kDouble))), Numeric);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, on_dev(torch::full({}, 1e6, torch::kDouble))), Numeric);
   EXPECT_THROWS_CODE(relaxed_contrastive_loss(U.narrow(0, 0, 1), V.narrow(0, 0, 1), T), Shape);
   try {
     relaxed_contrastive_loss(U.narrow(0, 0, 1), V.narrow(0, 0, 1), T);
@@ -368,7 +389,7 @@ CXR_TEST(errors) {
   EXPECT_THROWS_CODE(relaxed_contrastive_loss_reference(U.narrow(0, 0, 1), V.narrow(0, 0, 1), T), Shape);
   EXPECT_THROWS_CODE(relaxed_contrastive_loss(U.flatten(), V.flatten(), T), Shape);
   EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V.narrow(1, 0, 2), T), Shape);
-  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, torch::zeros({2}, torch::kDouble)), Shape);
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, on_dev(torch::zeros({2}, torch::kDouble))), Shape);
   EXPECT_THROWS_CODE(relaxed_contrastive_loss(U.to(torch::kLong), V.to(torch::kLong), T), Dtype);
   for (double a : {0.0, -0.5, 1.5, std::nan("")}) {
     ContrastiveLossOptions o;
@@ -456,6 +477,61 @@ CXR_TEST(baseline_isa_loops_agree_with_avx2_loops) {
     Result ref = run(relaxed_contrastive_loss_reference, U.to(torch::kDouble), V.to(torch::kDouble), T.to(torch::kDouble), opt);
     expect_close(base, ref, 2e-5, std::string("baseline vs float64 reference ") + vname(var));
   }
+}
+
+// Batches as trained (D 512, B up to 4096 on CUDA, 512 on CPU), float32 and bf16 inputs, both variants,
+// relaxed and α = 1: the op on this device against the same op on the CPU and against the autograd
+// composite in float64 on the same rounded inputs; α = 1 also against the CLIP loss. Tolerances are
+// relative to the largest gradient entry: float32 1e-5, bf16 1e-2 (gradients are returned in the
+// inputs' dtype, and bf16 keeps 8 mantissa bits).
+CXR_DEVICE_TEST(training_sized_batches_match_cpu_op_and_reference) {
+  DeviceScope scope(device);
+  std::vector<int64_t> sizes = device == "cpu" ? std::vector<int64_t>{8, 64, 512} : std::vector<int64_t>{8, 64, 512, 4096};
+  auto rel = [](const Tensor& a, const Tensor& b) {
+    return max_diff(a, b) / std::max(max_abs(b.to(torch::kDouble)), 1e-30);
+  };
+  int cases = 0;
+  for (int64_t B : sizes)
+    for (auto dt : {torch::kFloat, torch::kBFloat16})
+      for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
+        for (double alpha : {0.6, 1.0}) {
+          auto [U32, V32] = make_pair(B, 512, 4000 + B, torch::kFloat);
+          Tensor U = U32.to(dt), V = V32.to(dt);
+          Tensor T = torch::full({}, std::log(100.0), torch::kFloat);
+          ContrastiveLossOptions opt;
+          opt.alpha = alpha;
+          opt.variant = var;
+          const std::string what = std::string(vname(var)) + " B=" + std::to_string(B) + (dt == torch::kFloat ? " float32" : " bf16") +
+                                   " alpha=" + std::to_string(alpha) + " on " + device;
+          Result f = run(relaxed_contrastive_loss, U, V, T, opt);
+          Result r = run(relaxed_contrastive_loss_reference, U.to(torch::kDouble), V.to(torch::kDouble), T.to(torch::kDouble), opt);
+          const double tol = dt == torch::kFloat ? 1e-5 : 1e-2;
+          auto check = [&](const Result& a, const Result& b, const std::string& against) {
+            const double dl = std::fabs(a.loss - b.loss) / std::max(1.0, std::fabs(b.loss));
+            const double du = rel(a.dU, b.dU), dv = rel(a.dV, b.dV), dth = rel(a.dT, b.dT);
+            if (!(dl <= 1e-5 && du <= tol && dv <= tol && dth <= 1e-4))
+              throw cxr_test::Failure{what + " vs " + against + ": loss " + std::to_string(dl) + " dU " + std::to_string(du) +
+                                      " dV " + std::to_string(dv) + " dtheta " + std::to_string(dth)};
+          };
+          EXPECT_TRUE(f.dU.scalar_type() == dt);
+          check(f, r, "float64 autograd reference");
+          if (device != "cpu") {
+            std::string keep = g_device;
+            g_device = "cpu";
+            Result c = run(relaxed_contrastive_loss, U, V, T, opt);
+            g_device = keep;
+            check(f, c, "the CPU op");
+          }
+          if (alpha == 1.0) {
+            Result clip = run([](const Tensor& u, const Tensor& v, const Tensor& t, const ContrastiveLossOptions&) {
+              return clip_loss_reference(u, v, t);
+            }, U.to(torch::kDouble), V.to(torch::kDouble), T.to(torch::kDouble), opt);
+            check(f, clip, "the CLIP loss");
+          }
+          ++cases;
+        }
+  std::printf("  %d cases on %s (largest batch %lld)\n", cases, device.c_str(), static_cast<long long>(sizes.back()));
+  EXPECT_TRUE(cases == static_cast<int>(sizes.size()) * 8);
 }
 
 CXR_TEST_MAIN()

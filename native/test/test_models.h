@@ -2,6 +2,7 @@
 // The core's structs carry no defaults (TypeScript sends every value), so every field is set here.
 #pragma once
 #include <cmath>
+#include <string>
 
 #include "cxr/config.h"
 
@@ -46,13 +47,15 @@ inline cxr::ModelConfig tiny_vit() {
   return c;
 }
 
-inline cxr::EngineOptions cpu_engine(uint64_t seed = 0) {
+inline cxr::EngineOptions engine_on(const std::string& device, uint64_t seed = 0, const std::string& precision = "fp32") {
   cxr::EngineOptions o;
-  o.device = "cpu";
-  o.precision = "fp32";
+  o.device = device;
+  o.precision = precision;
   o.seed = seed;
   return o;
 }
+
+inline cxr::EngineOptions cpu_engine(uint64_t seed = 0) { return engine_on("cpu", seed); }
 
 inline cxr::OptimizerConfig adamw(double lr, double weight_decay) {
   cxr::OptimizerConfig c;

@@ -119,9 +119,10 @@ describe('errors and lifecycle', () => {
     await expectCode(m.trainStep({ images: images(2, 32, 1), tokenIds: tokens(2, 8, 1), n: 2, length: 8 }, { lr: 1e-4, loss: { kind: 'relaxed', alpha: 1.5 } }), 'E_CONFIG');
     await expectCode(() => createModel('test-vit', { device: 'cpu', precision: 'bf16' }), 'E_CONFIG');
   });
-  it('E_DEVICE: CUDA asked for on a build or machine without it', async () => {
-    if (capabilities().cuda.available) return; // covered by the GPU run
-    await expectCode(() => createModel('test-vit', { device: 'cuda:0' }), 'E_DEVICE');
+  it('E_DEVICE: a CUDA device the build or machine does not have', async () => {
+    const cuda = capabilities().cuda;
+    // Without CUDA any index is refused; with it, the first index past the last device.
+    await expectCode(() => createModel('test-vit', { device: `cuda:${cuda.available ? cuda.devices : 0}` }), 'E_DEVICE');
   });
   it('E_BUSY: overlapping calls on one model', async () => {
     const batch = { images: images(8, 32, 1), tokenIds: tokens(8, 16, 1), n: 8, length: 16 };

@@ -1,5 +1,7 @@
 #include "common.h"
 
+#include <cmath>
+
 #include <new>
 
 namespace cxr_binding {
@@ -100,6 +102,46 @@ torch::Tensor ids_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_
     throw_error(env, "E_SHAPE", std::string(what) + ": " + std::to_string(arr.ElementLength()) +
                                     " ids do not fill the declared shape (" + std::to_string(numel_of(shape)) + ")");
   return torch::from_blob(arr.Data(), shape, torch::kInt32).to(torch::kLong);
+}
+
+ImageArg image_arg(Napi::Env env, const Napi::Value& data, std::vector<int64_t> shape, const Napi::Value& pixels,
+                   const char* what) {
+  ImageArg a;
+  if (!(data.IsTypedArray() && data.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array)) {
+    a.floats = float_tensor(env, data, std::move(shape), what);
+    return a;
+  }
+  auto arr = data.As<Napi::Uint8Array>();
+  if (shape.size() != 4 || shape[1] != 1 || shape[0] < 1 || shape[2] < 1 || shape[3] < 1)
+    throw_error(env, "E_SHAPE", std::string(what) + ": a Uint8Array batch has shape [N, 1, S, S] (grayscale bytes)");
+  if (static_cast<int64_t>(arr.ElementLength()) != numel_of(shape))
+    throw_error(env, "E_SHAPE", std::string(what) + ": " + std::to_string(arr.ElementLength()) +
+                                    " bytes do not fill the declared shape (" + std::to_string(numel_of(shape)) + ")");
+  if (!pixels.IsObject()) throw_error(env, "E_CONFIG", std::string(what) + ": a Uint8Array batch needs its pixel normalisation {scale, offset}");
+  auto o = pixels.As<Napi::Object>();
+  auto p = std::make_shared<cxr::PixelBatch>();
+  for (const char* key : {"scale", "offset"}) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != 3)
+      throw_error(env, "E_CONFIG", std::string(what) + ": pixels." + key + " must be an array of 3 numbers");
+    auto arr3 = v.As<Napi::Array>();
+    for (uint32_t c = 0; c < 3; ++c) {
+      Napi::Value x = arr3.Get(c);
+      if (!x.IsNumber() || !std::isfinite(x.As<Napi::Number>().DoubleValue()))
+        throw_error(env, "E_CONFIG", std::string(what) + ": pixels." + key + " must hold 3 finite numbers");
+      (std::string(key) == "scale" ? p->scale : p->offset)[c] = x.As<Napi::Number>().DoubleValue();
+    }
+  }
+  const bool has_gain = o.Has("gain") && !o.Get("gain").IsUndefined(), has_bias = o.Has("bias") && !o.Get("bias").IsUndefined();
+  if (has_gain != has_bias) throw_error(env, "E_CONFIG", std::string(what) + ": pixels.gain and pixels.bias come together");
+  if (has_gain) {
+    p->gain = float_tensor(env, o.Get("gain"), {shape[0]}, "pixels.gain");
+    p->bias = float_tensor(env, o.Get("bias"), {shape[0]}, "pixels.bias");
+  }
+  // Copy on the JS thread (1 byte a pixel): the worker never touches JS memory.
+  p->bytes = torch::from_blob(arr.Data(), shape, torch::kUInt8).clone();
+  a.pixels = std::move(p);
+  return a;
 }
 
 Napi::Float32Array to_float32_array(Napi::Env env, const torch::Tensor& t) {

@@ -11,6 +11,7 @@
 
 #include "cxr/config.h"
 #include "cxr/errors.h"
+#include "cxr/pixels.h"
 
 namespace cxr_binding {
 
@@ -56,6 +57,18 @@ class PromiseWorker : public Napi::AsyncWorker {
 torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what);
 torch::Tensor ids_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what);
 Napi::Float32Array to_float32_array(Napi::Env env, const torch::Tensor& t);
+
+// An image batch argument: a Float32Array of N×3×S×S normalised values (shape [N,3,S,S]), or a Uint8Array
+// of N×1×S×S grayscale bytes (shape [N,1,S,S]) with `pixels` = {scale: [3], offset: [3], gain?, bias?}
+// (Float32Array of N each). Unpacked on the JS thread (the bytes copied); `on(device)` runs on the worker
+// and gives the float images there.
+struct ImageArg {
+  torch::Tensor floats;
+  std::shared_ptr<cxr::PixelBatch> pixels;
+  torch::Tensor on(const torch::Device& device) const { return pixels ? cxr::pixels_to_images(*pixels, device) : floats; }
+};
+ImageArg image_arg(Napi::Env env, const Napi::Value& data, std::vector<int64_t> shape, const Napi::Value& pixels,
+                   const char* what);
 int64_t get_int(const Napi::Object& o, const char* key, int64_t def);
 double get_num(const Napi::Object& o, const char* key, double def);
 bool get_bool(const Napi::Object& o, const char* key, bool def);

@@ -167,10 +167,10 @@ Napi::Value ModelWrap::Run(Napi::Env env, std::function<void()> run, std::functi
 Napi::Value ModelWrap::EncodeImages(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto& eng = Checked(env, true);
-  auto x = float_tensor(env, info[0], shape_of(info[1]), "images");
+  auto x = image_arg(env, info[0], shape_of(info[1]), info[3], "images");
   bool normalize = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
   auto out = std::make_shared<torch::Tensor>();
-  return Run(env, [&eng, x, normalize, out]() { *out = eng.encode_images(x, normalize); },
+  return Run(env, [&eng, x, normalize, out]() { *out = eng.encode_images(x.on(eng.device()), normalize); },
              [out](Napi::Env e) -> Napi::Value { return to_float32_array(e, *out); });
 }
 
@@ -187,7 +187,7 @@ Napi::Value ModelWrap::EncodeTexts(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto& eng = Checked(env, true);
-  auto x = float_tensor(env, info[0], shape_of(info[1]), "images");
+  auto x = image_arg(env, info[0], shape_of(info[1]), info[5], "images");
   auto ids = ids_tensor(env, info[2], shape_of(info[3]), "token ids");
   cxr::StepOptions so;
   {
@@ -198,7 +198,7 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
     so.loss = loss_config(o.Get("loss"));
   }
   auto res = std::make_shared<cxr::StepResult>();
-  return Run(env, [&eng, x, ids, so, res]() { *res = eng.train_step(x, ids, so); },
+  return Run(env, [&eng, x, ids, so, res]() { *res = eng.train_step(x.on(eng.device()), ids, so); },
              [res](Napi::Env e) -> Napi::Value {
                auto o = Napi::Object::New(e);
                o.Set("loss", res->loss);
@@ -220,11 +220,11 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::EvalLoss(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto& eng = Checked(env, true);
-  auto x = float_tensor(env, info[0], shape_of(info[1]), "images");
+  auto x = image_arg(env, info[0], shape_of(info[1]), info[5], "images");
   auto ids = ids_tensor(env, info[2], shape_of(info[3]), "token ids");
   auto lc = loss_config(info[4]);
   auto out = std::make_shared<double>(0);
-  return Run(env, [&eng, x, ids, lc, out]() { *out = eng.eval_loss(x, ids, lc); },
+  return Run(env, [&eng, x, ids, lc, out]() { *out = eng.eval_loss(x.on(eng.device()), ids, lc); },
              [out](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *out); });
 }
 

@@ -21,9 +21,10 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-async function collect(l: DataLoader, e: number): Promise<Batch[]> {
-  const out: Batch[] = [];
-  for await (const b of l.epoch(e)) out.push({ ...b, images: b.images.slice() });
+type FloatBatch = Omit<Batch, 'images'> & { images: Float32Array };
+async function collect(l: DataLoader, e: number): Promise<FloatBatch[]> {
+  const out: FloatBatch[] = [];
+  for await (const b of l.epoch(e)) out.push({ ...b, images: (b.images as Float32Array).slice() });
   return out;
 }
 
@@ -112,13 +113,13 @@ describe('DataLoader over memory', () => {
     expect(touched.size).toBeLessThanOrEqual(4 * (opts.prefetch + 1));
     // Without augmentation and at native size the batch holds the pixels themselves on 3 channels.
     const idx = b.indices[0];
-    for (let c = 0; c < 3; c++) for (const k of [0, 100, 555]) expect(b.images[c * 1024 + k]).toBeCloseTo(pixels[idx * 1024 + k], 6);
+    for (let c = 0; c < 3; c++) for (const k of [0, 100, 555]) expect((b.images as Float32Array)[c * 1024 + k]).toBeCloseTo(pixels[idx * 1024 + k], 6);
     await it.return(undefined);
     const u8 = Uint8Array.from(pixels, (v) => Math.round(v * 255));
     const l8 = new DataLoader({ samples: ds.samples, pixels: u8, width: 32, height: 32 }, { ...opts, image: { size: 16, normalize: 'none', augment: { rotateDeg: 5 } } });
     let count = 0;
     for await (const bb of l8.epoch(0)) {
-      expect(bb.images.length).toBe(bb.n * 3 * 16 * 16);
+      expect((bb.images as Float32Array).length).toBe(bb.n * 3 * 16 * 16);
       count += bb.n;
     }
     expect(count).toBe(40);

@@ -65,7 +65,7 @@ describe('packed shards', () => {
     // Shards feed the loader without decoding.
     const l = new DataLoader(loaded, { batchSize: 8, image: { size: 32, normalize: 'none' }, shuffle: false });
     const first = (await l.epoch(0).next()).value!;
-    expect(first.images[5 * 32 + 7]).toBeCloseTo(loaded.pixels[5 * 32 + 7] / 255, 6);
+    expect((first.images as Float32Array)[5 * 32 + 7]).toBeCloseTo(loaded.pixels[5 * 32 + 7] / 255, 6);
     expect(fs.readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
