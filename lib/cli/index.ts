@@ -3,6 +3,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../errors';
+import { unknownArgumentsMessage, unknownFlag } from './options';
 
 /**
  * Every file in ./commands exports `command: CommandModule`; they are discovered at start-up so that a
@@ -22,6 +23,9 @@ function loadCommands(): CommandModule[] {
 
 /** Runs the CLI with `argv` (without node and script) and resolves with the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // The command's yargs instance, seen by a middleware before validation: the strictness message
+  // suggests a flag of the command that was run.
+  let current: { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]>; hiddenOptions: string[] } } | null = null;
   let y = yargs(argv)
     .scriptName('cxr-train')
     .usage('$0 <command> [options]')
@@ -32,8 +36,26 @@ export async function main(argv: string[]): Promise<number> {
     .alias('h', 'help')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100))
+    // Help and version print and return (the caller exits), so that the CLI also runs in process.
+    .exitProcess(false)
+    .middleware(((_argv: unknown, inst: unknown) => {
+      current = inst as typeof current;
+      const o = current!.getOptions();
+      const hidden = new Set(o.hiddenOptions);
+      const keys = Object.keys(o.key);
+      const known = [...keys, ...Object.keys(o.alias), ...Object.values(o.alias).flat()];
+      const flag = unknownFlag(argv, known, keys.filter((k) => !hidden.has(k)));
+      if (flag) throw new CxrError('E_CONFIG', flag);
+    }) as never, true)
     .fail((msg, err) => {
-      if (err) throw err;
+      if (err && !(msg && /^Unknown arguments?: /.test(msg))) throw err;
+      const unknown = msg ? /^Unknown arguments?: (.*)$/s.exec(msg) : null;
+      if (unknown) {
+        const o = current?.getOptions();
+        const hidden = new Set(o?.hiddenOptions ?? []);
+        const valid = o ? Object.keys(o.key).filter((k) => !hidden.has(k)) : [];
+        throw new CxrError('E_CONFIG', unknownArgumentsMessage(unknown[1].split(', '), argv, valid));
+      }
       throw new CxrError('E_CONFIG', msg);
     });
   for (const c of loadCommands()) y = y.command(c);
