@@ -9,7 +9,7 @@ import { unknownArgumentsMessage, unknownFlag } from './options';
  * Every file in ./commands exports `command: CommandModule`; they are discovered at start-up so that a
  * new command is one new file.
  */
-function loadCommands(): CommandModule[] {
+export function loadCommands(): CommandModule[] {
   const dir = path.join(__dirname, 'commands');
   const out: CommandModule[] = [];
   for (const f of fs.readdirSync(dir).sort()) {
