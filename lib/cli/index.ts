@@ -23,8 +23,10 @@ export function loadCommands(): CommandModule[] {
 
 /** Runs the CLI with `argv` (without node and script) and resolves with the process exit code. */
 export async function main(argv: string[]): Promise<number> {
-  // The command's yargs instance, seen by a middleware before validation: the strictness message
-  // suggests a flag of the command that was run.
+  // The CLI's one strictness handler. A middleware sees the command's yargs instance before yargs'
+  // validation and refuses the first unknown flag, named as typed, with the command's nearest valid flag
+  // (yargs would list it under two spellings, after any missing required flag); what yargs still finds
+  // unknown (stray arguments) gets the same message from .fail(). Both are E_CONFIG (exit code 2).
   let current: { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]>; hiddenOptions: string[] } } | null = null;
   let y = yargs(argv)
     .scriptName('cxr-train')
