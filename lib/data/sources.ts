@@ -106,7 +106,9 @@ function manifestSource(dataset: string): SourceAdapter {
   return {
     name: adapter.name,
     async open(options) {
-      const m = await adapter.load({ ...options, root: rootOf(options, dataset) });
+      // A CSV index without a root: its image paths are relative to the index file.
+      const root = dataset === 'csv' && !options.root && typeof options.file === 'string' ? '' : rootOf(options, dataset);
+      const m = await adapter.load({ ...options, root });
       return { dataset: m.dataset, labelNames: m.labelNames, where: `dataset ${dataset}`, split: (name) => ({ root: m.root, samples: filterSplit(m, name) }) };
     },
   };

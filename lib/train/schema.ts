@@ -151,7 +151,7 @@ export const TRAIN_SCHEMA = {
     reason: 'the standard difficulty',
     describe: 'Visibility of findings in the synthetic pictures',
   }),
-  'data.imageSize': opt.intOrNull(null, 8, { reason: "follow the model's input size", describe: "Input side in pixels; null: the model's image size" }),
+  'data.imageSize': opt.intOrNull(null, 8, { reason: "follow the model's input size", describe: "Input side in pixels; null: the model's image size", flag: 'image-size' }),
   'data.geometry': opt.oneOf(['pad', 'crop', 'stretch'] as const satisfies readonly Geometry[], 'pad', {
     reason: "CheXzero's aspect-preserving resize + zero pad keeps the whole chest",
     describe: 'pad (CheXzero) | crop (CLIP) | stretch',
@@ -178,6 +178,7 @@ export const TRAIN_SCHEMA = {
   'data.workers': opt.int(2, 0, {
     reason: 'two decoder threads saturate 2 cores without starving the train step',
     describe: 'Decoder worker threads for image files (ignored for in-memory data)',
+    flag: 'workers',
   }),
   'text.mode': opt.oneOf(['full', 'one', 'k', 'uniform'] as const satisfies readonly SamplingMode[], S.mode, {
     reason: `the paper's sentence sampling: k ~ Uniform{1..n} re-drawn every step ${SAMPLER}`,

@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import type { CiBounds } from '../../eval/score';
 import { DEMO_DEFAULTS, defaultDemoDir, f4, runDemo, type DemoResult } from '../../jobs/demo';
 import { withStopSignal } from '../signals';
+import { opts, withOptions } from '../options';
 
 /** The text summary printed at the end. */
 export function formatDemoText(d: DemoResult): string {
@@ -49,20 +50,21 @@ export const command: CommandModule<object, DemoArgs> = {
   command: 'demo',
   describe: 'The main job in one command: generate synthetic X-rays + reports, fine-tune a small model (a few minutes on CPU), zero-shot AUROC on a held-out test split',
   builder: (y) =>
-    y
-      .option('out', { type: 'string', describe: 'Output folder (default runs/demo-<date>-<time>): data/, run/, eval/, eval-untrained/, splits.json' })
+    withOptions(y, [
+      opts.out({ describe: 'Output folder (default runs/demo-<date>-<time>): data/, run/, eval/, eval-untrained/, splits.json' }),
+      opts.n({ describe: `Synthetic images to generate (default ${DEMO_DEFAULTS.n})` }),
+      opts.findingStrength({ describe: `Finding visibility of the synthetic data in (0, 2] (default ${DEMO_DEFAULTS.findingStrength}; 0.5 = subtle)` }),
+      opts.seed({ describe: `Seed of data, weights and training (default ${DEMO_DEFAULTS.seed})` }),
+      opts.bootstrap({ describe: `Bootstrap resamples for the test CIs (default ${DEMO_DEFAULTS.bootstrap}; 0: none)` }),
+      opts.device({ default: 'auto' }),
+      opts.threads(),
+      opts.json({ describe: 'Print one JSON object with the result on stdout (progress stays on stderr)' }),
+      opts.quiet(),
+    ])
       .option('steps', { type: 'number', describe: `Optimizer steps (default ${DEMO_DEFAULTS.steps}, ~3 min on 2 CPU cores)` })
-      .option('n', { type: 'number', describe: `Synthetic images to generate (default ${DEMO_DEFAULTS.n})` })
       .option('lr', { type: 'number', describe: `Peak learning rate (default ${DEMO_DEFAULTS.lr})` })
       .option('alpha', { type: 'number', describe: `Relaxed-loss threshold α in (0, 1] (default ${DEMO_DEFAULTS.alpha}; 1 = plain CLIP loss)` })
-      .option('finding-strength', { type: 'number', describe: `Finding visibility of the synthetic data (default ${DEMO_DEFAULTS.findingStrength}; 0.5 = subtle)` })
-      .option('seed', { type: 'number', describe: `Seed of data, weights and training (default ${DEMO_DEFAULTS.seed})` })
       .option('eval-every', { type: 'number', describe: `Validate and maybe keep a new best checkpoint every N steps (default ${DEMO_DEFAULTS.evalEvery})` })
-      .option('bootstrap', { type: 'number', describe: `Bootstrap resamples for the test CIs (default ${DEMO_DEFAULTS.bootstrap}; 0: none)` })
-      .option('device', { type: 'string', default: 'auto', describe: '"auto", "cpu" or "cuda:N"' })
-      .option('threads', { type: 'number', describe: 'libtorch threads (default: physical cores)' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object with the result on stdout (progress stays on stderr)' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
       .example('$0 demo', 'Everything with the defaults: a few minutes on 2 CPU cores, ends with per-label AUROC and the report card path')
       .example('$0 demo --steps 200 --out runs/quick-demo', 'A quicker, weaker run in a chosen folder')
       .example('$0 demo --alpha 1 --json > demo.json', 'The plain CLIP loss, result as JSON') as never,

@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import type { CommandModule } from 'yargs';
+import { opts, withOptions } from '../options';
 import { CxrError } from '../../errors';
 import { embedWithCheckpoint, pickleWarningOnce, readRawImages, readTextsArg } from '../../jobs/embed';
 
@@ -16,6 +17,7 @@ interface EmbedArgs {
   device: string;
   geometry: 'pad' | 'crop' | 'stretch';
   normalize: 'clip' | 'chexzero';
+  json: boolean;
 }
 
 /**
@@ -26,19 +28,23 @@ export const command: CommandModule<object, EmbedArgs> = {
   command: 'embed',
   describe: 'Embed images and texts with a pre-trained checkpoint (OpenAI, open_clip, Hugging Face, own format) to JSON',
   builder: (y) =>
-    y
-      .option('checkpoint', { type: 'string', demandOption: true, describe: 'weights file (.pt, .bin, .safetensors) or model folder' })
-      .option('tokenizer', { type: 'string', describe: 'tokenizer file or folder (default: the checkpoint\'s, or the shipped CLIP vocabulary)' })
+    withOptions(y, [
+      opts.checkpoint({ demandOption: true, describe: 'weights file (.pt, .bin, .safetensors) or model folder' }),
+      opts.tokenizer({ describe: 'tokenizer file or folder (default: the checkpoint\'s, or the shipped CLIP vocabulary)' }),
+      opts.out({ demandOption: true, describe: 'output JSON file' }),
+      opts.device({ default: 'cpu', describe: '"cpu", "cuda:N" or "auto"' }),
+      opts.geometry({ describe: '--images: fit to the square input' }),
+      opts.normalize({ choices: ['clip', 'chexzero'], describe: '--images: pixel normalisation' }),
+      opts.json({ describe: 'Print what was embedded (format, counts, dimension, --out) as JSON on stdout' }),
+    ])
       .option('images-raw', { type: 'string', describe: 'little-endian float32 images, already normalised (needs --image-shape)' })
       .option('image-shape', { type: 'string', describe: 'N,C,H,W of --images-raw (C must be 3, H = W = the model\'s image size)' })
       .option('images', { type: 'string', array: true, describe: 'image files (PNG, JPEG, DICOM), preprocessed by the image pipeline' })
       .option('texts', { type: 'string', array: true, describe: 'a JSON file (array of strings) or the texts themselves' })
-      .option('out', { type: 'string', demandOption: true, describe: 'output JSON file' })
       .option('strict', { type: 'boolean', default: true, describe: 'every tensor must match (false: load what matches, report the rest)' })
       .option('config', { type: 'string', describe: 'architecture (registry name or JSON file) instead of inferring it from shapes' })
-      .option('device', { type: 'string', default: 'cpu', describe: '"cpu", "cuda:N" or "auto"' })
-      .option('geometry', { choices: ['pad', 'crop', 'stretch'] as const, default: 'pad' as const, describe: '--images: fit to the square input' })
-      .option('normalize', { choices: ['clip', 'chexzero'] as const, default: 'clip' as const, describe: '--images: pixel normalisation' }),
+      .example('$0 embed --checkpoint ViT-B-32.pt --images cxr1.png --texts "no pleural effusion" --out emb.json', 'Embeddings of one image and one text')
+      .example('$0 embed --checkpoint models/chexzero --texts prompts.json --out text-emb.json --json', 'Text embeddings only; the summary as JSON') as never,
   handler: async (argv) => {
     if (argv['images-raw'] !== undefined && argv.images !== undefined)
       throw new CxrError('E_CONFIG', 'give either --images-raw or --images, not both');
@@ -66,6 +72,11 @@ export const command: CommandModule<object, EmbedArgs> = {
     });
     fs.writeFileSync(argv.out, JSON.stringify(result.output) + '\n');
     const r = result.report;
+    if (argv.json) {
+      const summary = { out: argv.out, format: r.format, layout: r.layout, inferred: r.inferred, images: result.output.image_embeds?.length ?? 0, texts: result.output.text_embeds?.length ?? 0, embedDim: r.config.embedDim };
+      process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+      return;
+    }
     process.stderr.write(
       `embed: ${r.format} (${r.layout} layout${r.inferred ? ', architecture inferred from shapes' : ''}) -> ${argv.out}: ` +
         `${result.output.image_embeds?.length ?? 0} images, ${result.output.text_embeds?.length ?? 0} texts, dim ${r.config.embedDim}\n`,

@@ -2,11 +2,12 @@ import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
 import type { ThresholdCriterion } from '../../eval/metrics';
 import { formatScoreText } from './score';
+import { opts, withOptions } from '../options';
 
 interface EvalArgs {
   checkpoint: string;
-  dataset: string;
-  root: string;
+  dataset?: string;
+  root?: string;
   split: string;
   'val-split'?: string;
   prompts: string;
@@ -32,7 +33,7 @@ interface EvalArgs {
   'reports-root'?: string;
   uncertain?: string;
   aggregation?: string;
-  file?: string;
+  csv?: string;
   'image-col'?: string;
   'label-cols'?: string;
   'patient-col'?: string;
@@ -52,50 +53,54 @@ export const command: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Zero-shot evaluation of a checkpoint on a dataset split: predictions CSV, scores with CIs, report card, thresholds',
   builder: (y) =>
-    y
-      .option('checkpoint', { type: 'string', demandOption: true, describe: 'Checkpoint (own model folder, OpenAI .pt, Hugging Face or open_clip folder)' })
-      .option('dataset', { type: 'string', demandOption: true, describe: 'Adapter: mimic-cxr, chexpert, chestx-ray14, padchest, vindr-cxr, openi, csv, or shards (a prepare output)' })
-      .option('root', { type: 'string', demandOption: true, describe: 'Dataset root (for shards: the shard folder)' })
+    withOptions(y, [
+      opts.checkpoint({ demandOption: true }),
+      opts.dataset({ describe: 'Adapter: mimic-cxr, chexpert, chestx-ray14, padchest, vindr-cxr, openi, csv, or shards (a prepare output); default csv with --csv' }),
+      opts.root({ describe: 'Dataset root (for shards: the shard folder; csv: default the CSV\'s folder)' }),
+      opts.prompts(),
+      opts.temperature({ describe: '"logit-scale" (the model\'s learned scale) or a number; default 1 (CheXzero)' }),
+      opts.bootstrap({ default: 1000 }),
+      opts.seed({ default: 0, describe: 'Bootstrap seed' }),
+      opts.thresholdMetric({ describe: 'Criterion maximised on the validation split' }),
+      opts.threshold({ default: 0.5, describe: 'Threshold without --val-split, in [0, 1]' }),
+      opts.out({ demandOption: true, describe: 'Output folder: predictions.csv, truth.csv, report.json/html, thresholds.json' }),
+      opts.device({ default: 'auto' }),
+      opts.batchSize({ default: 32 }),
+      opts.workers(),
+      opts.maxSamples({ describe: 'Score at most this many images per split (quick checks)' }),
+      opts.geometry(),
+      opts.normalize(),
+      opts.tokenizer(),
+      opts.json({ describe: 'Print the scores as JSON on stdout' }),
+      opts.quiet(),
+      opts.views({ describe: 'Adapter: keep only these views (e.g. PA,AP)' }),
+      opts.csv({ describe: 'csv: index file (implies --dataset csv)', old: ['file'] }),
+      opts.imageCol(),
+      opts.labelCols(),
+      opts.patientCol(),
+      opts.idCol(),
+      opts.splitCol(),
+      opts.viewCol(),
+    ])
       .option('split', { type: 'string', default: 'test', describe: 'Split scored' })
       .option('val-split', { type: 'string', describe: 'Split the thresholds are fitted on (e.g. validate); never the scored split' })
-      .option('prompts', { type: 'string', default: 'chexzero', describe: 'Prompt set: built-in name or JSON/YAML file' })
-      .option('temperature', { type: 'string', describe: '"logit-scale" (the model\'s learned scale) or a number; default 1 (CheXzero)' })
       .option('ensemble', { type: 'string', describe: 'Comma-separated further checkpoints: probabilities are averaged' })
-      .option('bootstrap', { type: 'number', default: 1000, describe: 'Bootstrap resamples for 95% CIs (0: none)' })
-      .option('seed', { type: 'number', default: 0, describe: 'Bootstrap seed' })
-      .option('threshold-metric', { choices: ['mcc', 'f1', 'youden'] as const, default: 'mcc' as ThresholdCriterion, describe: 'Criterion maximised on the validation split' })
-      .option('threshold', { type: 'number', default: 0.5, describe: 'Threshold without --val-split' })
-      .option('out', { type: 'string', demandOption: true, describe: 'Output folder: predictions.csv, truth.csv, report.json/html, thresholds.json' })
-      .option('device', { type: 'string', default: 'auto', describe: '"auto", "cpu" or "cuda:N"' })
-      .option('batch-size', { type: 'number', default: 32, describe: 'Images per encode call' })
-      .option('workers', { type: 'number', describe: 'Image decoding threads (0: in process; default 2)' })
-      .option('max-samples', { type: 'number', describe: 'Score at most this many images per split (quick checks)' })
-      .option('geometry', { choices: ['pad', 'crop', 'stretch'] as const, default: 'pad' as const, describe: 'Fit images to the square input' })
-      .option('normalize', { choices: ['clip', 'chexzero', 'none'] as const, default: 'clip' as const, describe: 'Pixel normalisation (as in training)' })
-      .option('tokenizer', { type: 'string', describe: 'Tokenizer file or folder when not beside the checkpoint' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the scores as JSON' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'No progress output' })
-      .option('views', { type: 'string', describe: 'Adapter: keep only these views (e.g. PA,AP)' })
       .option('labeler', { type: 'string', describe: 'mimic-cxr: chexpert or negbio labels' })
       .option('reports-root', { type: 'string', describe: 'mimic-cxr: folder of the reports files/ tree' })
       .option('uncertain', { type: 'string', describe: 'chexpert: policy for -1 labels (keep = masked in scoring)' })
       .option('aggregation', { type: 'string', describe: 'vindr-cxr: reader aggregation' })
-      .option('file', { type: 'string', describe: 'csv: index file' })
-      .option('image-col', { type: 'string', describe: 'csv: image path column' })
-      .option('label-cols', { type: 'string', describe: 'csv: comma-separated label columns' })
-      .option('patient-col', { type: 'string', describe: 'csv: patient id column' })
-      .option('id-col', { type: 'string', describe: 'csv: sample id column' })
-      .option('split-col', { type: 'string', describe: 'csv: split column' })
-      .option('view-col', { type: 'string', describe: 'csv: view column' }) as never,
+      .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --out eval/', 'Test-split AUROC with CIs; thresholds fitted on validation')
+      .example('$0 eval --checkpoint model/ --csv test.csv --image-col path --label-cols Edema,Effusion --split-col split --out eval/ --json', 'A labelled CSV (paths relative to it), scores as JSON') as never,
   handler: async (argv) => {
     const { evaluateCheckpoint } = await import('../../jobs/evaluate');
     const { parseTemperature } = await import('../../eval/modelEncoder');
     const { withoutCurves } = await import('../../eval/score');
     const { pickleWarningOnce } = await import('../../jobs/embed');
-    if (!Number.isInteger(argv.bootstrap) || argv.bootstrap < 0) throw new CxrError('E_CONFIG', `--bootstrap must be an integer >= 0, got ${argv.bootstrap}`);
-    if (!Number.isInteger(argv.seed)) throw new CxrError('E_CONFIG', `--seed must be an integer, got ${argv.seed}`);
-    if (argv['max-samples'] !== undefined && !(Number.isInteger(argv['max-samples']) && argv['max-samples'] > 0)) throw new CxrError('E_CONFIG', '--max-samples must be a positive integer');
-    const adapterOptions: { root: string } & Record<string, unknown> = { root: argv.root };
+    const dataset = argv.dataset ?? (argv.csv !== undefined ? 'csv' : undefined);
+    if (dataset === undefined) throw new CxrError('E_CONFIG', 'name the data: --dataset NAME --root DIR, or --csv FILE');
+    if (argv.csv !== undefined && dataset !== 'csv') throw new CxrError('E_CONFIG', `--csv is the index of --dataset csv, not of ${dataset}`);
+    if (!argv.root && dataset !== 'csv') throw new CxrError('E_CONFIG', `--root is required (the ${dataset === 'shards' ? 'shard folder' : 'dataset directory'})`);
+    const adapterOptions: { root: string } & Record<string, unknown> = { root: argv.root ?? '' };
     const put = (k: string, v: unknown): void => {
       if (v !== undefined) adapterOptions[k] = v;
     };
@@ -104,7 +109,7 @@ export const command: CommandModule<object, EvalArgs> = {
     put('reportsRoot', argv['reports-root']);
     put('uncertain', argv.uncertain);
     put('aggregation', argv.aggregation);
-    put('file', argv.file);
+    put('file', argv.csv);
     put('imageCol', argv['image-col']);
     put('labelCols', list(argv['label-cols']));
     put('patientCol', argv['patient-col']);
@@ -118,7 +123,7 @@ export const command: CommandModule<object, EvalArgs> = {
     const r = await evaluateCheckpoint({
       checkpoint: argv.checkpoint,
       ...(argv.ensemble ? { ensemble: list(argv.ensemble) } : {}),
-      dataset: argv.dataset,
+      dataset,
       adapterOptions,
       split: argv.split,
       valSplit: argv['val-split'] ?? null,

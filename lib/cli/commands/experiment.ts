@@ -1,23 +1,24 @@
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
 import { withStopSignal } from '../signals';
+import { opts, withOptions } from '../options';
 
 /** `cxr-train experiment ablation`: the paper's ablation (four settings × seeds) with confidence intervals. */
 export const command: CommandModule = {
   command: 'experiment <name>',
   describe: 'Run a documented experiment (ablation: CLIP vs + sentence sampling vs + relaxation vs both)',
   builder: (y) =>
-    y
-      .positional('name', { type: 'string', choices: ['ablation'], describe: 'Experiment to run' })
+    withOptions(y.positional('name', { type: 'string', choices: ['ablation'], describe: 'Experiment to run' }), [
+      opts.out({ describe: 'Experiment folder (outDir); re-running with the same config continues it' }),
+      opts.checkpoint({ describe: 'Start from this model / CLIP checkpoint instead of pre-training on the shapes domain' }),
+      opts.json({ describe: 'Print results.json on stdout at the end' }),
+    ])
       .option('config', { type: 'string', describe: 'Experiment config (YAML or JSON) over the defaults; its `finetune` section is a training config' })
       .option('quick', { type: 'boolean', default: false, describe: 'Tiny preset (about a minute): checks the pipeline, proves nothing' })
-      .option('out', { type: 'string', describe: 'Experiment folder (outDir); re-running with the same config continues it' })
       .option('seeds', { type: 'string', describe: 'Comma-separated fine-tuning seeds, e.g. 0,1,2' })
       .option('alphas', { type: 'string', describe: 'Comma-separated α of the relaxed settings (more than one: a sweep)' })
-      .option('checkpoint', { type: 'string', describe: 'Start from this model / CLIP checkpoint instead of pre-training on the shapes domain' })
       .option('results-md', { type: 'string', describe: 'Also write the results markdown here (e.g. docs/results.md)' })
       .option('print-config', { type: 'boolean', default: false, describe: 'Print the resolved experiment config as YAML and exit' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print results.json on stdout at the end' })
       .example('$0 experiment ablation', 'The default experiment (~15 min on 2 CPU cores), in runs/ablation')
       .example('$0 experiment ablation --quick --out /tmp/abl', 'The pipeline in about a minute')
       .example('$0 experiment ablation --config examples/ablation-mimic.yaml', 'MIMIC-CXR with a real CLIP checkpoint'),

@@ -1,10 +1,14 @@
 import type { CommandModule } from 'yargs';
+import { opts, withOptions } from '../options';
 
 /** `cxr-train info`: what this build can do (native backend, libtorch, CUDA, threads). */
 export const command: CommandModule = {
   command: 'info',
   describe: 'Print the native backend capabilities (libtorch version, CUDA, distributed backends, threads, BLAS)',
-  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'JSON output' }),
+  builder: (y) =>
+    withOptions(y, [opts.json({ describe: 'Print the capabilities as JSON on stdout' })])
+      .example('$0 info', 'libtorch version, CUDA, attention path, BLAS, threads')
+      .example('$0 info --json', 'The same as JSON (capabilities())'),
   handler: async (argv) => {
     const { capabilities } = await import('../../native');
     const caps = capabilities();

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { opts, withOptions } from '../options';
 import { modelNames, resolveModelConfig } from '../../models/registry';
 
 /** `cxr-train models`: the registry of named architectures. */
@@ -6,7 +7,9 @@ export const command: CommandModule = {
   command: 'models',
   describe: 'List the named model architectures (registry)',
   builder: (y) =>
-    y.option('json', { type: 'boolean', default: false, describe: 'JSON output' }).example('$0 models', 'list the registry'),
+    withOptions(y, [opts.json({ describe: 'Print the registry as JSON on stdout' })])
+      .example('$0 models', 'List the registry')
+      .example('$0 models --json', 'The same as JSON'),
   handler: (argv) => {
     const rows = modelNames().map((name) => {
       const c = resolveModelConfig(name);

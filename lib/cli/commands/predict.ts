@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
+import { opts, withOptions } from '../options';
 
 interface PredictArgs {
   checkpoint: string;
@@ -30,25 +31,28 @@ export const command: CommandModule<object, PredictArgs> = {
   command: 'predict',
   describe: 'Zero-shot pathology probabilities for new images (files, a folder, or a CSV list) to a CSV',
   builder: (y) =>
-    y
-      .option('checkpoint', { type: 'string', demandOption: true, describe: 'Checkpoint (own model folder, OpenAI .pt, Hugging Face or open_clip folder)' })
-      .option('prompts', { type: 'string', default: 'chexzero', describe: 'Prompt set: built-in name or JSON/YAML file' })
+    withOptions(y, [
+      opts.checkpoint({ demandOption: true }),
+      opts.prompts(),
+      opts.csv({ describe: 'CSV listing images (paths relative to the CSV\'s folder)' }),
+      opts.imageCol({ describe: '--csv: column of image paths' }),
+      opts.idCol({ describe: '--csv: id column (default: the image path)' }),
+      opts.out({ demandOption: true, describe: 'Predictions CSV: id, one probability column per label, "LABEL (call)" 0/1 columns with --thresholds' }),
+      opts.thresholds(),
+      opts.json({ describe: 'Print every row, the skipped files and counts as JSON on stdout' }),
+      opts.temperature(),
+      opts.device({ default: 'auto' }),
+      opts.batchSize({ default: 32 }),
+      opts.workers(),
+      opts.geometry(),
+      opts.normalize(),
+      opts.tokenizer(),
+      opts.quiet({ describe: 'No progress bar or summary on stderr' }),
+    ])
       .option('images', { type: 'string', array: true, describe: 'Image files (PNG, JPEG, DICOM)' })
       .option('dir', { type: 'string', describe: 'Folder searched recursively for .png/.jpg/.jpeg/.dcm files (and files without extension)' })
-      .option('csv', { type: 'string', describe: 'CSV listing images (paths relative to the CSV\'s folder)' })
-      .option('image-col', { type: 'string', describe: '--csv: column of image paths' })
-      .option('id-col', { type: 'string', describe: '--csv: id column (default: the image path)' })
-      .option('out', { type: 'string', demandOption: true, describe: 'Predictions CSV: id, one probability column per label, "LABEL (call)" 0/1 columns with --thresholds' })
-      .option('thresholds', { type: 'string', describe: 'thresholds.json written by `cxr-train eval --val-split`' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print every row, the skipped files and counts as JSON' })
-      .option('temperature', { type: 'string', describe: '"logit-scale" or a number; default 1 (CheXzero)' })
-      .option('device', { type: 'string', default: 'auto', describe: '"auto", "cpu" or "cuda:N"' })
-      .option('batch-size', { type: 'number', default: 32, describe: 'Images per encode call' })
-      .option('workers', { type: 'number', describe: 'Image decoding threads (0: in process; default 2)' })
-      .option('geometry', { choices: ['pad', 'crop', 'stretch'] as const, default: 'pad' as const, describe: 'Fit images to the square input' })
-      .option('normalize', { choices: ['clip', 'chexzero', 'none'] as const, default: 'clip' as const, describe: 'Pixel normalisation (as in training)' })
-      .option('tokenizer', { type: 'string', describe: 'Tokenizer file or folder when not beside the checkpoint' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar or summary on stderr' }) as never,
+      .example('$0 predict --checkpoint runs/demo/run/model --dir xrays/ --out predictions.csv', 'Probabilities for every image of a folder')
+      .example('$0 predict --checkpoint model/ --csv list.csv --image-col path --thresholds eval/thresholds.json --out pred.csv --json', 'A CSV list, with 0/1 calls, result as JSON') as never,
   handler: async (argv) => {
     const { predict } = await import('../../jobs/predict');
     const { parseTemperature } = await import('../../eval/modelEncoder');

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
 import { readCsvRows } from '../../util/csv';
+import { opts, withOptions } from '../options';
 import { parseOpenIXml, parseReport, parseReportColumns, type ParsedReport } from '../../text/reportParser';
 import { DEFAULT_SAMPLER_OPTIONS, SentenceSampler, type SamplingMode, type SectionChoice } from '../../text/sentenceSampler';
 
@@ -132,28 +133,28 @@ export const command: CommandModule<object, ReportArgs> = {
   command: 'report [file]',
   describe: 'Show how a report (or every report of a CSV) is parsed into sections, split into sentences and sampled',
   builder: (y: Argv<object>) =>
-    y
-      .positional('file', { type: 'string', describe: 'report file (free text or Open-I XML); "-" or nothing reads standard input' })
-      .option('json', { type: 'boolean', default: false, describe: 'JSON output (JSON lines with --csv)' })
-      .option('sample', { type: 'number', default: 3, describe: 'number of sampled training texts to show (sample j = epoch j)' })
-      .option('seed', { type: 'number', default: 0, describe: 'sampling seed' })
+    withOptions(y.positional('file', { type: 'string', describe: 'report file (free text or Open-I XML); "-" or nothing reads standard input' }), [
+      opts.json({ describe: 'JSON on stdout (JSON lines with --csv)' }),
+      opts.seed({ default: 0, describe: 'sampling seed' }),
+      opts.csv({ describe: 'audit every report of this CSV file (JSON lines with --json)' }),
+      { name: 'sample', meaning: 'sampled training texts shown per report', spec: { type: 'number', default: 3, describe: 'number of sampled training texts to show (sample j = epoch j)' }, bound: { integer: true, min: 0 } },
+      { name: 'limit', meaning: 'stop after this many reports', spec: { type: 'number', describe: 'with --csv: stop after this many reports' }, bound: { integer: true, min: 0 } },
+      { name: 'k', meaning: 'sentences per sample with --mode k', spec: { type: 'number', describe: 'sentences per sample with --mode k' }, bound: { integer: true, min: 1 } },
+    ])
       .option('mode', { choices: ['uniform', 'k', 'one', 'full'] as const, default: DEFAULT_SAMPLER_OPTIONS.mode as SamplingMode, describe: 'sampling mode' })
-      .option('k', { type: 'number', describe: 'sentences per sample with --mode k' })
       .option('sections', {
         choices: ['findings+impression', 'impression', 'findings', 'all'] as const,
         default: DEFAULT_SAMPLER_OPTIONS.sections as SectionChoice,
         describe: 'sections to sample from',
       })
       .option('format', { choices: ['auto', 'text', 'xml'] as const, default: 'auto' as const, describe: 'input format of FILE (auto: XML when it has <AbstractText>)' })
-      .option('csv', { type: 'string', describe: 'audit every report of this CSV file (JSON lines with --json)' })
       .option('column', { type: 'string', describe: 'CSV column with the report text (default: section columns, else "report")' })
-      .option('limit', { type: 'number', describe: 'with --csv: stop after this many reports' })
       .option('drop-comparison', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.dropComparisonOnly, describe: 'drop sentences that only compare with prior studies (training: text.dropComparisonOnly)' })
       .option('drop-duplicates', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.dropDuplicates, describe: 'drop repeated sentences (training: text.dropDuplicates)' })
-      .option('semicolons', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.semicolons, describe: 'also split sentences at semicolons (training: text.semicolons)' }) as unknown as Argv<ReportArgs>,
+      .option('semicolons', { type: 'boolean', default: DEFAULT_SAMPLER_OPTIONS.semicolons, describe: 'also split sentences at semicolons (training: text.semicolons)' })
+      .example('$0 report report.txt --sample 3', 'Sections, sentences and three sampled training texts of one report')
+      .example('$0 report --csv reports.csv --column text --json', 'Every report of a CSV, as JSON lines') as unknown as Argv<ReportArgs>,
   handler: async (argv) => {
-    if (!Number.isInteger(argv.sample) || argv.sample < 0) throw new CxrError('E_CONFIG', `--sample must be an integer >= 0, got ${argv.sample}`);
-    if (argv.limit !== undefined && (!Number.isInteger(argv.limit) || argv.limit < 0)) throw new CxrError('E_CONFIG', `--limit must be an integer >= 0, got ${argv.limit}`);
     const sampler = new SentenceSampler({
       mode: argv.mode,
       k: argv.k,

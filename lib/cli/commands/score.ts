@@ -4,6 +4,7 @@ import { scoreCsv, withoutCurves } from '../../eval/score';
 import type { CiBounds, DeltaResult, ScoreResult } from '../../eval/score';
 import { writeReportCard } from '../../eval/reportCard';
 import type { ThresholdCriterion } from '../../eval/metrics';
+import { opts, withOptions } from '../options';
 
 interface ScoreArgs {
   truth: string;
@@ -20,7 +21,7 @@ interface ScoreArgs {
   'threshold-metric': ThresholdCriterion;
   readers?: string;
   json: boolean;
-  'out-dir'?: string;
+  out?: string;
 }
 
 const splitList = (s: string | undefined): string[] | undefined =>
@@ -110,28 +111,29 @@ export const command: CommandModule<object, ScoreArgs> = {
   command: 'score',
   describe: 'Score predictions against ground truth: AUROC/AUPRC/F1/MCC with bootstrap CIs, readers, report card',
   builder: (y) =>
-    y
+    withOptions(y, [
+      opts.idCol({ describe: 'Id column in every file (default: "id" if present, else the first truth column)' }),
+      opts.patientCol({ describe: 'Patient column of the truth for the cluster bootstrap (default: patient_id or patient if present)' }),
+      opts.bootstrap({ default: 1000 }),
+      opts.seed({ default: 0, describe: 'Bootstrap seed' }),
+      opts.threshold({ default: 0.5, describe: 'Threshold when there is no validation split, in [0, 1]' }),
+      opts.thresholdMetric(),
+      opts.json({ describe: 'Print the scores as JSON on stdout instead of a table' }),
+      opts.out({ describe: 'Write the report card (report.json, report.html) in this folder', old: ['out-dir'] }),
+    ])
       .option('truth', { type: 'string', demandOption: true, describe: 'Truth CSV: id, [patient_id], one column per label (1, 0, -1 uncertain, empty missing)' })
       .option('pred', { type: 'string', demandOption: true, describe: 'Predictions CSV: id and one score column per label' })
       .option('val-truth', { type: 'string', describe: 'Validation truth CSV: thresholds are fitted there and frozen' })
       .option('val-pred', { type: 'string', describe: 'Validation predictions CSV' })
       .option('labels', { type: 'string', describe: 'Comma-separated labels to score (default: every truth column but id/patient)' })
-      .option('id-col', { type: 'string', describe: 'Id column in every file (default: "id" if present, else the first truth column)' })
-      .option('patient-col', { type: 'string', describe: 'Patient column of the truth for the cluster bootstrap (default: patient_id or patient if present)' })
       .option('binary', { type: 'boolean', default: false, describe: 'Predictions are 0/1 reads (no AUROC/AUPRC)' })
-      .option('bootstrap', { type: 'number', default: 1000, describe: 'Bootstrap resamples for 95% CIs (0: none)' })
-      .option('seed', { type: 'number', default: 0, describe: 'Bootstrap seed' })
-      .option('threshold', { type: 'number', default: 0.5, describe: 'Threshold when there is no validation split' })
-      .option('threshold-metric', { choices: ['mcc', 'f1', 'youden'] as const, default: 'mcc' as ThresholdCriterion, describe: 'Criterion maximised on validation' })
       .option('readers', { type: 'string', describe: 'Comma-separated CSVs of radiologist 0/1 reads on the same ids' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print JSON instead of a table' })
-      .option('out-dir', { type: 'string', describe: 'Write the report card (report.json, report.html) here' }) as never,
+      .example('$0 score --truth test_truth.csv --pred test_pred.csv --val-truth val_truth.csv --val-pred val_pred.csv --out card/', 'Thresholds fitted on validation, CIs, a report card')
+      .example('$0 score --truth truth.csv --pred other_model.csv --readers r1.csv,r2.csv --json', 'Another model against radiologists, as JSON') as never,
   handler: async (argv) => {
     if ((argv['val-truth'] === undefined) !== (argv['val-pred'] === undefined)) {
       throw new CxrError('E_CONFIG', '--val-truth and --val-pred go together');
     }
-    if (!Number.isInteger(argv.bootstrap) || argv.bootstrap < 0) throw new CxrError('E_CONFIG', `--bootstrap must be an integer >= 0, got ${argv.bootstrap}`);
-    if (!Number.isInteger(argv.seed)) throw new CxrError('E_CONFIG', `--seed must be an integer, got ${argv.seed}`);
     const readers = splitList(argv.readers);
     const labels = splitList(argv.labels);
     if (argv.labels !== undefined && (!labels || labels.length === 0)) throw new CxrError('E_CONFIG', '--labels is empty');
@@ -154,8 +156,8 @@ export const command: CommandModule<object, ScoreArgs> = {
       },
     );
     let written: { json: string; html: string } | undefined;
-    if (argv['out-dir']) {
-      written = writeReportCard(argv['out-dir'], result, {
+    if (argv.out) {
+      written = writeReportCard(argv.out, result, {
         title: 'cxr-train score',
         ...(argv['val-truth'] ? { thresholdSplit: `validation (${argv['val-truth']})` } : {}),
         testSplit: argv.truth,

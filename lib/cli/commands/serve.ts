@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { CxrError } from '../../errors';
+import { opts, withOptions } from '../options';
 
 interface ServeArgs {
   checkpoint: string;
@@ -13,6 +13,7 @@ interface ServeArgs {
   geometry: 'pad' | 'crop' | 'stretch';
   normalize: 'clip' | 'chexzero' | 'none';
   tokenizer?: string;
+  json: boolean;
 }
 
 /**
@@ -23,23 +24,26 @@ export const command: CommandModule<object, ServeArgs> = {
   command: 'serve',
   describe: 'Serve a local web page: drop a chest X-ray (PNG, JPEG, DICOM), see per-pathology zero-shot probabilities',
   builder: (y) =>
-    y
-      .option('checkpoint', { type: 'string', demandOption: true, describe: 'Checkpoint (own model folder, OpenAI .pt, Hugging Face or open_clip folder)' })
-      .option('port', { type: 'number', default: 8080, describe: 'Port (0: any free port)' })
+    withOptions(y, [
+      opts.checkpoint({ demandOption: true }),
+      { name: 'port', meaning: 'TCP port to listen on (0: any free port)', spec: { type: 'number', default: 8080, describe: 'Port (0: any free port)' }, bound: { integer: true, min: 0, max: 65535 } },
+      opts.prompts(),
+      opts.thresholds({ describe: 'thresholds.json from `cxr-train eval`: adds positive/negative calls' }),
+      opts.temperature(),
+      { name: 'max-upload-mb', meaning: 'largest accepted upload in MB', spec: { type: 'number', default: 50, describe: 'Largest accepted upload (MB); larger ones get HTTP 413' }, check: (v) => (typeof v === 'number' && v > 0 ? undefined : `must be a positive number, got ${String(v)}`) },
+      opts.device({ default: 'auto' }),
+      opts.geometry(),
+      opts.normalize(),
+      opts.tokenizer(),
+      opts.json({ describe: 'Print the address as one JSON line on stdout once listening' }),
+    ])
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'Interface to bind (default loopback only; 0.0.0.0 exposes it to the network)' })
-      .option('prompts', { type: 'string', default: 'chexzero', describe: 'Prompt set: built-in name or JSON/YAML file' })
-      .option('thresholds', { type: 'string', describe: 'thresholds.json from `cxr-train eval`: adds positive/negative calls' })
-      .option('temperature', { type: 'string', describe: '"logit-scale" or a number; default 1 (CheXzero)' })
-      .option('max-upload-mb', { type: 'number', default: 50, describe: 'Largest accepted upload (MB); larger ones get HTTP 413' })
-      .option('device', { type: 'string', default: 'auto', describe: '"auto", "cpu" or "cuda:N"' })
-      .option('geometry', { choices: ['pad', 'crop', 'stretch'] as const, default: 'pad' as const, describe: 'Fit images to the square input' })
-      .option('normalize', { choices: ['clip', 'chexzero', 'none'] as const, default: 'clip' as const, describe: 'Pixel normalisation (as in training)' })
-      .option('tokenizer', { type: 'string', describe: 'Tokenizer file or folder when not beside the checkpoint' }) as never,
+      .example('$0 serve --checkpoint runs/demo/run/model', 'Serve http://127.0.0.1:8080: drop an X-ray on the page')
+      .example('$0 serve --checkpoint model/ --thresholds eval/thresholds.json --port 0 --json', 'Any free port, with 0/1 calls; the address as JSON') as never,
   handler: async (argv) => {
     const { startServer } = await import('../../infer/server');
     const { parseTemperature } = await import('../../eval/modelEncoder');
     const { pickleWarningOnce } = await import('../../jobs/embed');
-    if (!(argv['max-upload-mb'] > 0)) throw new CxrError('E_CONFIG', `--max-upload-mb must be positive, got ${argv['max-upload-mb']}`);
     const temperature = parseTemperature(argv.temperature);
     const server = await startServer({
       checkpoint: argv.checkpoint,
@@ -58,7 +62,8 @@ export const command: CommandModule<object, ServeArgs> = {
     if (!['127.0.0.1', 'localhost', '::1'].includes(argv.host)) {
       process.stderr.write(`cxr-train: note: listening on ${argv.host}: anyone who can reach this machine can upload images\n`);
     }
-    process.stdout.write(`cxr-train serve: ${server.url} (${server.model.labels.length} labels, prompts ${server.model.prompts.name}); Ctrl-C stops\n`);
+    if (argv.json) process.stdout.write(JSON.stringify({ url: server.url, labels: server.model.labels, prompts: server.model.prompts.name }) + '\n');
+    else process.stdout.write(`cxr-train serve: ${server.url} (${server.model.labels.length} labels, prompts ${server.model.prompts.name}); Ctrl-C stops\n`);
     await new Promise<void>((resolve) => {
       const stop = (): void => {
         process.off('SIGINT', stop);

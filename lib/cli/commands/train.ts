@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
 import { withStopSignal } from '../signals';
 import { schemaFlags } from '../../train/schema';
+import { opts, withOptions } from '../options';
 
 /** Short flags → dotted config keys, from the schema table (everything else: `--set key=value`). */
 const FLAGS = schemaFlags();
@@ -16,16 +17,17 @@ export const command: CommandModule = {
   command: 'train',
   describe: 'Fine-tune a CLIP model on image-report pairs (with no config: the embedded synthetic demo job)',
   builder: (y) => {
-    let b = y
+    let b = withOptions(y, [
+      opts.json({ describe: 'Print the final result as JSON on stdout' }),
+      { name: 'nproc', meaning: 'data-parallel worker processes on this machine', spec: { type: 'number', describe: 'Data-parallel worker processes on this machine (one per GPU; Gloo between CPU processes)' }, bound: { integer: true, min: 1 } },
+      { name: 'nnodes', meaning: 'machines in a data-parallel job', spec: { type: 'number', default: 1, describe: 'Machines in the job (with --nproc)' }, bound: { integer: true, min: 1 } },
+      { name: 'node-rank', meaning: "this machine's index in a data-parallel job", spec: { type: 'number', default: 0, describe: "This machine's index, 0 ... nnodes-1 (with --nproc)" }, bound: { integer: true, min: 0 } },
+    ])
       .option('config', { type: 'string', describe: 'Run config (YAML or JSON); flags override it' })
       .option('resume', { type: 'string', describe: 'Continue a run exactly: "auto" (newest checkpoint of --out, or start fresh), a checkpoint or a run folder' })
       .option('set', { type: 'string', array: true, describe: 'Override any config key: --set optimizer.weightDecay=0.05 --set data.augment=null' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'Validate the config and the data, print the plan, do not train' })
       .option('print-config', { type: 'boolean', default: false, describe: 'Print the resolved config as YAML and exit' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the final result as JSON on stdout' })
-      .option('nproc', { type: 'number', describe: 'Data-parallel worker processes on this machine (one per GPU; Gloo between CPU processes)' })
-      .option('nnodes', { type: 'number', default: 1, describe: 'Machines in the job (with --nproc)' })
-      .option('node-rank', { type: 'number', default: 0, describe: "This machine's index, 0 ... nnodes-1 (with --nproc)" })
       .option('master', { type: 'string', describe: 'ADDR:PORT of node 0, the same on every machine (with --nnodes > 1)' });
     // Values are strings parsed as YAML scalars by overridesToConfig, so flags and files accept the same spellings.
     for (const f of FLAGS) b = b.option(f.flag, { type: 'string', describe: `${f.describe} (${f.path}; default ${JSON.stringify(f.default)})` });

@@ -14,9 +14,12 @@ import type { BaseAdapterOptions, DatasetAdapter } from './types';
 
 /** Options of the generic CSV/JSONL adapter. */
 export interface CsvAdapterOptions extends BaseAdapterOptions {
-  /** The index file (.csv, .csv.gz, .jsonl, .ndjson). Relative paths resolve against `root`. */
+  /**
+   * The index file (.csv, .csv.gz, .jsonl, .ndjson). A relative path resolves against `root`; with an
+   * empty `root`, against the working directory, and the index file's folder is the root.
+   */
   file: string;
-  /** Column with the image path (relative to root). Required. */
+  /** Column with the image path (relative to root: without one, to the index file's folder). Required. */
   imageCol: string;
   /** Column with the report text. */
   textCol?: string;
@@ -47,8 +50,10 @@ export const csvAdapter: DatasetAdapter<CsvAdapterOptions> = {
   description: 'Generic CSV/JSONL index with named columns (--image-col --text-col --label-cols --patient-col ...)',
   async load(opts: CsvAdapterOptions): Promise<Manifest> {
     if (!opts.imageCol) throw new CxrError('E_CONFIG', 'csv adapter: --image-col is required');
-    const root = path.resolve(opts.root);
-    const file = path.resolve(root, opts.file);
+    if (typeof opts.file !== 'string' || opts.file === '') throw new CxrError('E_CONFIG', 'csv adapter: the index file (--csv) is required');
+    // Without a root, the image paths are relative to the index file, wherever it is.
+    const file = opts.root ? path.resolve(opts.root, opts.file) : path.resolve(opts.file);
+    const root = opts.root ? path.resolve(opts.root) : path.dirname(file);
     const log = new IssueLog(opts.maxExamples ?? 10);
     let rows: Record<string, string>[];
     let header: string[];

@@ -2,7 +2,7 @@ import type { Manifest } from '../manifest';
 
 /** Options every adapter accepts. */
 export interface BaseAdapterOptions {
-  /** Dataset root directory (image paths in the manifest are relative to it). */
+  /** Dataset root directory (image paths in the manifest are relative to it; csv: '' for the index file's folder). */
   root: string;
   /** Make any data issue fatal (E_DATA) instead of counted. Default false. */
   strict?: boolean;

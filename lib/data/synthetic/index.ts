@@ -223,6 +223,15 @@ function validate(o: SyntheticOptions): void {
   if (o.shift !== undefined && !['none', 'mild', 'strong'].includes(o.shift)) throw new CxrError('E_CONFIG', `unknown shift preset '${o.shift}' (none, mild, strong)`);
   if (o.seed !== undefined && !Number.isFinite(o.seed)) throw new CxrError('E_CONFIG', `synthetic seed must be a number`);
   if (o.findingStrength !== undefined && !(o.findingStrength > 0 && o.findingStrength <= 2)) throw new CxrError('E_CONFIG', `findingStrength must be in (0, 2], got ${o.findingStrength}`);
+  // Checked before anything is written: a bad value must not leave a partial dataset behind.
+  if (o.jpegQuality !== undefined && !(Number.isInteger(o.jpegQuality) && o.jpegQuality >= 1 && o.jpegQuality <= 100))
+    throw new CxrError('E_CONFIG', `jpegQuality must be an integer in [1, 100], got ${o.jpegQuality}`);
+  if (o.splitFractions !== undefined) {
+    const f = o.splitFractions;
+    // Fractions are normalised by their sum, so only each one's range and a positive sum matter.
+    if (!Array.isArray(f) || f.length !== 3 || f.some((v) => typeof v !== 'number' || !(v >= 0 && v <= 1)) || !(f[0] + f[1] + f[2] > 0))
+      throw new CxrError('E_CONFIG', `splitFractions must be three numbers in [0, 1] with a positive sum, got ${JSON.stringify(f)}`);
+  }
 }
 
 /**

@@ -121,8 +121,8 @@ describe('packed shards', () => {
     });
     const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      await yargs(['prepare', '--root', root, '--out', out, '--size', '24', '--shard-size', '8', '--splits', 'train,validate']).command(prepareCommand).strict().parseAsync();
-      await yargs(['prepare', '--verify', '--out', out]).command(prepareCommand).strict().parseAsync();
+      await yargs(['prepare', '--root', root, '--out', out, '--image-size', '24', '--shard-size', '8', '--splits', 'train,validate']).command(prepareCommand).strict().parseAsync();
+      await yargs(['prepare', '--verify', out]).command(prepareCommand).strict().parseAsync();
     } finally {
       spy.mockRestore();
       err.mockRestore();

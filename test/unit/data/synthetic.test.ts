@@ -257,7 +257,7 @@ describe('synthetic generator (files)', () => {
     let code: number;
     try {
       // The command module is driven directly (the CLI root also loads commands owned by others).
-      await yargs(['synth', '--out', d, '--n', '12', '--seed', '2', '--size', '64', '--gzip', '--quiet']).command(synthCommand).strict().parseAsync();
+      await yargs(['synth', '--out', d, '--n', '12', '--seed', '2', '--image-size', '64', '--gzip', '--quiet']).command(synthCommand).strict().parseAsync();
       code = 0;
     } finally {
       spy.mockRestore();

@@ -26,7 +26,7 @@ describe('cxr-train score', () => {
   test('table output with readers and a report card', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-score-'));
     try {
-      const r = await run(['score', '--truth', fx('truth.csv'), '--pred', fx('pred.csv'), '--readers', `${fx('reader_a.csv')},${fx('reader_b.csv')}`, '--labels', 'A,B', '--bootstrap', '100', '--out-dir', dir]);
+      const r = await run(['score', '--truth', fx('truth.csv'), '--pred', fx('pred.csv'), '--readers', `${fx('reader_a.csv')},${fx('reader_b.csv')}`, '--labels', 'A,B', '--bootstrap', '100', '--out', dir]);
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/^label\s+n\s+pos\s+AUROC\s+AUPRC\s+F1\s+MCC/m);
       expect(r.out).toMatch(/^macro \(2\)/m);
