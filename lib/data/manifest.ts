@@ -18,7 +18,10 @@ export type IssueKind =
   | 'duplicate-id' // a sample id appears twice
   | 'missing-labels' // no label row for a study
   | 'missing-report' // no report text for a study that should have one
-  | 'bad-image'; // an image could not be decoded (loader, prepare)
+  | 'bad-image' // an image could not be decoded (loader, prepare)
+  | 'bad-encoding' // text that is not valid UTF-8 (decoded with U+FFFD replacement characters)
+  | 'extra-cells' // a CSV row with more cells than the header (the extra cells are ignored)
+  | 'corrupt-shard'; // an existing shard failed its checksum on a resumed prepare and was rewritten
 
 /** One recorded problem. */
 export interface DataIssue {

@@ -7,6 +7,31 @@ import type { ModelConfig } from './config';
 import { resolveModelConfig } from './registry';
 import { LOSS_DEFAULTS, OPTIMIZER_DEFAULTS } from './defaults';
 
+/**
+ * E_CHECKPOINT naming the first tensor that holds a NaN or ±Inf (with the count and first index).
+ * One pass over the floats: x - x is 0 for finite x and NaN otherwise.
+ */
+export function assertFiniteTensors(tensors: readonly NamedTensor[]): void {
+  for (const t of tensors) {
+    const d = t.data;
+    let bad = -1;
+    for (let i = 0; i < d.length; i++) {
+      if (d[i] - d[i] !== 0) {
+        bad = i;
+        break;
+      }
+    }
+    if (bad < 0) continue;
+    let count = 0;
+    for (let i = bad; i < d.length; i++) if (!Number.isFinite(d[i])) count++;
+    throw new CxrError('E_CHECKPOINT', `tensor "${t.name}" holds ${count} non-finite value(s) (first: ${d[bad]} at index ${bad}); the weights are damaged`, {
+      tensor: t.name,
+      count,
+      index: bad,
+    });
+  }
+}
+
 /** Options of `createModel`. */
 export interface ModelOptions {
   /** "auto" (CUDA when available, else CPU), "cpu", or "cuda:N". Default "auto". */
@@ -274,8 +299,13 @@ export class ClipModel {
     return this.handle().getState();
   }
 
-  /** Loads tensors by name (shapes must match: E_CHECKPOINT). strict: missing or unexpected names throw. */
+  /**
+   * Loads tensors by name (shapes must match: E_CHECKPOINT). strict: missing or unexpected names throw.
+   * Every weight loaded from a file passes here (own folders, pre-trained checkpoints, resumes), so this
+   * is where non-finite values are refused: a NaN or Inf is E_CHECKPOINT naming the tensor.
+   */
   loadState(tensors: NamedTensor[], strict = true): { missing: string[]; unexpected: string[] } {
+    assertFiniteTensors(tensors);
     try {
       return this.handle().loadState(tensors, strict);
     } catch (e) {
