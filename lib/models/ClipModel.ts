@@ -2,35 +2,10 @@ import { CxrError } from '../errors';
 import { asCxrError, loadNative, setThreads } from '../native';
 import type { NativeModel, NativeOptimizerConfig } from '../native/binding';
 import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../types';
-import { readModelFolder, writeModelFolder } from './modelFolder';
+import { assertFiniteTensors, readModelFolder, writeModelFolder } from './modelFolder';
 import type { ModelConfig } from './config';
 import { resolveModelConfig } from './registry';
 import { LOSS_DEFAULTS, OPTIMIZER_DEFAULTS } from './defaults';
-
-/**
- * E_CHECKPOINT naming the first tensor that holds a NaN or ±Inf (with the count and first index).
- * One pass over the floats: x - x is 0 for finite x and NaN otherwise.
- */
-export function assertFiniteTensors(tensors: readonly NamedTensor[]): void {
-  for (const t of tensors) {
-    const d = t.data;
-    let bad = -1;
-    for (let i = 0; i < d.length; i++) {
-      if (d[i] - d[i] !== 0) {
-        bad = i;
-        break;
-      }
-    }
-    if (bad < 0) continue;
-    let count = 0;
-    for (let i = bad; i < d.length; i++) if (!Number.isFinite(d[i])) count++;
-    throw new CxrError('E_CHECKPOINT', `tensor "${t.name}" holds ${count} non-finite value(s) (first: ${d[bad]} at index ${bad}); the weights are damaged`, {
-      tensor: t.name,
-      count,
-      index: bad,
-    });
-  }
-}
 
 /** Options of `createModel`. */
 export interface ModelOptions {

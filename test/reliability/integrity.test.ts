@@ -16,6 +16,7 @@ import { resolveTrainConfig } from '../../lib/train/config';
 import type { PartialTrainConfig } from '../../lib/train/config';
 import { checkpointName, readCheckpoint, resolveResumeChoice } from '../../lib/train/checkpoints';
 import { ClipModel } from '../../lib/models/ClipModel';
+import { assertFiniteTensors } from '../../lib/models/modelFolder';
 import { readSafetensors, writeSafetensors, type SafetensorsInput } from '../../lib/util/safetensors';
 import { removeStaleAtomicTemps, writeFileAtomic } from '../../lib/util/atomic';
 import { CxrError } from '../../lib/errors';
@@ -310,8 +311,16 @@ describe('the atomic writer', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('old');
   });
 
+  test('a failure after the temp is written (the rename) removes the temp', () => {
+    const dir = newDir('rename');
+    const target = path.join(dir, 'taken');
+    fs.mkdirSync(path.join(target, 'inside'), { recursive: true }); // a non-empty folder: rename fails
+    expectCode(() => writeFileAtomic(target, 'data'), 'E_IO');
+    expect(fs.readdirSync(dir)).toEqual(['taken']);
+  });
+
   test('a read-only folder is E_IO and leaves nothing', () => {
-    if (process.getuid?.() === 0) return; // root ignores permissions
+    if (process.getuid?.() === 0) return; // root ignores permissions (the case above covers a late failure)
     const dir = newDir('ro');
     fs.chmodSync(dir, 0o500);
     try {
@@ -378,9 +387,14 @@ describe('non-finite weights', () => {
     expect(() => ClipModel.load(dir, { device: 'cpu' })).toThrow(/non-finite/);
   });
 
-  test('the finite scan is cheap (measured on a ViT-B/32-size parameter count)', () => {
-    const { assertFiniteTensors } = jest.requireActual('../../lib/models/ClipModel') as typeof import('../../lib/models/ClipModel');
-    const data = new Float32Array(151_000_000 / 4); // a quarter of ViT-B/32's 151 M parameters, to stay light
+  test('the tfjs variant refuses them too', async () => {
+    const { dir, name } = poisoned(NaN, 5);
+    const { TfClipModel } = await import('../../lib/tfjs/model');
+    await expect(TfClipModel.load(dir)).rejects.toMatchObject({ code: 'E_CHECKPOINT', details: { tensor: name } });
+  });
+
+  test('the finite scan is cheap (a quarter of ViT-B/32\'s 151 M parameters, to stay light)', () => {
+    const data = new Float32Array(151_000_000 / 4);
     const t0 = process.hrtime.bigint();
     assertFiniteTensors([{ name: 'w', shape: [data.length], data }]);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
