@@ -415,7 +415,7 @@ function newestIntact(root: string): ResumeChoice {
 export function resolveResumeChoice(spec: string, outDir: string | null): ResumeChoice {
   if (spec === 'auto') return outDir ? newestIntact(path.join(outDir, 'checkpoints')) : { dir: null, warnings: [] };
   const abs = path.resolve(spec);
-  if (isCheckpointDir(abs) || /^step-\d+$/.test(path.basename(abs))) {
+  if (isCheckpointDir(abs) || (/^step-\d+$/.test(path.basename(abs)) && fs.existsSync(abs))) {
     const p = checkpointProblem(abs);
     if (p !== null) throw new CxrError('E_CHECKPOINT', `--resume ${spec}: the checkpoint is damaged: ${p}`, { path: abs });
     // Say so when newer checkpoints beside it are damaged (a fallback chosen by the caller, e.g. `train --resume auto`).
