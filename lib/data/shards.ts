@@ -227,6 +227,17 @@ export async function writeShards(manifest: Manifest, opts: WriteShardsOptions):
       break;
     }
     const had = meta.shards.length;
+    // The bad images of shards that will be written again are counted again then: forget them now.
+    const dropped = meta.shards.slice(kept.length);
+    const skipped = dropped.reduce((a, e) => a + (e.last - e.first - e.n), 0);
+    if (skipped > 0) {
+      const names = new Set<string>();
+      for (const e of dropped) for (let i = e.first; i < e.last && i < samples.length; i++) names.add(samples[i].imagePath || samples[i].id);
+      log.total -= skipped;
+      log.byKind['bad-image'] = (log.byKind['bad-image'] ?? skipped) - skipped;
+      if (log.byKind['bad-image'] === 0) delete log.byKind['bad-image'];
+      for (let i = log.examples.length - 1; i >= 0; i--) if (log.examples[i].kind === 'bad-image' && names.has(log.examples[i].where)) log.examples.splice(i, 1);
+    }
     meta.shards = kept;
     meta.count = kept.reduce((a, e) => a + e.n, 0);
     if (kept.length < had) meta.complete = false;

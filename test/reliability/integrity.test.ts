@@ -121,6 +121,22 @@ describe('shards', () => {
     expect(verifyShards(out).ok).toBe(true);
   });
 
+  test('a rewritten shard does not count its bad images twice', async () => {
+    const d = newDir('synth-bad');
+    fs.cpSync(manifest.root, d, { recursive: true });
+    fs.writeFileSync(path.join(d, manifest.samples[6].imagePath), Buffer.alloc(0)); // in shard 1
+    const m = await mimicCxrAdapter.load({ root: d });
+    const out = newDir('shards-bad');
+    const first = await writeShards(m, { outDir: out, size: 16, shardSize: 5 });
+    expect(first.issues).toMatchObject({ total: 1, byKind: { 'bad-image': 1 } });
+    flipByte(path.join(out, 'shard-00001.bin'));
+    const again = await writeShards(m, { outDir: out, size: 16, shardSize: 5 });
+    expect(again.issues.total).toBe(2);
+    expect(again.issues.byKind).toEqual({ 'bad-image': 1, 'corrupt-shard': 1 });
+    expect(again.issues.examples.map((x) => x.kind).sort()).toEqual(['bad-image', 'corrupt-shard']);
+    expect(again.count).toBe(11);
+  });
+
   test('prepare through the CLI reports the rewritten shard in its summary', async () => {
     const root = manifest.root;
     const out = newDir('cli-shards');
