@@ -18,7 +18,10 @@ export type IssueKind =
   | 'duplicate-id' // a sample id appears twice
   | 'missing-labels' // no label row for a study
   | 'missing-report' // no report text for a study that should have one
-  | 'bad-image'; // an image could not be decoded (loader, prepare)
+  | 'bad-image' // an image could not be decoded (loader, prepare)
+  | 'bad-encoding' // text that is not valid UTF-8 (decoded with U+FFFD replacement characters)
+  | 'extra-cells' // a CSV row with more cells than the header (the extra cells are ignored)
+  | 'corrupt-shard'; // an existing shard failed its checksum on a resumed prepare and was rewritten
 
 /** One recorded problem. */
 export interface DataIssue {
@@ -91,14 +94,44 @@ export interface Manifest {
 
 /**
  * Resolves `rel` against `root` and returns the absolute path, or undefined when it escapes the root
- * (`..`, or an absolute path elsewhere), so a CSV cannot make the loader read arbitrary files.
+ * (`..`, an absolute path elsewhere, or a symbolic link whose real path is outside the root's real
+ * path), so a CSV cannot make the loader read arbitrary files.
  */
 export function resolveInside(root: string, rel: string): string | undefined {
   const absRoot = path.resolve(root);
   const p = path.resolve(absRoot, rel);
-  const r = path.relative(absRoot, p);
-  if (r === '' || r.startsWith('..') || path.isAbsolute(r)) return undefined;
+  if (!inside(absRoot, p)) return undefined;
+  // Symbolic links: the file read is the link's target, so the target must be inside the root too.
+  let real: string;
+  try {
+    real = fs.realpathSync.native(p);
+  } catch {
+    return p; // missing: the adapter reports it as such
+  }
+  if (!inside(realRoot(absRoot), real)) return undefined;
   return p;
+}
+
+function inside(root: string, p: string): boolean {
+  const r = path.relative(root, p);
+  return !(r === '' || r === '..' || r.startsWith('..' + path.sep) || path.isAbsolute(r));
+}
+
+const realRoots = new Map<string, string>();
+
+/** The root with its links resolved (memoised: adapters call resolveInside once per image). */
+function realRoot(absRoot: string): string {
+  let r = realRoots.get(absRoot);
+  if (r === undefined) {
+    try {
+      r = fs.realpathSync.native(absRoot);
+    } catch {
+      r = absRoot;
+    }
+    if (realRoots.size > 64) realRoots.clear();
+    realRoots.set(absRoot, r);
+  }
+  return r;
 }
 
 /** Drops samples whose id repeats (keeping the first) and records each duplicate. */

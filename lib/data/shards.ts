@@ -10,7 +10,13 @@
  * - `shard-00000.jsonl`: n lines, the {@link Sample} of each image (missing labels as null).
  *
  * Writing is resumable: shards are written atomically one after the other and `shards.json` is
- * rewritten after each, so an interrupted run continues at the first unfinished shard.
+ * rewritten after each, so an interrupted run continues at the first unfinished shard. A resumed run
+ * re-hashes the shards it finds and rewrites from the first one that fails its checksum (counted as a
+ * `corrupt-shard` issue).
+ *
+ * Reading checks integrity once per file and process: the first read of a shard file hashes it and
+ * compares with `shards.json` (E_DATA naming the file on a mismatch); a missing or malformed index
+ * file is E_DATA naming it.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -94,6 +100,60 @@ function sha256(buf: Uint8Array | string): string {
   return crypto.createHash('sha256').update(buf).digest('hex');
 }
 
+/** Why a finished shard's files on disk do not match its entry (`missing`, size, checksum), or null. */
+function shardProblem(bin: string, idx: string, e: ShardEntry): string | null {
+  if (!fs.existsSync(bin)) return `missing ${e.file}`;
+  if (!fs.existsSync(idx)) return `missing ${e.index}`;
+  const b = fs.readFileSync(bin);
+  if (b.byteLength !== e.bytes) return `${e.file}: ${b.byteLength} bytes, expected ${e.bytes}`;
+  if (sha256(b) !== e.sha256) return `${e.file}: checksum mismatch`;
+  if (sha256(fs.readFileSync(idx)) !== e.indexSha256) return `${e.index}: checksum mismatch`;
+  return null;
+}
+
+/** Shard files already hashed by this process (path, size, mtime): each is checked on its first read only. */
+const verifiedFiles = new Set<string>();
+
+function verifiedKey(file: string): string | null {
+  try {
+    const st = fs.statSync(file);
+    return `${file}\0${st.size}\0${st.mtimeMs}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Reads a shard's file whole, checking its SHA-256 the first time (E_DATA naming the file). */
+function readVerified(dir: string, file: string, expected: string): Buffer {
+  const full = path.join(dir, file);
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(full);
+  } catch (e) {
+    throw new CxrError('E_DATA', `shard file ${full} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); rerun prepare to rewrite it`, { path: full });
+  }
+  const key = verifiedKey(full);
+  if (key === null || !verifiedFiles.has(key)) {
+    if (sha256(buf) !== expected) throw new CxrError('E_DATA', `shard file ${full}: checksum mismatch (the file is corrupt); rerun prepare to rewrite it`, { path: full });
+    if (key !== null) verifiedFiles.add(key);
+  }
+  return buf;
+}
+
+/** One index line as JSON (E_DATA naming the file and line). */
+function parseIndexLine(file: string, line: string, lineNo: number): Sample & { slot: number; labels: Record<string, number | null> } {
+  let o: unknown;
+  try {
+    o = JSON.parse(line);
+  } catch (e) {
+    throw new CxrError('E_DATA', `${file}:${lineNo}: not JSON (${(e as Error).message})`, { path: file, line: lineNo });
+  }
+  const r = o as { slot?: unknown; labels?: unknown };
+  if (typeof o !== 'object' || o === null || !Number.isInteger(r.slot) || typeof r.labels !== 'object' || r.labels === null)
+    throw new CxrError('E_DATA', `${file}:${lineNo}: not a shard index record (needs slot and labels)`, { path: file, line: lineNo });
+  return o as Sample & { slot: number; labels: Record<string, number | null> };
+}
+
 function shardName(k: number): string {
   return `shard-${String(k).padStart(5, '0')}`;
 }
@@ -150,18 +210,38 @@ export async function writeShards(manifest: Manifest, opts: WriteShardsOptions):
     }
     // Keep only shards whose files are intact on disk (a crash can leave shards.json ahead of nothing,
     // but never behind: files are renamed into place before the index is rewritten).
+    for (const ex of meta.issues.examples) log.add(ex.kind, ex.where, ex.message);
+    log.total = meta.issues.total;
+    Object.assign(log.byKind, meta.issues.byKind);
     const kept: ShardEntry[] = [];
     for (const e of meta.shards) {
       const bin = path.join(dir, e.file);
       const idx = path.join(dir, e.index);
-      if (fs.existsSync(bin) && fs.statSync(bin).size === e.bytes && fs.existsSync(idx)) kept.push(e);
-      else break;
+      const problem = shardProblem(bin, idx, e);
+      if (problem === null) {
+        kept.push(e);
+        continue;
+      }
+      // Missing files are an interrupted run (nothing to report); anything else is damage: rewrite it.
+      if (!/^missing/.test(problem)) log.add('corrupt-shard', problem.startsWith(e.index) ? e.index : e.file, `${problem}: rewritten`);
+      break;
+    }
+    const had = meta.shards.length;
+    // The bad images of shards that will be written again are counted again then: forget them now.
+    const dropped = meta.shards.slice(kept.length);
+    const skipped = dropped.reduce((a, e) => a + (e.last - e.first - e.n), 0);
+    if (skipped > 0) {
+      const names = new Set<string>();
+      for (const e of dropped) for (let i = e.first; i < e.last && i < samples.length; i++) names.add(samples[i].imagePath || samples[i].id);
+      log.total -= skipped;
+      log.byKind['bad-image'] = (log.byKind['bad-image'] ?? skipped) - skipped;
+      if (log.byKind['bad-image'] === 0) delete log.byKind['bad-image'];
+      for (let i = log.examples.length - 1; i >= 0; i--) if (log.examples[i].kind === 'bad-image' && names.has(log.examples[i].where)) log.examples.splice(i, 1);
     }
     meta.shards = kept;
     meta.count = kept.reduce((a, e) => a + e.n, 0);
-    for (const ex of meta.issues.examples) log.add(ex.kind, ex.where, ex.message);
-    log.total = meta.issues.total;
-    Object.assign(log.byKind, meta.issues.byKind);
+    if (kept.length < had) meta.complete = false;
+    meta.issues = log.summary();
   } else {
     meta = {
       format: SHARDS_FORMAT,
@@ -283,7 +363,10 @@ export function verifyShards(dirIn: string): VerifyResult {
 export interface LoadShardsOptions {
   /** Keep only these splits. */
   splits?: Split[];
-  /** Verify checksums while reading (default false; use verifyShards for a full check). */
+  /**
+   * Verify checksums on the first read of each file in this process (default true: hashing costs far
+   * less than reading; false skips it).
+   */
   verify?: boolean;
 }
 
@@ -305,14 +388,18 @@ export function loadShards(dirIn: string, opts: LoadShardsOptions = {}): LoadedS
   const chunks: { buf: Buffer; keep: number[] }[] = [];
   const samples: Sample[] = [];
   for (const e of meta.shards) {
-    const buf = fs.readFileSync(path.join(dir, e.file));
-    const text = fs.readFileSync(path.join(dir, e.index), 'utf8');
-    if (opts.verify && (sha256(buf) !== e.sha256 || sha256(text) !== e.indexSha256)) throw new CxrError('E_DATA', `${e.file}: checksum mismatch`);
-    if (buf.byteLength !== e.n * plane) throw new CxrError('E_DATA', `${e.file}: ${buf.byteLength} bytes, expected ${e.n * plane}`);
+    const verify = opts.verify ?? true;
+    const buf = verify ? readVerified(dir, e.file, e.sha256) : readPlain(dir, e.file);
+    const indexFile = path.join(dir, e.index);
+    const text = (verify ? readVerified(dir, e.index, e.indexSha256) : readPlain(dir, e.index)).toString('utf8');
+    if (buf.byteLength !== e.n * plane) throw new CxrError('E_DATA', `${path.join(dir, e.file)}: ${buf.byteLength} bytes, expected ${e.n * plane}`);
     const keep: number[] = [];
-    for (const line of text.split('\n')) {
+    const lines = text.split('\n');
+    for (let li = 0; li < lines.length; li++) {
+      const line = lines[li];
       if (!line) continue;
-      const o = JSON.parse(line) as Sample & { slot: number; labels: Record<string, number | null> };
+      const o = parseIndexLine(indexFile, line, li + 1);
+      if (!(o.slot >= 0 && o.slot < e.n)) throw new CxrError('E_DATA', `${indexFile}:${li + 1}: slot ${o.slot} outside the shard's ${e.n} images`, { path: indexFile });
       if (splitSet && !(o.split && splitSet.has(o.split))) continue;
       const labels: Record<string, number> = {};
       for (const k of meta.labelNames) labels[k] = o.labels[k] === null || o.labels[k] === undefined ? NaN : (o.labels[k] as number);
@@ -326,6 +413,35 @@ export function loadShards(dirIn: string, opts: LoadShardsOptions = {}): LoadedS
   let w = 0;
   for (const c of chunks) for (const slot of c.keep) pixels.set(c.buf.subarray(slot * plane, (slot + 1) * plane), plane * w++);
   return { meta, samples, pixels, width: meta.size, height: meta.size };
+}
+
+function readPlain(dir: string, file: string): Buffer {
+  const full = path.join(dir, file);
+  try {
+    return fs.readFileSync(full);
+  } catch (e) {
+    throw new CxrError('E_DATA', `shard file ${full} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { path: full });
+  }
+}
+
+/** Hashes a file in chunks (no whole-file buffer), E_DATA naming it when unreadable. */
+function hashFile(full: string): string {
+  const h = crypto.createHash('sha256');
+  const chunk = Buffer.allocUnsafe(1 << 22);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(full, 'r');
+    for (;;) {
+      const n = fs.readSync(fd, chunk, 0, chunk.byteLength, null);
+      if (n === 0) break;
+      h.update(chunk.subarray(0, n));
+    }
+  } catch (e) {
+    throw new CxrError('E_DATA', `shard file ${full} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { path: full });
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 /** Random access to shard images with positional reads (no whole-file loads), for very large sets. */
@@ -357,7 +473,14 @@ export class ShardReader {
     const plane = this.meta.size * this.meta.size;
     let fd = this.fds.get(k);
     if (fd === undefined) {
-      fd = fs.openSync(path.join(this.dir, this.meta.shards[k].file), 'r');
+      const e = this.meta.shards[k];
+      const full = path.join(this.dir, e.file);
+      const key = verifiedKey(full);
+      if (key === null || !verifiedFiles.has(key)) {
+        if (hashFile(full) !== e.sha256) throw new CxrError('E_DATA', `shard file ${full}: checksum mismatch (the file is corrupt); rerun prepare to rewrite it`, { path: full });
+        if (key !== null) verifiedFiles.add(key);
+      }
+      fd = fs.openSync(full, 'r');
       this.fds.set(k, fd);
     }
     const buf = out ?? new Uint8Array(plane);

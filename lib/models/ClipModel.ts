@@ -3,7 +3,7 @@ import { asCxrError, loadNative, setThreads } from '../native';
 import type { NativeModel, NativeOptimizerConfig, NativePixelOptions } from '../native/binding';
 import { isPixelBatch, normalizeCoefficients, type ImageBatch } from '../data/images';
 import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../types';
-import { readModelFolder, writeModelFolder } from './modelFolder';
+import { assertFiniteTensors, readModelFolder, writeModelFolder } from './modelFolder';
 import type { ModelConfig } from './config';
 import { resolveModelConfig } from './registry';
 import { LOSS_DEFAULTS, OPTIMIZER_DEFAULTS } from './defaults';
@@ -291,8 +291,13 @@ export class ClipModel {
     return this.handle().getState();
   }
 
-  /** Loads tensors by name (shapes must match: E_CHECKPOINT). strict: missing or unexpected names throw. */
+  /**
+   * Loads tensors by name (shapes must match: E_CHECKPOINT). strict: missing or unexpected names throw.
+   * Every weight loaded from a file passes here (own folders, pre-trained checkpoints, resumes), so this
+   * is where non-finite values are refused: a NaN or Inf is E_CHECKPOINT naming the tensor.
+   */
   loadState(tensors: NamedTensor[], strict = true): { missing: string[]; unexpected: string[] } {
+    assertFiniteTensors(tensors);
     try {
       return this.handle().loadState(tensors, strict);
     } catch (e) {

@@ -6,6 +6,31 @@ import type { NamedTensor } from '../types';
 import { writeFileAtomic } from '../util/atomic';
 import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsInput } from '../util/safetensors';
 
+/**
+ * E_CHECKPOINT naming the first tensor that holds a NaN or ±Inf (with the count and first index).
+ * One pass over the floats: x - x is 0 for finite x and NaN otherwise.
+ */
+export function assertFiniteTensors(tensors: readonly NamedTensor[]): void {
+  for (const t of tensors) {
+    const d = t.data;
+    let bad = -1;
+    for (let i = 0; i < d.length; i++) {
+      if (d[i] - d[i] !== 0) {
+        bad = i;
+        break;
+      }
+    }
+    if (bad < 0) continue;
+    let count = 0;
+    for (let i = bad; i < d.length; i++) if (!Number.isFinite(d[i])) count++;
+    throw new CxrError('E_CHECKPOINT', `tensor "${t.name}" holds ${count} non-finite value(s) (first: ${d[bad]} at index ${bad}); the weights are damaged`, {
+      tensor: t.name,
+      count,
+      index: bad,
+    });
+  }
+}
+
 /** File names of the project's own model format: a folder with weights and a JSON description. */
 export const MODEL_WEIGHTS_FILE = 'model.safetensors';
 export const MODEL_META_FILE = 'cxr-model.json';

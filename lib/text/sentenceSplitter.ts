@@ -180,6 +180,21 @@ function fullStopEnds(text: string, dot: number, next: number): boolean {
 }
 
 /**
+ * Decides whether the "." at `dot`, followed directly (no space) by a character, ends a sentence: only
+ * when a word of 2+ letters starting upper case follows ("apex.There") and the token before the dot is
+ * a word of 2+ letters that is not a known abbreviation. Decimals ("4.5"), numbering ("1.2.3"), dotted
+ * abbreviations ("a.m.", "e.g.", "p.m.") and titles ("Dr.Smith") stay whole.
+ */
+function gluedFullStopEnds(text: string, dot: number): boolean {
+  if (dot + 2 >= text.length) return false;
+  if (!isUpper(text.charCodeAt(dot + 1)) || !isLetter(text.charCodeAt(dot + 2))) return false;
+  const tok = tokenBefore(text, dot);
+  if (tok.length < 2) return false;
+  for (let k = 0; k < tok.length; k++) if (!isLetter(tok.charCodeAt(k))) return false;
+  return !STRONG_ABBREVIATIONS.has(tok) && !WEAK_ABBREVIATIONS.has(tok);
+}
+
+/**
  * Splits text into sentences.
  *
  * Rules (all applied in one linear pass):
@@ -187,6 +202,9 @@ function fullStopEnds(text: string, dot: number, next: number): boolean {
  *   except after abbreviations (Dr., e.g., vs., approx., No. 2; units such as "cm." end a sentence
  *   only before a capital letter) and after initials; decimals ("2.5 cm", "3.0 x 1.2") never split
  *   because their dot is not followed by a space.
+ * - A "." with no space after it ends a sentence only when a capitalised word of 2+ letters follows and
+ *   the token before it is a word of 2+ letters that is not an abbreviation ("apex.There are" splits;
+ *   "a.m.", "e.g.", "Dr.Smith", "4.5 cm", "1.2.3" do not).
  * - A blank line ends a sentence; a single line break is a wrapped line and joins with a space.
  * - List numbering ("1.", "2)", "(3)", "-", "*", "•") at a line start or after a sentence end starts a
  *   new sentence and is removed from it.
@@ -258,7 +276,14 @@ export function splitSentences(text: string, opts: SplitOptions = {}): string[] 
       const ellipsis = runLen >= 3 || c === 0x2026;
       while (j < n && isClosing(text.charCodeAt(j))) j++;
       if (j < n && !isSpaceLike(text.charCodeAt(j))) {
-        // "2.5", "e.g.,", "a.m.;": not the end of a sentence.
+        // "apex.There are": a full stop glued to a capitalised word still ends a sentence.
+        if (isDot && runLen === 1 && j === i + 1 && gluedFullStopEnds(text, i)) {
+          emit(j);
+          start = beginSentence(j);
+          i = start;
+          continue;
+        }
+        // "2.5", "e.g.,", "a.m.;", "Dr.Smith": not the end of a sentence.
         i = j;
         continue;
       }

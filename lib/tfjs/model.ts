@@ -8,7 +8,7 @@
  */
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
 import { CxrError } from '../errors';
-import { readModelFolder } from '../models/modelFolder';
+import { assertFiniteTensors, readModelFolder } from '../models/modelFolder';
 import { resolveLoss, type LossOptions } from '../models/ClipModel';
 import type { ModelConfig } from '../models/config';
 import { OPTIMIZER_DEFAULTS } from '../models/defaults';
@@ -269,6 +269,7 @@ export class TfClipModel {
    */
   loadState(tensors: NamedTensor[], strict = true): { missing: string[]; unexpected: string[] } {
     this.#check();
+    assertFiniteTensors(tensors);
     const tf = this.#tf;
     const byName = new Map(this.#specs.map((s) => [s.name, s]));
     const unexpected: string[] = [];

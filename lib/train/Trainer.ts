@@ -49,7 +49,8 @@ import {
   isCheckpointDir,
   pruneCheckpoints,
   readCheckpoint,
-  resolveResume,
+  removeRunTemps,
+  resolveResumeChoice,
   writeBestPointer,
   writeCheckpoint,
 } from './checkpoints';
@@ -257,11 +258,15 @@ export class Trainer {
     if (c.outDir === null) c.outDir = defaultRunDir();
     c.outDir = path.resolve(c.outDir);
     const ckptRoot = path.join(c.outDir, 'checkpoints');
-    const resumeDir = this.opts.resume ? resolveResume(this.opts.resume, c.outDir) : null;
+    const choice = this.opts.resume ? resolveResumeChoice(this.opts.resume, c.outDir) : { dir: null, warnings: [] };
+    const resumeDir = choice.dir;
+    for (const w of choice.warnings) this.emit('message', { level: 'warn', text: w });
     if (!resumeDir && fs.existsSync(ckptRoot) && fs.readdirSync(ckptRoot).some((f) => /^step-\d+$/.test(f))) {
       throw new CxrError('E_CONFIG', `${c.outDir} already holds checkpoints of a run; pass --resume auto to continue it, or choose another outDir`);
     }
     fs.mkdirSync(c.outDir, { recursive: true });
+    // What a killed or failed writer left (a half-written model file, a checkpoint temp folder) is garbage.
+    if (this.isMain) removeRunTemps(c.outDir);
     this.metricsPath = this.opts.metricsFile === false || !this.isMain ? null : path.join(c.outDir, 'metrics.jsonl');
 
     // Data.
@@ -324,6 +329,7 @@ export class Trainer {
       config: c,
       elapsedMs: 0,
       createdAt: new Date().toISOString(),
+      threads: capabilities().threads,
     };
     if (resumeDir) {
       const ck = readCheckpoint(resumeDir);
@@ -332,7 +338,15 @@ export class Trainer {
         throw new CxrError('E_CONFIG', `cannot resume ${resumeDir}: these settings differ from the checkpoint's: ${conflicts.join(', ')} (resume with the saved config, changing only steps, eval, checkpoint, logging or threads)`, { conflicts });
       }
       model.loadOptimizerState(ck.optimizer);
-      this.state = { ...ck.state, config: c, totalSteps };
+      for (const n of ck.notes) this.emit('message', { level: 'warn', text: n });
+      const threads = capabilities().threads;
+      if (ck.state.threads !== undefined && ck.state.threads !== threads)
+        this.emit('message', {
+          level: 'warn',
+          text: `the checkpoint was trained with ${ck.state.threads} libtorch thread(s), this run uses ${threads}: the resumed run is not bit-exact (float sums change order); pass --threads ${ck.state.threads} for identical results`,
+        });
+      const { files: _files, ...saved } = ck.state;
+      this.state = { ...saved, config: c, totalSteps, threads };
       this.lastCheckpoint = resumeDir;
       this.lastCheckpointStep = ck.state.step;
       this.emit('message', { level: 'info', text: `resumed from ${resumeDir} at step ${ck.state.step} (epoch ${ck.state.epoch}, step ${ck.state.stepInEpoch} of the epoch)` });

@@ -41,7 +41,6 @@ export function attachReporter(trainer: Trainer, opts: ReporterOptions): () => v
   const jsonOut = opts.json ?? process.stdout;
   const every = opts.everySteps ?? 10;
   const format = opts.format === 'auto' ? (human.isTTY ? 'bar' : 'plain') : opts.format;
-  if (format === 'none') return () => undefined;
   const subs: Array<() => void> = [];
   const on = <K extends keyof TrainerEvents>(ev: K, fn: (e: TrainerEvents[K]) => void) => {
     trainer.on(ev, fn);
@@ -50,6 +49,13 @@ export function attachReporter(trainer: Trainer, opts: ReporterOptions): () => v
   const detach = () => {
     for (const off of subs) off();
   };
+  if (format === 'none') {
+    // Warnings (a damaged checkpoint skipped, a resume that is not bit-exact) are never silenced.
+    on('message', (e) => {
+      if (e.level === 'warn') human.write(`cxr-train: warning: ${e.text}\n`);
+    });
+    return detach;
+  }
 
   if (format === 'json') {
     for (const ev of ['start', 'step', 'eval', 'checkpoint', 'end', 'message'] as const) {

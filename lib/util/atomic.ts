@@ -4,18 +4,62 @@ import { CxrError } from '../errors';
 
 let counter = 0;
 
+/** Names of the writer's temp files: `.<name>.<pid>.<n>.tmp` (pid and counter of the writing process). */
+export const ATOMIC_TEMP_PATTERN = /^\..+\.(\d+)\.\d+\.tmp$/;
+
+function tempName(file: string): string {
+  return path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.${process.pid}.${counter++}.tmp`);
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temp files the atomic writer left in `dir` when its process died mid-write (a kill, a crash):
+ * only names of {@link ATOMIC_TEMP_PATTERN} whose writer process is gone. Returns the removed paths.
+ * A missing folder is not an error.
+ */
+export function removeStaleAtomicTemps(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const f of names) {
+    const m = ATOMIC_TEMP_PATTERN.exec(f);
+    if (!m || alive(Number(m[1]))) continue;
+    try {
+      fs.rmSync(path.join(dir, f), { force: true });
+      removed.push(path.join(dir, f));
+    } catch {
+      /* best effort: a leftover is harmless to readers */
+    }
+  }
+  return removed;
+}
+
 /**
  * Writes `data` to `file` so that readers see either the old content or the complete new content, never a
  * partial file, even if the process dies mid-write: write a temp file in the same directory, fsync it,
  * rename it over the target, fsync the directory. The temp file is removed on failure.
  *
  * @param file destination path (its directory must exist)
- * @param data UTF-8 text, bytes, or a list of byte chunks written in order
+ * @param data UTF-8 text, bytes, or a list (or any iterable) of byte chunks written in order; an iterable
+ *   that throws aborts the write and leaves neither the temp file nor a changed target
  * @throws CxrError E_IO when any step fails
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[] | Iterable<Uint8Array>): void {
   const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${counter++}.tmp`);
+  const tmp = tempName(file);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'wx');
@@ -46,7 +90,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array | readon
 /** Async variant of {@link writeFileAtomic} with the same guarantees. */
 export async function writeFileAtomicAsync(file: string, data: string | Uint8Array): Promise<void> {
   const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${counter++}.tmp`);
+  const tmp = tempName(file);
   let fh: fs.promises.FileHandle | undefined;
   try {
     fh = await fs.promises.open(tmp, 'w');

@@ -9,6 +9,12 @@ import { CxrError } from '../errors';
  * separator. A final line ending is optional; fully empty lines are skipped because spreadsheets append them.
  */
 
+/**
+ * Largest text file (bytes, after decompression) the CSV and index readers take: under V8's string limit
+ * (about 512 MiB), so an oversized file is a coded error instead of a string-length crash.
+ */
+export const MAX_TEXT_BYTES = 500 * 1024 * 1024;
+
 /** Options of {@link parseCsv}. */
 export interface CsvParseOptions {
   /** Field separator, one character. Default `,`. */
@@ -23,6 +29,8 @@ export interface CsvTable {
   header: string[];
   /** Data rows; every row has exactly `header.length` fields. */
   rows: string[][];
+  /** 1-based line of the file where each data row starts (when parsed from text). */
+  lines?: number[];
   /** Name used in error messages. */
   source: string;
 }
@@ -32,6 +40,11 @@ export interface CsvTable {
  * closing quote (`"a"b`), with the 1-based line number.
  */
 export function parseCsv(text: string, opts: CsvParseOptions = {}): string[][] {
+  return parseCsvRecords(text, opts).rows;
+}
+
+/** {@link parseCsv} with the 1-based line where each row starts (for messages that name a row). */
+export function parseCsvRecords(text: string, opts: CsvParseOptions = {}): { rows: string[][]; lines: number[] } {
   const sep = opts.separator ?? ',';
   const source = opts.source ?? 'CSV';
   if (sep.length !== 1 || sep === '"' || sep === '\n' || sep === '\r') {
@@ -40,8 +53,10 @@ export function parseCsv(text: string, opts: CsvParseOptions = {}): string[][] {
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   const n = text.length;
   const rows: string[][] = [];
+  const lines: number[] = [];
   let row: string[] = [];
   let line = 1;
+  let rowLine = 1;
   let rowIsEmpty = true; // a line with no characters at all, to be skipped
   while (i <= n) {
     // At the start of a field.
@@ -65,7 +80,7 @@ export function parseCsv(text: string, opts: CsvParseOptions = {}): string[][] {
           break;
         }
       }
-      if (!closed) throw new CxrError('E_PARSE', `${source}: line ${startLine}: unterminated quoted field`, { source, line: startLine });
+      if (!closed) throw new CxrError('E_PARSE', `${source}: line ${startLine}: unterminated quoted field (the quote opened there is never closed)`, { source, line: startLine });
       if (i < n && text[i] !== sep && text[i] !== '\n' && text[i] !== '\r') {
         throw new CxrError('E_PARSE', `${source}: line ${line}: unexpected character after closing quote`, { source, line });
       }
@@ -89,16 +104,20 @@ export function parseCsv(text: string, opts: CsvParseOptions = {}): string[][] {
       continue;
     }
     // End of record: newline or end of text.
-    if (!rowIsEmpty) rows.push(row);
+    if (!rowIsEmpty) {
+      rows.push(row);
+      lines.push(rowLine);
+    }
     row = [];
     rowIsEmpty = true;
     if (i >= n) break;
     if (text[i] === '\r' && text[i + 1] === '\n') i += 2;
     else i += 1;
     line++;
+    rowLine = line;
     if (i >= n) break;
   }
-  return rows;
+  return { rows, lines };
 }
 
 /**
@@ -107,7 +126,7 @@ export function parseCsv(text: string, opts: CsvParseOptions = {}): string[][] {
  */
 export function parseCsvTable(text: string, opts: CsvParseOptions = {}): CsvTable {
   const source = opts.source ?? 'CSV';
-  const rows = parseCsv(text, opts);
+  const { rows, lines } = parseCsvRecords(text, opts);
   if (rows.length === 0) throw new CxrError('E_PARSE', `${source}: empty CSV (no header row)`, { source });
   const header = rows[0].map((h) => h.trim());
   const seen = new Set<string>();
@@ -121,23 +140,32 @@ export function parseCsvTable(text: string, opts: CsvParseOptions = {}): CsvTabl
     if (body[r].length !== header.length) {
       throw new CxrError(
         'E_PARSE',
-        `${source}: data row ${r + 1} has ${body[r].length} fields, the header has ${header.length}`,
-        { source, row: r + 1 },
+        `${source}: data row ${r + 1} (line ${lines[r + 1]}) has ${body[r].length} fields, the header has ${header.length}`,
+        { source, row: r + 1, line: lines[r + 1] },
       );
     }
   }
-  return { header, rows: body, source };
+  return { header, rows: body, lines: lines.slice(1), source };
+}
+
+/**
+ * Reads a whole text file as UTF-8, refusing files over `maxBytes` (E_DATA naming the limit) instead of
+ * failing on V8's string length. File system failures become `E_IO`.
+ */
+export function readTextFile(file: string, maxBytes = MAX_TEXT_BYTES): string {
+  try {
+    const size = fs.statSync(file).size;
+    if (size > maxBytes) throw new CxrError('E_DATA', `${file} is ${size} bytes, over the limit of ${maxBytes} bytes for a text file`, { path: file, limit: maxBytes });
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof CxrError) throw e;
+    throw new CxrError('E_IO', `cannot read ${file}: ${(e as Error).message}`, { path: file, file }, { cause: e });
+  }
 }
 
 /** Reads and parses a CSV file with a header row. File system failures become `E_IO`. */
 export function readCsvTable(file: string, opts: Omit<CsvParseOptions, 'source'> = {}): CsvTable {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CxrError('E_IO', `cannot read ${file}: ${(e as Error).message}`, { file }, { cause: e });
-  }
-  return parseCsvTable(text, { ...opts, source: file });
+  return parseCsvTable(readTextFile(file), { ...opts, source: file });
 }
 
 /** Quotes one field when it holds the separator, a quote, a newline, or leading/trailing spaces. */
@@ -161,100 +189,21 @@ export function formatCsv(rows: ReadonlyArray<ReadonlyArray<string | number | nu
 }
 
 /**
- * Streams the rows of an RFC 4180 CSV file (quoted fields, "" escapes, embedded line breaks, CRLF).
- * The first row is the header. A row shorter than the header leaves the missing columns undefined.
+ * The rows of a CSV file with a header, one by one, through the same strict parser as
+ * {@link readCsvTable} (so every command refuses the same malformed files): `E_PARSE` for an
+ * unterminated quote, text after a closing quote, or a row whose field count differs from the header's,
+ * naming the line; `E_DATA` for an empty file; `E_IO` when unreadable.
  */
 export async function* readCsvRows(file: string): AsyncGenerator<{ header: string[]; row: Array<string | undefined>; line: number }> {
-  let stream: fs.ReadStream;
+  let text: string;
   try {
-    await fs.promises.access(file, fs.constants.R_OK);
-    stream = fs.createReadStream(file, { encoding: 'utf8' });
+    text = readTextFile(file);
   } catch (e) {
-    throw new CxrError('E_IO', `cannot read CSV file ${file}: ${(e as Error).message}`, { path: file });
+    if (e instanceof CxrError && e.code === 'E_IO') throw new CxrError('E_IO', `cannot read CSV file ${file}: ${(e.cause as Error | undefined)?.message ?? e.message}`, { path: file });
+    throw e;
   }
-  let header: string[] | null = null;
-  let field = '';
-  let row: string[] = [];
-  let quoted = false;
-  let pendingQuote = false; // a quote ended the last chunk inside a quoted field: escape or close?
-  let line = 1;
-  let rowLine = 1;
-  let bom = true;
-  const done: Array<string[]> = [];
-  const endField = () => {
-    row.push(field);
-    field = '';
-  };
-  const endRow = () => {
-    endField();
-    done.push(row);
-    row = [];
-  };
-  for await (const chunk of stream as AsyncIterable<string>) {
-    let s = chunk;
-    if (bom) {
-      if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
-      bom = false;
-    }
-    let runStart = 0;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (pendingQuote) {
-        pendingQuote = false;
-        if (c === 34) {
-          field += '"';
-          runStart = i + 1;
-          continue;
-        }
-        quoted = false;
-      }
-      if (quoted) {
-        if (c === 34) {
-          field += s.slice(runStart, i);
-          if (i + 1 >= s.length) pendingQuote = true;
-          else if (s.charCodeAt(i + 1) === 34) {
-            field += '"';
-            i++;
-          } else quoted = false;
-          runStart = i + 1;
-        } else if (c === 10) line++;
-        continue;
-      }
-      if (c === 34) {
-        field += s.slice(runStart, i);
-        if (field.length === 0) quoted = true;
-        else field += '"'; // a stray quote inside an unquoted field is kept as text
-        runStart = i + 1;
-      } else if (c === 44) {
-        field += s.slice(runStart, i);
-        endField();
-        runStart = i + 1;
-      } else if (c === 10 || c === 13) {
-        field += s.slice(runStart, i);
-        if (c === 13 && i + 1 < s.length && s.charCodeAt(i + 1) === 10) i++;
-        line++;
-        endRow();
-        runStart = i + 1;
-      }
-    }
-    field += s.slice(runStart);
-    for (const r of done.splice(0)) {
-      const thisLine = rowLine;
-      rowLine = line;
-      if (r.length === 1 && r[0] === '') continue; // blank line
-      if (header === null) {
-        header = r.map((h) => h.trim());
-        continue;
-      }
-      yield { header, row: r, line: thisLine };
-    }
-  }
-  if (pendingQuote) quoted = false;
-  if (quoted) throw new CxrError('E_PARSE', `CSV file ${file}: a quoted field opened on or after line ${rowLine} is never closed`, { path: file, line: rowLine });
-  if (field.length > 0 || row.length > 0) {
-    endField();
-    if (header === null) header = row.map((h) => h.trim());
-    else yield { header, row, line: rowLine };
-  }
-  if (header === null) throw new CxrError('E_DATA', `CSV file ${file} is empty (no header row)`, { path: file });
+  if (/^\uFEFF?[\r\n]*$/.test(text))
+    throw new CxrError('E_DATA', `CSV file ${file} is empty (no header row)`, { path: file });
+  const t = parseCsvTable(text, { source: `CSV file ${file}` });
+  for (let r = 0; r < t.rows.length; r++) yield { header: t.header, row: t.rows[r], line: t.lines![r] };
 }

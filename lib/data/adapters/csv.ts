@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../../errors';
-import { readTable, readText } from '../csv';
+import { logBadEncoding, readTable, readTextChecked } from '../csv';
 import { IssueLog, dedupeById, resolveInside } from '../manifest';
 import type { Manifest } from '../manifest';
 import { normalizeSplit, parseLabelCell } from '../sample';
@@ -58,7 +58,8 @@ export const csvAdapter: DatasetAdapter<CsvAdapterOptions> = {
     let rows: Record<string, string>[];
     let header: string[];
     if (/\.(jsonl|ndjson)(\.gz)?$/i.test(file)) {
-      const lines = readText(file).split('\n');
+      const { text, invalidUtf8 } = readTextChecked(file);
+      const lines = text.split('\n');
       rows = [];
       const keys = new Set<string>();
       lines.forEach((l, i) => {
@@ -72,6 +73,7 @@ export const csvAdapter: DatasetAdapter<CsvAdapterOptions> = {
             keys.add(k);
           }
           (r as Record<string, string>)['\u0000line'] = String(i + 1);
+          logBadEncoding(log, invalidUtf8, `${path.basename(file)}:${i + 1}`, [l]);
           rows.push(r);
         } catch (e) {
           log.add('bad-row', `${path.basename(file)}:${i + 1}`, `not a JSON object: ${(e as Error).message}`);
@@ -79,10 +81,11 @@ export const csvAdapter: DatasetAdapter<CsvAdapterOptions> = {
       });
       header = [...keys];
     } else {
-      const t = readTable(file);
+      const t = readTable(file, { log, where: path.basename(file) });
       header = t.header;
-      rows = t.rows.map((r, i) => ({ ...r, '\u0000line': String(i + 2) }));
+      rows = t.rows.map((r, i) => ({ ...r, '\u0000line': String(t.lines[i]) }));
     }
+    if (rows.length === 0 && log.total === 0) throw new CxrError('E_DATA', `${file}: no rows (the index holds no samples)`, { path: file });
     const cols = [opts.imageCol, opts.textCol, opts.patientCol, opts.studyCol, opts.idCol, opts.viewCol, opts.splitCol, ...(opts.labelCols ?? [])].filter((c): c is string => !!c);
     const missing = cols.filter((c) => !header.includes(c));
     if (missing.length && rows.length > 0) throw new CxrError('E_CONFIG', `${file}: column(s) not found: ${missing.join(', ')} (have: ${header.join(', ')})`);

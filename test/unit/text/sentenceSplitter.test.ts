@@ -94,6 +94,34 @@ describe('splitSentences', () => {
   });
 });
 
+describe('splitSentences: a full stop with no space after it', () => {
+  it('splits when a capitalised word follows a word of 2+ letters', () => {
+    expect(splitSentences('There is a nodule in the left lung apex.There are streaky opacities in the bases.')).toEqual([
+      'There is a nodule in the left lung apex.',
+      'There are streaky opacities in the bases.',
+    ]);
+    expect(splitSentences('Vascularity normal.Calcified breast implants are noted.')).toEqual(['Vascularity normal.', 'Calcified breast implants are noted.']);
+  });
+
+  it('keeps abbreviations, decimals, numbering and times whole', () => {
+    expect(splitSentences('Seen at 10 a.m.Today stable.')).toEqual(['Seen at 10 a.m.Today stable.']);
+    expect(splitSentences('Small opacities, e.g.Right base.')).toEqual(['Small opacities, e.g.Right base.']);
+    expect(splitSentences('Findings i.e.Minimal change.')).toEqual(['Findings i.e.Minimal change.']);
+    expect(splitSentences('Discussed with Dr.Smith today.')).toEqual(['Discussed with Dr.Smith today.']);
+    expect(splitSentences('Nodule 4.5 cm in size.')).toEqual(['Nodule 4.5 cm in size.']);
+    expect(splitSentences('See item 1.2.3 below.')).toEqual(['See item 1.2.3 below.']);
+    expect(splitSentences('Repeat film at 3 p.m.Stable.')).toEqual(['Repeat film at 3 p.m.Stable.']);
+  });
+
+  it('needs a word of 2+ letters on both sides', () => {
+    expect(splitSentences('Lesion B.Small.')).toEqual(['Lesion B.Small.']); // one letter before
+    expect(splitSentences('Normal.A stable film.')).toEqual(['Normal.A stable film.']); // one letter after
+    expect(splitSentences('Size 12.Stable.')).toEqual(['Size 12.Stable.']); // a number before
+    expect(splitSentences('Measures 3 cm.Stable.')).toEqual(['Measures 3 cm.Stable.']); // a unit abbreviation
+    expect(splitSentences('lungs clear.no effusion.')).toEqual(['lungs clear.no effusion.']); // lower case after
+  });
+});
+
 describe('normalizeWhitespace', () => {
   it('collapses runs of white space and control characters and trims', () => {
     expect(normalizeWhitespace('  a \n\n b\u0000c\ufffd  ')).toBe('a b c');
