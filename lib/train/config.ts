@@ -99,6 +99,9 @@ export function overridesToConfig(pairs: Record<string, string | number | boolea
  * tie fields together. E_CONFIG names the field.
  */
 export function validateTrainConfig(c: TrainConfig): TrainConfig {
+  // `--log-to jsonl,tensorboard` arrives as one string; a YAML list stays a list.
+  const logTo: unknown = getPath(c, 'log.to');
+  if (typeof logTo === 'string' && isObject(c.log)) c.log.to = logTo.split(',').map((x) => x.trim()).filter(Boolean) as TrainConfig['log']['to'];
   checkSchemaFields(c);
   if (c.data.dataset !== 'synthetic' && c.data.root === null) configFail('data.root', `is required for dataset "${c.data.dataset}"`);
   if (c.data.trainSplit === c.data.valSplit) configFail('data.valSplit', 'must differ from data.trainSplit');
