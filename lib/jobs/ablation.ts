@@ -96,7 +96,8 @@ async function pretrain(a: AblationConfig, outDir: string, opts: RunAblationOpti
         outDir: path.join(dir, 'train'),
         eval: { everySteps: 0, atStart: false, promptSet: promptFile },
         checkpoint: { everySteps: Math.max(10, Math.round(p.steps / 4)), keepLast: 1, keepBestBy: null },
-        log: { format: 'none' },
+        // The fine-tuning runs' log files (metrics.jsonl, TensorBoard) for the pre-training run too.
+        log: { format: 'none', to: ft.log.to },
       },
       source: 'pretrain',
     },
