@@ -226,6 +226,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const evalCommon = {
     dataset: 'mimic-cxr',
     adapterOptions: { root: dataDir },
+    // The card names the data, not the layout the generator writes them in.
+    dataSource: `synthetic data (cxr-train demo generator: ${o.n} images, seed ${o.seed}, finding strength ${o.findingStrength})`,
     split: 'test',
     valSplit: 'validate',
     seed: o.seed,

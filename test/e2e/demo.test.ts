@@ -70,6 +70,11 @@ describe('cxr-train demo', () => {
     expect(fs.existsSync(d.test.reportJson)).toBe(true);
     expect(fs.existsSync(d.test.untrainedReportCard)).toBe(true);
     expect(fs.readFileSync(d.test.reportCard, 'utf8')).toContain('<svg');
+    // The card names the data (synthetic, from the demo's generator), not the layout they are read through.
+    const cardHtml = fs.readFileSync(d.test.reportCard, 'utf8');
+    expect(cardHtml).toMatch(/<title>cxr-train eval: model on synthetic data \(cxr-train demo generator: 400 images, seed 0, finding strength 1\), test split<\/title>/);
+    expect(cardHtml).not.toMatch(/on mimic-cxr test/);
+    expect(cardHtml).toContain(`<tr><td>Data root</td><td><code>${d.data.dir}</code></td></tr>`);
     // It is the evaluation of the checkpoint the run selected, on the test split.
     const rep = JSON.parse(fs.readFileSync(d.test.reportJson, 'utf8'));
     expect(rep.meta.config.checkpoints).toEqual([d.training.evaluated.model]);
