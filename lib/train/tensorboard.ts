@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { TensorBoardWriter } from '../util/tensorboard';
 import type { EvalMetrics } from './checkpoints';
+import type { StepEvent } from './Trainer';
 import { configToYaml, type TrainConfig } from './config';
 
 /** The run folder's sub-folder of event files. */
@@ -44,7 +45,7 @@ export class TensorBoardLog {
   }
 
   /** Every number of a step event, as `train/<field>`. */
-  step(e: object & { step: number }): void {
+  step(e: StepEvent): void {
     const vals: Record<string, number> = {};
     for (const [k, v] of Object.entries(e)) if (typeof v === 'number' && !NOT_SCALARS.has(k)) vals[`train/${k}`] = v;
     this.writer.addScalars(vals, e.step);
