@@ -124,8 +124,14 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
 export function resolveTrainConfig(layers: Array<{ config: unknown; source?: string }>, base: TrainConfig = DEFAULT_CONFIG): TrainConfig {
   // A checkpoint's config from an older version lacks newer sections: they take their defaults.
   let c = base === DEFAULT_CONFIG ? clone(base) : mergeConfig(clone(DEFAULT_CONFIG), clone(base), 'checkpoint');
-  for (const l of layers) c = mergeConfig(c, l.config, l.source);
+  for (const l of layers) c = mergeConfig(c, logShorthand(l.config), l.source);
   return validateTrainConfig(c);
+}
+
+/** `log: [jsonl, tensorboard]` in a layer is short for `log: { to: [jsonl, tensorboard] }`. */
+function logShorthand(layer: unknown): unknown {
+  if (!isObject(layer) || !(Array.isArray(layer.log) || typeof layer.log === 'string')) return layer;
+  return { ...layer, log: { to: layer.log } };
 }
 
 /** Fields that must not change when a run resumes (they change what the next steps compute). */

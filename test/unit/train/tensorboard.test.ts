@@ -118,6 +118,9 @@ describe('config log.to', () => {
     expect(DEFAULT_CONFIG.log.to).toEqual(['jsonl']);
     expect(resolveTrainConfig([{ config: { log: { to: 'jsonl, tensorboard' } } }]).log.to).toEqual(['jsonl', 'tensorboard']);
     expect(resolveTrainConfig([{ config: { log: { to: ['tensorboard'] } } }]).log.to).toEqual(['tensorboard']);
+    // `log: [jsonl, tensorboard]` is short for log.to (the console format keeps its value).
+    const short = resolveTrainConfig([{ config: { log: { format: 'plain' } } }, { config: { log: ['jsonl', 'tensorboard'] } }]);
+    expect(short.log).toMatchObject({ format: 'plain', to: ['jsonl', 'tensorboard'] });
     expect(() => resolveTrainConfig([{ config: { log: { to: ['wandb'] } } }])).toThrow(expect.objectContaining({ code: 'E_CONFIG', message: expect.stringContaining('log.to[0]') }));
   });
 });
