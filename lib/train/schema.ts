@@ -336,7 +336,7 @@ export const TRAIN_SCHEMA = {
   }),
   'log.format': opt.oneOf(['auto', 'bar', 'plain', 'json', 'none'] as const, 'auto', {
     reason: 'a progress bar for people, plain lines for log files',
-    describe: 'auto | bar | plain | json | none',
+    describe: 'auto | bar | plain | json | none (console); a log file here, e.g. --log tensorboard, is added to log.to',
     flag: 'log',
   }),
   'log.everySteps': opt.int(10, 1, { reason: '~1 line per few seconds on CPU', describe: 'Plain/JSON console lines every N steps' }),

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TensorBoardWriter, crc32c, maskedCrc32c } from '../../../lib/util/tensorboard';
 import { TensorBoardLog } from '../../../lib/train/tensorboard';
-import { DEFAULT_CONFIG, configToYaml, resolveTrainConfig } from '../../../lib/train/config';
+import { DEFAULT_CONFIG, configToYaml, overridesToConfig, resolveTrainConfig } from '../../../lib/train/config';
 import { crc32cBitwise, eventFiles, readEventFile, scalarsOf } from '../../helpers/tfevents';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-tb-'));
@@ -121,6 +121,12 @@ describe('config log.to', () => {
     // `log: [jsonl, tensorboard]` is short for log.to (the console format keeps its value).
     const short = resolveTrainConfig([{ config: { log: { format: 'plain' } } }, { config: { log: ['jsonl', 'tensorboard'] } }]);
     expect(short.log).toMatchObject({ format: 'plain', to: ['jsonl', 'tensorboard'] });
+    // `--log tensorboard` (where the console format goes) adds the file and keeps the console format.
+    const flag = (v: string) => resolveTrainConfig([{ config: overridesToConfig({ 'log.format': v }) }]).log;
+    expect(flag('tensorboard')).toEqual({ ...DEFAULT_CONFIG.log, format: 'auto', to: ['jsonl', 'tensorboard'] });
+    expect(flag('plain,tensorboard')).toMatchObject({ format: 'plain', to: ['jsonl', 'tensorboard'] });
+    expect(flag('plain')).toMatchObject({ format: 'plain', to: ['jsonl'] });
+    expect(() => flag('plain,json')).toThrow(expect.objectContaining({ code: 'E_CONFIG', message: expect.stringContaining('log.format') }));
     expect(() => resolveTrainConfig([{ config: { log: { to: ['wandb'] } } }])).toThrow(expect.objectContaining({ code: 'E_CONFIG', message: expect.stringContaining('log.to[0]') }));
   });
 });
