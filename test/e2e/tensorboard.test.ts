@@ -70,3 +70,14 @@ test('without tensorboard in log.to no event file is written', async () => {
   expect(fs.existsSync(path.join(dir, 'tensorboard'))).toBe(false);
   expect(fs.existsSync(path.join(dir, 'metrics.jsonl'))).toBe(true);
 });
+
+test('train --log tensorboard (as open_clip users type it) writes the event files and keeps console lines', async () => {
+  const dir = path.join(tmpRoot, 'flag');
+  const r = await runCli(['train', '--out', dir, '--steps', '2', '--log', 'plain,tensorboard', ...FAST.filter((a, i) => a !== '--log' && FAST[i - 1] !== '--log')]);
+  expect(r.code).toBe(0);
+  expect(r.err).toMatch(/step 2\/2/);
+  const files = eventFiles(path.join(dir, 'tensorboard'));
+  expect(files).toHaveLength(1);
+  expect(scalarsOf(readEventFile(files[0])).get('train/loss')!.map(([s]) => s)).toEqual([1, 2]);
+  expect(fs.readFileSync(path.join(dir, 'config.yaml'), 'utf8')).toMatch(/format: plain\n\s+everySteps: 10\n\s+to:\n\s+- jsonl\n\s+- tensorboard/);
+});
