@@ -208,12 +208,15 @@ export class TensorBoardWriter {
   flush(): void {
     if (this.fd === null || this.pending.length === 0) return;
     const data = Buffer.concat(this.pending);
+    let off = 0;
     try {
-      let off = 0;
       while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
       this.pending = [];
       this.pendingBytes = 0;
     } catch (e) {
+      // Keep only what was not written, so that a later flush continues the record instead of repeating it.
+      this.pending = [data.subarray(off)];
+      this.pendingBytes = data.length - off;
       throw new CxrError('E_IO', `cannot write ${this.file}: ${(e as Error).message}`, { file: this.file }, { cause: e });
     }
   }

@@ -83,6 +83,24 @@ describe('TensorBoardWriter', () => {
     expect(files.flatMap((f) => scalarsOf(readEventFile(f)).get('x')!)).toEqual([[1, 1], [2, 2]]);
   });
 
+  test('a write that fails half-way (disk full) is E_IO, and the next flush completes the file without repeating bytes', () => {
+    const w = new TensorBoardWriter(tmp());
+    for (let i = 1; i <= 50; i++) w.addScalar('x', i, i);
+    const real = fs.writeSync;
+    let calls = 0;
+    const spy = jest.spyOn(fs, 'writeSync').mockImplementation(((fd: number, buf: Buffer, off: number, len: number) => {
+      if (++calls === 1) return real(fd, buf, off, Math.floor(len / 3));
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    }) as never);
+    try {
+      expect(() => w.flush()).toThrow(expect.objectContaining({ code: 'E_IO' }));
+    } finally {
+      spy.mockRestore();
+    }
+    w.close();
+    expect(scalarsOf(readEventFile(w.file)).get('x')!.map(([s]) => s)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
   test('a folder that cannot be created is E_IO', () => {
     const file = path.join(tmp(), 'a-file');
     fs.writeFileSync(file, '');
