@@ -272,8 +272,6 @@ export class Trainer {
     fs.mkdirSync(c.outDir, { recursive: true });
     const logTo: readonly string[] = c.log.to;
     this.metricsPath = this.opts.metricsFile === false || !this.isMain || !logTo.includes('jsonl') ? null : path.join(c.outDir, 'metrics.jsonl');
-    // One new event file per attempt; a resumed run adds one beside the earlier ones.
-    if (this.isMain && logTo.includes('tensorboard')) this.tensorboard = new TensorBoardLog(c.outDir);
 
     // Data.
     this.data = this.opts.data ? { ...this.opts.data, val: limitSource(this.opts.data.val, c.eval.maxSamples) } : await buildRunData(c);
@@ -364,6 +362,8 @@ export class Trainer {
       this.emit('message', { level: 'info', text: `rank ${dist.rank} of ${dist.worldSize} (${backend}): ${c.batchSize / dist.worldSize} pairs per micro-batch of ${c.batchSize}` });
     }
     if (this.isMain) writeFileAtomic(path.join(c.outDir, 'config.yaml'), configToYaml(c));
+    // One new event file per attempt (a resumed run adds one beside the earlier ones), once set-up succeeded.
+    if (this.isMain && logTo.includes('tensorboard')) this.tensorboard = new TensorBoardLog(c.outDir);
   }
 
   private resumedFrom: string | null = null;
