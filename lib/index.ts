@@ -94,6 +94,10 @@ export type { TfModelOptions, TfOptimizerOptions, TfStepOptions, TfStepResult, T
 
 // Experiments
 export { runAblation } from './jobs/ablation';
+export { runDoctor } from './jobs/doctor';
+export type { DoctorCheck, DoctorReport, DoctorOptions, DoctorStatus } from './jobs/doctor';
+export { TensorBoardWriter } from './util/tensorboard';
+export type { TensorBoardWriterOptions } from './util/tensorboard';
 export type { RunAblationOptions, AblationOutcome } from './jobs/ablation';
 export { resolveAblationConfig, readAblationConfigFile, DEFAULT_ABLATION, QUICK_ABLATION, ABLATION_SETTINGS } from './experiments/ablation/config';
 export type { AblationConfig } from './experiments/ablation/config';

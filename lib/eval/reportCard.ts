@@ -26,8 +26,15 @@ export interface ReportMeta {
   checkpointHash?: string;
   /** Hash of the dataset manifest the predictions were made on. */
   datasetManifestHash?: string;
-  /** Dataset adapter or name. */
+  /** Dataset adapter or name (`mimic-cxr`, `synthetic`, `shards`, ...): how the data were read. */
   dataset?: string;
+  /**
+   * What the data are, in words, for the title and the provenance: e.g. `synthetic data (cxr-train demo
+   * generator, 6000 images, seed 0)` or `mimic-cxr at /data/mimic-cxr-jpg`. Default: `dataset`.
+   */
+  dataSource?: string;
+  /** The dataset's root folder (or shard folder). */
+  dataRoot?: string;
   /** Split scored (e.g. `test`). */
   testSplit?: string;
   /** Split the thresholds were fitted on (e.g. `valid`), when thresholds came from validation. */
@@ -128,19 +135,31 @@ export function prSvg(label: string, curve: LabelCurves, auprc: number | null): 
   return s + '</svg>';
 }
 
+/**
+ * The palette is CSS custom properties with dark variants (prefers-color-scheme), and the plots take their
+ * colours from them, so curves, points and text stay readable on both backgrounds. The metrics table fits
+ * a 1280 px window (headers wrap, intervals sit under their value) and scrolls in its own box when it
+ * cannot (many readers, narrow windows), never cutting a column off.
+ */
 const CSS = `
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:24px;background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dce4;padding-bottom:4px}
-table{border-collapse:collapse;margin:6px 0}th,td{padding:4px 9px;border-bottom:1px solid #e6e8ee;text-align:right;white-space:nowrap}
-th{background:#f3f5f9;font-weight:600}td.l,th.l{text-align:left}.ci{color:#6a7385;font-size:12px}
-.kv td{text-align:left}.kv td:first-child{color:#55607a;padding-right:18px}code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
-pre{background:#f6f8fa;padding:10px;border-radius:4px;overflow:auto;max-height:420px}
-.grid-cards{display:flex;flex-wrap:wrap;gap:14px}.card{border:1px solid #d8dce4;border-radius:6px;padding:8px 10px}
-.card h3{font-size:14px;margin:0 0 4px}.plot .frame{fill:#fff;stroke:#9aa3b5}.plot .grid{stroke:#eceef3}
-.plot .tick{font-size:9px;fill:#6a7385}.plot .axis{font-size:10px;fill:#3c4458}.plot .auc{font-size:11px;fill:#1f5fa8;font-weight:600}
-.plot .chance{stroke:#b4bac8;stroke-dasharray:4 3}.plot .curve{fill:none;stroke:#1f5fa8;stroke-width:2}
-.plot .op{fill:#d9480f;stroke:#fff}.plot .reader{fill:#2b8a3e;stroke:#fff}.warn{color:#a4510b}.muted{color:#6a7385}
-.scroll{overflow-x:auto;max-width:100%}.legend span{margin-right:16px}.sw{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
+:root{color-scheme:light dark;--fg:#1d2330;--bg:#fff;--muted:#5d6679;--rule:#d8dce4;--row:#e6e8ee;--head:#f3f5f9;--code:#f6f8fa;
+--plot:#fff;--frame:#9aa3b5;--grid:#eceef3;--axis:#3c4458;--curve:#1f5fa8;--op:#d9480f;--reader:#2b8a3e;--chance:#a4abbb;--warn:#a4510b}
+@media (prefers-color-scheme: dark){:root{--fg:#e4e8f0;--bg:#14171c;--muted:#a0a9bb;--rule:#3a414e;--row:#2b313b;--head:#1f242c;--code:#1b1f26;
+--plot:#181c22;--frame:#6a7487;--grid:#2a303a;--axis:#c9d0dc;--curve:#6cb2ff;--op:#ff8f57;--reader:#63d17f;--chance:#717a8d;--warn:#f2a65e}}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);margin:24px;background:var(--bg)}
+h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--rule);padding-bottom:4px}
+table{border-collapse:collapse;margin:6px 0}th,td{padding:4px 7px;border-bottom:1px solid var(--row);text-align:right;white-space:nowrap}
+th{background:var(--head);font-weight:600;white-space:normal;vertical-align:bottom}td.l,th.l{text-align:left}.ci{color:var(--muted);font-size:12px}
+.table-wrap{overflow-x:auto;max-width:100%}.table-wrap .ci{display:block}.table-wrap td.l{white-space:normal;min-width:7em}
+.kv td{text-align:left;white-space:normal;overflow-wrap:anywhere}.kv td:first-child{color:var(--muted);padding-right:18px;white-space:nowrap}
+code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}pre{background:var(--code);padding:10px;border-radius:4px;overflow:auto;max-height:420px}
+.grid-cards{display:flex;flex-wrap:wrap;gap:14px}.card{border:1px solid var(--rule);border-radius:6px;padding:8px 10px}
+.card h3{font-size:14px;margin:0 0 4px}.plot .frame{fill:var(--plot);stroke:var(--frame)}.plot .grid{stroke:var(--grid)}
+.plot .tick{font-size:9px;fill:var(--muted)}.plot .axis{font-size:10px;fill:var(--axis)}.plot .auc{font-size:11px;fill:var(--curve);font-weight:600}
+.plot .chance{stroke:var(--chance);stroke-dasharray:4 3}.plot .curve{fill:none;stroke:var(--curve);stroke-width:2}
+.plot .op{fill:var(--op);stroke:var(--plot)}.plot .reader{fill:var(--reader);stroke:var(--plot)}.warn{color:var(--warn)}.muted{color:var(--muted)}
+.legend span{margin-right:16px}.sw{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
+.sw.curve{background:var(--curve)}.sw.op{background:var(--op);border-radius:5px}.sw.reader{background:var(--reader)}.sw.chance{background:var(--chance)}
 `;
 
 /** Renders the self-contained HTML page of a report card. */
@@ -159,7 +178,9 @@ export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): st
     ['Created', esc(meta.createdAt ?? new Date().toISOString())],
     ['Tool', esc(meta.tool ?? 'cxr-train')],
     ['Checkpoint hash', meta.checkpointHash ? `<code>${esc(meta.checkpointHash)}</code>` : '—'],
-    ['Dataset', esc(meta.dataset ?? '—')],
+    ['Data source', esc(meta.dataSource ?? meta.dataset ?? '—')],
+    ['Dataset adapter', esc(meta.dataset ?? '—')],
+    ['Data root', meta.dataRoot ? `<code>${esc(meta.dataRoot)}</code>` : '—'],
     ['Dataset manifest hash', meta.datasetManifestHash ? `<code>${esc(meta.datasetManifestHash)}</code>` : '—'],
     ['Scored split', esc(meta.testSplit ?? '—')],
     ['Thresholds', esc(thrText || '—')],
@@ -179,7 +200,7 @@ export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): st
   // Metrics table.
   const mac = result.macro;
   h += `<h2>Metrics</h2><div class="muted">Values with ${esc(ciNote)}. F1 and MCC at the listed threshold (score ≥ threshold is positive).</div>`;
-  h += `<div class="scroll"><table class="metrics"><thead><tr><th class="l">Label</th><th>n</th><th>pos</th><th>neg</th><th>masked</th>`;
+  h += `<div class="table-wrap"><table class="metrics"><thead><tr><th class="l">Label</th><th>n</th><th>pos</th><th>neg</th><th>masked</th>`;
   if (!binary) h += `<th>AUROC</th><th>AUPRC</th>`;
   h += `<th>F1</th><th>MCC</th><th>Sens.</th><th>Spec.</th><th>Threshold</th><th class="l">Source</th></tr></thead><tbody>`;
   for (const l of labels) {
@@ -201,7 +222,7 @@ export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): st
   const rd = result.readers;
   if (rd) {
     h += `<h2>Model vs radiologists</h2><div class="muted">Model minus reader mean, paired bootstrap over the same resamples.</div>`;
-    h += `<div class="scroll"><table><thead><tr><th class="l">Label</th><th>Model F1</th>${rd.readers.map((r) => `<th>${esc(r.name)} F1</th>`).join('')}<th>Reader mean F1</th><th>Δ F1</th>`;
+    h += `<div class="table-wrap"><table class="readers"><thead><tr><th class="l">Label</th><th>Model F1</th>${rd.readers.map((r) => `<th>${esc(r.name)} F1</th>`).join('')}<th>Reader mean F1</th><th>Δ F1</th>`;
     h += `<th>Model MCC</th>${rd.readers.map((r) => `<th>${esc(r.name)} MCC</th>`).join('')}<th>Reader mean MCC</th><th>Δ MCC</th></tr></thead><tbody>`;
     for (const l of labels) {
       const m = result.labels[l];
@@ -218,10 +239,10 @@ export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): st
   const curves = result.curves ?? {};
   const withCurves = labels.filter((l) => curves[l]);
   if (withCurves.length) {
-    h += `<h2>ROC and precision-recall curves</h2><div class="legend muted"><span><i class="sw" style="background:#1f5fa8"></i>model</span>`;
-    h += `<span><i class="sw" style="background:#d9480f;border-radius:5px"></i>operating point at the threshold</span>`;
-    if (rd) h += `<span><i class="sw" style="background:#2b8a3e"></i>radiologists</span>`;
-    h += `<span><i class="sw" style="background:#b4bac8"></i>chance / prevalence</span></div><div class="grid-cards">`;
+    h += `<h2>ROC and precision-recall curves</h2><div class="legend muted"><span><i class="sw curve"></i>model</span>`;
+    h += `<span><i class="sw op"></i>operating point at the threshold</span>`;
+    if (rd) h += `<span><i class="sw reader"></i>radiologists</span>`;
+    h += `<span><i class="sw chance"></i>chance / prevalence</span></div><div class="grid-cards">`;
     for (const l of withCurves) {
       const r = result.labels[l];
       const point = r.sensitivity !== null && r.specificity !== null ? { fpr: 1 - r.specificity, tpr: r.sensitivity } : undefined;

@@ -96,7 +96,8 @@ async function pretrain(a: AblationConfig, outDir: string, opts: RunAblationOpti
         outDir: path.join(dir, 'train'),
         eval: { everySteps: 0, atStart: false, promptSet: promptFile },
         checkpoint: { everySteps: Math.max(10, Math.round(p.steps / 4)), keepLast: 1, keepBestBy: null },
-        log: { format: 'none' },
+        // The fine-tuning runs' log files (metrics.jsonl, TensorBoard) for the pre-training run too.
+        log: { format: 'none', to: ft.log.to },
       },
       source: 'pretrain',
     },
@@ -169,9 +170,15 @@ export async function runAblation(a: AblationConfig, opts: RunAblationOptions = 
   // A different config in the same folder would mix incomparable runs.
   const cfgFile = path.join(outDir, 'ablation-config.json');
   const saved = readJson<AblationConfig>(cfgFile);
-  const { outDir: _o, ...cmp } = a;
+  // The folder and the runs' logging (console, metrics.jsonl, TensorBoard) change nothing they compute.
+  const comparable = (c: AblationConfig) => {
+    const { outDir: _o, ...rest } = c;
+    const { log: _l, ...finetune } = (rest.finetune ?? {}) as Record<string, unknown>;
+    return { ...rest, finetune };
+  };
+  const cmp = comparable(a);
   if (saved) {
-    const { outDir: _s, ...savedCmp } = saved;
+    const savedCmp = comparable(saved);
     if (JSON.stringify(savedCmp) !== JSON.stringify(cmp)) throw new CxrError('E_CONFIG', `${outDir} holds an experiment with another config (${cfgFile}); use another outDir or the same config`);
   } else writeJson(cfgFile, a);
 

@@ -61,6 +61,11 @@ export interface DemoOptions {
   threads?: number | null;
   /** Trainer console output: `auto` (bar on a TTY), `plain`, `none`, ... */
   log?: 'auto' | 'bar' | 'plain' | 'json' | 'none';
+  /**
+   * Files the training run logs to, as the training config's `log.to` (a list or a comma-separated string,
+   * e.g. `jsonl,tensorboard`: TensorBoard event files in `<outDir>/run/tensorboard`). Default: its default.
+   */
+  logTo?: string | readonly string[];
   /** Stage lines ("[1/4] ...") and progress, on stderr unless given. */
   onStage?: (text: string) => void;
   /** Aborting stops training after the current step; the checkpoint so far is still evaluated. */
@@ -187,7 +192,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         seed: o.seed,
         eval: { everySteps: o.evalEvery, atStart: true },
         checkpoint: { everySteps: o.evalEvery, keepBestBy: 'macroAuroc' },
-        log: { format: o.log },
+        log: { format: o.log, ...(o.logTo !== undefined ? { to: o.logTo as never } : {}) },
       },
     },
   ]);
@@ -221,6 +226,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const evalCommon = {
     dataset: 'mimic-cxr',
     adapterOptions: { root: dataDir },
+    // The card names the data, not the layout the generator writes them in.
+    dataSource: `synthetic data (cxr-train demo generator: ${o.n} images, seed ${o.seed}, finding strength ${o.findingStrength})`,
     split: 'test',
     valSplit: 'validate',
     seed: o.seed,
@@ -302,7 +309,7 @@ export function f4(v: number | null | undefined): string {
   return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : 'n/a';
 }
 
-function checkOptions(o: Required<Omit<DemoOptions, 'onStage' | 'signal' | 'threads'>> & { threads: number | null }): void {
+function checkOptions(o: Required<Omit<DemoOptions, 'onStage' | 'signal' | 'threads' | 'logTo'>> & { threads: number | null }): void {
   const int = (v: number, name: string, min: number) => {
     if (!Number.isInteger(v) || v < min) throw new CxrError('E_CONFIG', `--${name} must be an integer >= ${min}, got ${v}`);
   };

@@ -60,6 +60,11 @@ export interface EvaluateOptions extends Omit<ZeroShotModelOptions, 'prompts' | 
   workers?: number;
   /** Output folder (created). */
   outDir: string;
+  /**
+   * What the data are, for the report card's title and provenance (e.g. `synthetic data (cxr-train demo
+   * generator, seed 0)`). Default: the adapter and its root, `mimic-cxr at /data/mimic-cxr-jpg`.
+   */
+  dataSource?: string;
   /** Progress of each pass. */
   onProgress?: (e: { checkpoint: string; split: string; done: number; total: number }) => void;
   /** Load warnings and notes. */
@@ -263,11 +268,15 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
     writeThresholds(files.thresholds, thresholds);
   }
 
+  const dataRoot = path.resolve(opts.adapterOptions.root);
+  const dataSource = opts.dataSource ?? `${data.dataset} at ${dataRoot}`;
   const written = writeReportCard(opts.outDir, result, {
-    title: `cxr-train eval: ${path.basename(path.resolve(opts.checkpoint))}${checkpoints.length > 1 ? ` (+${checkpoints.length - 1} ensemble)` : ''} on ${data.dataset} ${testSplit}`,
+    title: `cxr-train eval: ${path.basename(path.resolve(opts.checkpoint))}${checkpoints.length > 1 ? ` (+${checkpoints.length - 1} ensemble)` : ''} on ${dataSource}, ${testSplit} split`,
     checkpointHash: hashes.join(', '),
     datasetManifestHash: mHash,
     dataset: data.dataset,
+    dataSource,
+    dataRoot,
     testSplit,
     ...(valSplit !== null ? { thresholdSplit: valSplit } : {}),
     prompts: usedSet,
@@ -276,6 +285,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
       checkpoints,
       checkpointHashes: hashes,
       dataset: data.dataset,
+      dataSource,
       adapterOptions: opts.adapterOptions,
       split: testSplit,
       valSplit,

@@ -40,6 +40,7 @@ import { buildRunData } from './data';
 import { limitSource } from '../data/sources';
 import type { RunData } from './data';
 import { freezePrefixes } from './freeze';
+import { TensorBoardLog } from './tensorboard';
 import { distributedEnv } from './distributed';
 import type { DistEnv } from './distributed';
 import { capabilities } from '../native';
@@ -138,7 +139,7 @@ export interface TrainerOptions {
   resume?: string;
   /** Abort → the current step finishes, a checkpoint is written, `fit()` resolves with status 'stopped'. */
   signal?: AbortSignal;
-  /** Write metrics.jsonl in the run folder. Default true. */
+  /** Write metrics.jsonl in the run folder (when `log.to` lists jsonl). Default true. */
   metricsFile?: boolean;
   /** Crash-simulation hooks for checkpoint writes (tests). */
   checkpointHooks?: CheckpointWriteHooks;
@@ -193,6 +194,7 @@ export class Trainer {
   private lastCheckpoint: string | null = null;
   private lastCheckpointStep = -1;
   private metricsPath: string | null = null;
+  private tensorboard: TensorBoardLog | null = null;
   private dist: DistEnv | null = null;
 
   /** Rank 0, or the only process: the one that writes logs, checkpoints and the final model. */
@@ -218,6 +220,13 @@ export class Trainer {
   private emit<K extends keyof TrainerEvents>(event: K, e: TrainerEvents[K]): void {
     if (this.metricsPath) {
       fs.appendFileSync(this.metricsPath, JSON.stringify({ event, time: new Date().toISOString(), ...(e as object) }, jsonSafe) + '\n');
+    }
+    const tb = this.tensorboard;
+    if (tb) {
+      if (event === 'start') tb.start(this.config, (e as StartEvent).startStep);
+      else if (event === 'step') tb.step(e as StepEvent);
+      else if (event === 'eval') tb.eval(e as EvalMetrics);
+      else if (event === 'checkpoint' || event === 'end') tb.flush();
     }
     this.emitter.emit(event, e);
   }
@@ -267,7 +276,8 @@ export class Trainer {
     fs.mkdirSync(c.outDir, { recursive: true });
     // What a killed or failed writer left (a half-written model file, a checkpoint temp folder) is garbage.
     if (this.isMain) removeRunTemps(c.outDir);
-    this.metricsPath = this.opts.metricsFile === false || !this.isMain ? null : path.join(c.outDir, 'metrics.jsonl');
+    const logTo: readonly string[] = c.log.to;
+    this.metricsPath = this.opts.metricsFile === false || !this.isMain || !logTo.includes('jsonl') ? null : path.join(c.outDir, 'metrics.jsonl');
 
     // Data.
     this.data = this.opts.data ? { ...this.opts.data, val: limitSource(this.opts.data.val, c.eval.maxSamples) } : await buildRunData(c);
@@ -368,6 +378,8 @@ export class Trainer {
       this.emit('message', { level: 'info', text: `rank ${dist.rank} of ${dist.worldSize} (${backend}): ${c.batchSize / dist.worldSize} pairs per micro-batch of ${c.batchSize}` });
     }
     if (this.isMain) writeFileAtomic(path.join(c.outDir, 'config.yaml'), configToYaml(c));
+    // One new event file per attempt (a resumed run adds one beside the earlier ones), once set-up succeeded.
+    if (this.isMain && logTo.includes('tensorboard')) this.tensorboard = new TensorBoardLog(c.outDir);
   }
 
   private resumedFrom: string | null = null;
@@ -696,6 +708,8 @@ export class Trainer {
     await this.valLoader?.close();
     this.modelRef?.dispose();
     this.modelRef = null;
+    this.tensorboard?.close();
+    this.tensorboard = null;
   }
 }
 

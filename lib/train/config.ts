@@ -11,7 +11,7 @@
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { cloneJson, isPlainObject, mergeLayer, readLayerFile } from '../util/layers';
-import { OPAQUE_PATHS, checkSchemaFields, configFail, getPath, schemaDefaults, type SchemaConfig } from './schema';
+import { LOG_SINKS, OPAQUE_PATHS, checkSchemaFields, configFail, getPath, schemaDefaults, type SchemaConfig } from './schema';
 export { TRAIN_SCHEMA, schemaFlags, type OptionSpec, type SchemaFlag } from './schema';
 
 /**
@@ -99,6 +99,7 @@ export function overridesToConfig(pairs: Record<string, string | number | boolea
  * tie fields together. E_CONFIG names the field.
  */
 export function validateTrainConfig(c: TrainConfig): TrainConfig {
+  normalizeLog(c);
   checkSchemaFields(c);
   if (c.data.dataset !== 'synthetic' && c.data.root === null) configFail('data.root', `is required for dataset "${c.data.dataset}"`);
   if (c.data.trainSplit === c.data.valSplit) configFail('data.valSplit', 'must differ from data.trainSplit');
@@ -112,6 +113,24 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
 }
 
 /**
+ * `--log-to jsonl,tensorboard` arrives as one string (a YAML list stays a list); and `--log tensorboard`
+ * (a log file named where the console format goes, as open_clip users type it) adds the file to `log.to`,
+ * leaving the console format as it was (`auto` unless named too: `--log plain,tensorboard`).
+ */
+function normalizeLog(c: TrainConfig): void {
+  if (!isObject(c.log)) return;
+  const list = (v: unknown): unknown => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v);
+  const to = list(c.log.to);
+  const format = list(c.log.format);
+  if (Array.isArray(format) && Array.isArray(to) && format.some((f) => (LOG_SINKS as readonly unknown[]).includes(f))) {
+    const sinks = format.filter((f) => (LOG_SINKS as readonly unknown[]).includes(f));
+    const rest = format.filter((f) => !sinks.includes(f));
+    c.log.to = [...new Set([...to, ...sinks])] as TrainConfig['log']['to'];
+    c.log.format = (rest.length === 0 ? DEFAULT_CONFIG.log.format : rest.length === 1 ? rest[0] : rest.join(',')) as TrainConfig['log']['format'];
+  } else c.log.to = to as TrainConfig['log']['to'];
+}
+
+/**
  * Merges layers over the defaults (later layers win: typically the config file, then CLI flags) and
  * validates the result.
  *
@@ -121,8 +140,14 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
 export function resolveTrainConfig(layers: Array<{ config: unknown; source?: string }>, base: TrainConfig = DEFAULT_CONFIG): TrainConfig {
   // A checkpoint's config from an older version lacks newer sections: they take their defaults.
   let c = base === DEFAULT_CONFIG ? clone(base) : mergeConfig(clone(DEFAULT_CONFIG), clone(base), 'checkpoint');
-  for (const l of layers) c = mergeConfig(c, l.config, l.source);
+  for (const l of layers) c = mergeConfig(c, logShorthand(l.config), l.source);
   return validateTrainConfig(c);
+}
+
+/** `log: [jsonl, tensorboard]` in a layer is short for `log: { to: [jsonl, tensorboard] }`. */
+function logShorthand(layer: unknown): unknown {
+  if (!isObject(layer) || !(Array.isArray(layer.log) || typeof layer.log === 'string')) return layer;
+  return { ...layer, log: { to: layer.log } };
 }
 
 /** Fields that must not change when a run resumes (they change what the next steps compute). */

@@ -1,7 +1,7 @@
 /**
  * Console reporting of a {@link Trainer}'s events: a progress bar with ETA, pairs/s and loss on a TTY,
- * plain lines otherwise (log files, CI), or JSON lines for programs. The metrics.jsonl file in the run
- * folder is written by the trainer itself, whatever is chosen here.
+ * plain lines otherwise (log files, CI), or JSON lines for programs. The run folder's log files
+ * (metrics.jsonl, TensorBoard event files: `log.to`) are written by the trainer itself, whatever is chosen here.
  */
 import cliProgress from 'cli-progress';
 import type { LogSection } from './config';

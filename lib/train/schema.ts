@@ -94,6 +94,10 @@ export const opt = {
 };
 
 const SPLITS = ['train', 'validate', 'test'] as const satisfies readonly Split[];
+/** Files a run can log to (`log.to`). */
+export const LOG_SINKS = ['jsonl', 'tensorboard'] as const;
+/** One of {@link LOG_SINKS}. */
+export type LogSink = (typeof LOG_SINKS)[number];
 const AUGMENT_KEYS = ['scale', 'ratio', 'rotateDeg', 'translate', 'brightness', 'contrast', 'hflip'] as const;
 const freezeCheck = (v: unknown, k: string) => (typeof v === 'boolean' ? undefined : checkInt(v, k, 1));
 const S = DEFAULT_SAMPLER_OPTIONS;
@@ -338,10 +342,22 @@ export const TRAIN_SCHEMA = {
   }),
   'log.format': opt.oneOf(['auto', 'bar', 'plain', 'json', 'none'] as const, 'auto', {
     reason: 'a progress bar for people, plain lines for log files',
-    describe: 'auto | bar | plain | json | none',
+    describe: 'auto | bar | plain | json | none (console); a log file here, e.g. --log tensorboard, is added to log.to',
     flag: 'log',
   }),
   'log.everySteps': opt.int(10, 1, { reason: '~1 line per few seconds on CPU', describe: 'Plain/JSON console lines every N steps' }),
+  'log.to': opt.custom<LogSink[]>(
+    ['jsonl'],
+    (v, k) => {
+      if (!Array.isArray(v)) configFail(k, `must be a list of ${LOG_SINKS.join(', ')} (or one comma-separated string), got ${JSON.stringify(v)}`);
+      v.forEach((x, i) => checkOneOf(x, `${k}[${i}]`, LOG_SINKS));
+    },
+    {
+      reason: 'metrics.jsonl is enough for scripts; TensorBoard event files on request',
+      describe: 'Files the run logs to, in its folder: jsonl (metrics.jsonl) and/or tensorboard (tensorboard/events.out.tfevents.*), e.g. jsonl,tensorboard',
+      flag: 'log-to',
+    },
+  ),
   'distributed.backend': opt.oneOf(['auto', 'gloo', 'nccl'] as const, 'auto', {
     reason: 'NCCL between GPUs, Gloo between CPU processes',
     describe: 'Distributed backend: auto | gloo | nccl',

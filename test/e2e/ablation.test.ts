@@ -24,8 +24,14 @@ describe('experiment ablation --quick', () => {
   let resA: AblationResults;
 
   it('runs the whole pipeline and writes results.json, results.md and a report card per setting', async () => {
-    const out = await runAblation(quick(dirA), { commandLine: 'test' });
+    const withTb = resolveAblationConfig([{ config: { outDir: dirA, finetune: { threads: 1, log: { to: ['jsonl', 'tensorboard'] } } } }], { quick: true });
+    const out = await runAblation(withTb, { commandLine: 'test' });
     expect(out.status).toBe('completed');
+    // finetune.log.to: every training run (pre-training included) writes its TensorBoard event file.
+    for (const run of ['pretrain', 'runs/clip-s0', 'runs/both-a0.8-s0']) {
+      const files = fs.existsSync(path.join(dirA, run, 'train', 'tensorboard')) ? fs.readdirSync(path.join(dirA, run, 'train', 'tensorboard')) : [];
+      expect({ run, files: files.filter((f) => f.includes('tfevents')).length }).toEqual({ run, files: 1 });
+    }
     expect(out.ran).toEqual(['pretrained', 'clip-s0', 'sampling-s0', 'relaxed-a0.8-s0', 'both-a0.8-s0']);
     resA = JSON.parse(fs.readFileSync(path.join(dirA, 'results.json'), 'utf8'));
     expect(resA.settings.map((s) => s.setting)).toEqual(['pretrained', 'clip', 'sampling', 'relaxed', 'both']);

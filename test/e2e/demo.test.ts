@@ -11,6 +11,7 @@ import { Trainer } from '../../lib/train/Trainer';
 import { CHEXPERT_LABELS } from '../../lib/data/sample';
 import { readCsvTable } from '../../lib/util/csv';
 import { runCli as cli } from '../helpers/cli';
+import { eventFiles, readEventFile, scalarsOf } from '../helpers/tfevents';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-demo-e2e-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -54,7 +55,7 @@ describe('cxr-train demo', () => {
     const rec = recordTrainingSamples();
     let r;
     try {
-      r = await cli(['demo', '--out', out, '--n', '400', '--steps', '30', '--eval-every', '10', '--bootstrap', '50', '--threads', '2', '--json']);
+      r = await cli(['demo', '--out', out, '--n', '400', '--steps', '30', '--eval-every', '10', '--bootstrap', '50', '--threads', '2', '--json', '--log-to', 'jsonl,tensorboard']);
     } finally {
       rec.restore();
     }
@@ -64,12 +65,21 @@ describe('cxr-train demo', () => {
     const d = JSON.parse(r.out);
     expect(d.status).toBe('completed');
     expect(d.training.steps).toBe(30);
+    // --log-to tensorboard: one event file in the run folder, with the 30 training losses.
+    const tb = eventFiles(path.join(d.training.runDir, 'tensorboard'));
+    expect(tb).toHaveLength(1);
+    expect(scalarsOf(readEventFile(tb[0])).get('train/loss')!.map(([s]) => s)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
 
     // The report card of the trained checkpoint (and of the untrained weights) exists.
     expect(fs.existsSync(d.test.reportCard)).toBe(true);
     expect(fs.existsSync(d.test.reportJson)).toBe(true);
     expect(fs.existsSync(d.test.untrainedReportCard)).toBe(true);
     expect(fs.readFileSync(d.test.reportCard, 'utf8')).toContain('<svg');
+    // The card names the data (synthetic, from the demo's generator), not the layout they are read through.
+    const cardHtml = fs.readFileSync(d.test.reportCard, 'utf8');
+    expect(cardHtml).toMatch(/<title>cxr-train eval: model on synthetic data \(cxr-train demo generator: 400 images, seed 0, finding strength 1\), test split<\/title>/);
+    expect(cardHtml).not.toMatch(/on mimic-cxr test/);
+    expect(cardHtml).toContain(`<tr><td>Data root</td><td><code>${d.data.dir}</code></td></tr>`);
     // It is the evaluation of the checkpoint the run selected, on the test split.
     const rep = JSON.parse(fs.readFileSync(d.test.reportJson, 'utf8'));
     expect(rep.meta.config.checkpoints).toEqual([d.training.evaluated.model]);

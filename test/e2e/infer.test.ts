@@ -92,6 +92,9 @@ describe('evaluateCheckpoint', () => {
     const html = fs.readFileSync(r.files.reportHtml, 'utf8');
     expect(html).toContain(r.checkpointHashes[0]);
     expect(html).toContain('<svg');
+    // Without a description of the data, the card names the adapter and its root folder.
+    expect(rep.meta).toMatchObject({ dataset: 'mimic-cxr', dataSource: `mimic-cxr at ${path.resolve(ds)}`, dataRoot: path.resolve(ds) });
+    expect(html).toMatch(new RegExp(`<h1>cxr-train eval: [^<]+ on mimic-cxr at ${path.resolve(ds).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, test split</h1>`));
     expect(html).not.toMatch(/(src|href)="https?:/);
   });
 

@@ -43,6 +43,7 @@ interface DemoArgs {
   threads?: number;
   json: boolean;
   quiet: boolean;
+  'log-to'?: string;
 }
 
 /** `cxr-train demo`: synthetic data → fine-tune test-vit → zero-shot evaluation on the held-out test split. */
@@ -65,6 +66,7 @@ export const command: CommandModule<object, DemoArgs> = {
       .option('lr', { type: 'number', describe: `Peak learning rate (default ${DEMO_DEFAULTS.lr})` })
       .option('alpha', { type: 'number', describe: `Relaxed-loss threshold α in (0, 1] (default ${DEMO_DEFAULTS.alpha}; 1 = plain CLIP loss)` })
       .option('eval-every', { type: 'number', describe: `Validate and maybe keep a new best checkpoint every N steps (default ${DEMO_DEFAULTS.evalEvery})` })
+      .option('log-to', { type: 'string', describe: 'Files the training run logs to, as train --log-to: jsonl, tensorboard (run/tensorboard/), e.g. jsonl,tensorboard' })
       .example('$0 demo', 'Everything with the defaults: a few minutes on 2 CPU cores, ends with per-label AUROC and the report card path')
       .example('$0 demo --steps 200 --out runs/quick-demo', 'A quicker, weaker run in a chosen folder')
       .example('$0 demo --alpha 1 --json > demo.json', 'The plain CLIP loss, result as JSON') as never,
@@ -88,6 +90,7 @@ export const command: CommandModule<object, DemoArgs> = {
           device: argv.device,
           threads: argv.threads ?? null,
           log: argv.quiet ? 'none' : argv.json ? 'plain' : 'auto',
+          logTo: argv['log-to'],
           onStage: argv.quiet ? () => undefined : (s) => process.stderr.write(s + '\n'),
           signal,
         }),

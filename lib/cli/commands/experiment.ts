@@ -19,6 +19,7 @@ export const command: CommandModule = {
       .option('alphas', { type: 'string', describe: 'Comma-separated α of the relaxed settings (more than one: a sweep)' })
       .option('results-md', { type: 'string', describe: 'Also write the results markdown here (e.g. docs/results.md)' })
       .option('print-config', { type: 'boolean', default: false, describe: 'Print the resolved experiment config as YAML and exit' })
+      .option('log-to', { type: 'string', describe: "Files every run logs to, as train --log-to (finetune.log.to): jsonl, tensorboard (each run's tensorboard/)" })
       .example('$0 experiment ablation', 'The default experiment (~15 min on 2 CPU cores), in runs/ablation')
       .example('$0 experiment ablation --quick --out /tmp/abl', 'The pipeline in about a minute')
       .example('$0 experiment ablation --config examples/ablation-mimic.yaml', 'MIMIC-CXR with a real CLIP checkpoint'),
@@ -35,6 +36,7 @@ export const command: CommandModule = {
     if (argv.seeds !== undefined) flags.seeds = list(String(argv.seeds), 'seeds');
     if (argv.alphas !== undefined) flags.alphas = list(String(argv.alphas), 'alphas');
     if (argv.checkpoint !== undefined) flags.pretrain = { checkpoint: argv.checkpoint };
+    if (argv['log-to'] !== undefined) flags.finetune = { log: { to: argv['log-to'] } };
     const file = argv.config ? readAblationConfigFile(argv.config as string) : undefined;
     const config = resolveAblationConfig(
       [

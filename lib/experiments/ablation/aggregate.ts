@@ -230,7 +230,7 @@ export function writeReportCards(a: AblationConfig, results: RunResult[], data: 
     for (const split of data.shifted ? (['test', 'shifted'] as const) : (['test'] as const)) {
       const res = scoreRun(r, split, data, a.eval.bootstrap, a.eval.bootstrapSeed, true);
       const dir = path.join(outDir, 'report-cards', setting.replace(/[^\w.@-]/g, '_'), split);
-      writeReportCard(dir, res, { title: `Ablation: ${settingTitle(setting)}, seed ${r.seed}, ${split}`, dataset: data.run.dataset, testSplit: split, thresholdSplit: 'validate', config: { setting, seed: r.seed, alpha: r.alpha } });
+      writeReportCard(dir, res, { title: `Ablation: ${settingTitle(setting)}, seed ${r.seed}, ${split}`, dataset: data.run.dataset, ...(data.description[split] ? { dataSource: data.description[split] } : {}), testSplit: split, thresholdSplit: 'validate', config: { setting, seed: r.seed, alpha: r.alpha } });
     }
   }
 }

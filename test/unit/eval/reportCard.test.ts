@@ -68,6 +68,34 @@ describe('report card', () => {
     expect(html).toContain('&quot;model&quot;: &quot;test-vit&quot;');
   });
 
+  test('title and provenance name the data source, adapter and root', () => {
+    const html = renderReportHtml(result, { ...meta, title: 'model on synthetic data, test split', dataSource: 'synthetic data (cxr-train demo generator, seed 0)', dataset: 'mimic-cxr', dataRoot: '/runs/demo/data' });
+    expect(html).toContain('<title>model on synthetic data, test split</title>');
+    expect(html).toContain('<tr><td>Data source</td><td>synthetic data (cxr-train demo generator, seed 0)</td></tr>');
+    expect(html).toContain('<tr><td>Dataset adapter</td><td>mimic-cxr</td></tr>');
+    expect(html).toContain('<tr><td>Data root</td><td><code>/runs/demo/data</code></td></tr>');
+    // Without a description the source is the dataset name.
+    expect(renderReportHtml(result, { dataset: 'chexpert' })).toContain('<tr><td>Data source</td><td>chexpert</td></tr>');
+  });
+
+  test('wide tables scroll in their own box; headers wrap; the palette has dark variants the plots use', () => {
+    const html = renderReportHtml(result, meta);
+    // Both wide tables sit in an overflow-x:auto wrapper, never cut off by the page.
+    expect(html).toContain('<div class="table-wrap"><table class="metrics">');
+    expect(html).toContain('<div class="table-wrap"><table class="readers">');
+    expect(html).toMatch(/\.table-wrap\{overflow-x:auto;max-width:100%\}/);
+    expect(html).toMatch(/th\{[^}]*white-space:normal/);
+    // Colours are custom properties with a prefers-color-scheme: dark block; plots and legend use them.
+    const dark = /@media \(prefers-color-scheme: dark\)\{:root\{([^}]*)\}\}/.exec(html);
+    expect(dark).not.toBeNull();
+    for (const v of ['--fg', '--bg', '--curve', '--op', '--reader', '--chance', '--plot']) expect(dark![1]).toContain(`${v}:`);
+    expect(html).toMatch(/\.plot \.curve\{fill:none;stroke:var\(--curve\)/);
+    expect(html).not.toMatch(/style="background:#/);
+    const css = /<style>([\s\S]*)<\/style>/.exec(html)![1];
+    // Outside the two palette blocks no literal colour is left.
+    expect(css.replace(/:root\{[^}]*\}/g, '').match(/#[0-9a-f]{3,6}\b/gi)).toBeNull();
+  });
+
   test('writeFileAtomic reports E_IO and cleans up', () => {
     expect(() => writeFileAtomic(path.join(dir, 'missing', 'x.txt'), 'data')).toThrow(expect.objectContaining({ code: 'E_IO' }));
     writeFileAtomic(path.join(dir, 'x.txt'), 'data');
