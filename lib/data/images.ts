@@ -179,7 +179,9 @@ export async function decodeDicom(buf: Uint8Array, opts: DecodeOptions & { what?
   const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim().toUpperCase();
   const pixel = ds.elements.x7fe00010;
   if (!rows || !cols || !pixel) throw dataError(what, 'missing Rows/Columns/PixelData');
-  if (rows * cols > (opts.maxPixels ?? DEFAULT_MAX_PIXELS)) throw dataError(what, `${cols}x${rows} exceeds the pixel limit`);
+  // The budget is checked on the declared size before any buffer is allocated (~14 bytes per pixel here).
+  const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (rows * cols * Math.max(1, spp) > limit) throw dataError(what, `${cols}x${rows}${spp > 1 ? `x${spp}` : ''} exceeds the pixel limit (${limit} pixels)`);
   if (spp !== 1 && !(spp === 3 && ts === '1.2.840.10008.1.2.4.50')) throw new CxrError('E_UNSUPPORTED_DICOM', `${what}: ${spp} samples per pixel (${photometric}) is not supported`, { path: what });
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new CxrError('E_UNSUPPORTED_DICOM', `${what}: BitsAllocated ${bitsAllocated} is not supported`, { path: what });
   const n = rows * cols;
@@ -254,7 +256,13 @@ function readFrame(ds: dicomParser.DataSet, pixel: dicomParser.Element, what: st
   }
 }
 
-/** RLE Lossless (DICOM PS3.5 Annex G): one segment per byte plane, PackBits each. */
+/**
+ * RLE Lossless (DICOM PS3.5 Annex G): one segment per byte plane, PackBits each. Every segment's range is
+ * checked against the frame before any pixel is written (a crafted offset must not send the decoder
+ * billions of bytes past the data), and against the pixels it must hold: PackBits turns 2 bytes into at most
+ * 128, so a segment shorter than 1/64 of the plane cannot be valid (a small file declaring a huge image is
+ * refused before its output is allocated).
+ */
 function decodeRle(frame: Uint8Array, rows: number, cols: number, bitsAllocated: number, what: string): Uint8Array {
   const n = rows * cols;
   const planes = bitsAllocated / 8;
@@ -262,19 +270,32 @@ function decodeRle(frame: Uint8Array, rows: number, cols: number, bitsAllocated:
   const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const nSeg = dv.getUint32(0, true);
   if (nSeg !== planes) throw new CxrError('E_UNSUPPORTED_DICOM', `${what}: RLE with ${nSeg} segments for ${bitsAllocated}-bit data`, { path: what });
-  const out = new Uint8Array(n * planes);
+  const starts: number[] = [];
+  const ends: number[] = [];
   for (let s = 0; s < nSeg; s++) {
     const start = dv.getUint32(4 + 4 * s, true);
     const end = s + 1 < nSeg ? dv.getUint32(8 + 4 * s, true) : frame.length;
+    if (start < 64 || start > end || end > frame.length)
+      throw dataError(what, `RLE segment ${s} spans bytes ${start}..${end}, outside the ${frame.length}-byte frame (or out of order)`);
+    if ((end - start) * 64 < n)
+      throw dataError(what, `RLE segment ${s} has ${end - start} bytes, too few for ${cols}x${rows} pixels (PackBits expands at most 64 times)`);
+    starts.push(start);
+    ends.push(end);
+  }
+  const out = new Uint8Array(n * planes);
+  for (let s = 0; s < nSeg; s++) {
+    const end = ends[s];
     // Segment 0 holds the most significant bytes; output is little endian.
     const byteIndex = planes - 1 - s;
-    let p = start;
+    let p = starts[s];
     let o = 0;
     while (p < end && o < n) {
       const h = frame[p++];
       if (h < 128) {
+        if (p + h + 1 > end) throw dataError(what, `RLE segment ${s}: a literal run passes the end of the segment`);
         for (let k = 0; k <= h && o < n; k++) out[planes * o++ + byteIndex] = frame[p++];
       } else if (h > 128) {
+        if (p >= end) throw dataError(what, `RLE segment ${s}: a repeat run passes the end of the segment`);
         const v = frame[p++];
         for (let k = 0; k < 257 - h && o < n; k++) out[planes * o++ + byteIndex] = v;
       }

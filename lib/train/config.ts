@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { cloneJson, isPlainObject, mergeLayer, readLayerFile } from '../util/layers';
+import { checkExpandedSize, cloneJson, isPlainObject, mergeLayer, readLayerFile } from '../util/layers';
 import { OPAQUE_PATHS, checkSchemaFields, configFail, getPath, schemaDefaults, type SchemaConfig } from './schema';
 export { TRAIN_SCHEMA, schemaFlags, type OptionSpec, type SchemaFlag } from './schema';
 
@@ -72,12 +72,14 @@ export function readConfigFile(file: string): PartialTrainConfig {
  * `[0.8, 1]`), so flags and files accept the same spellings.
  */
 export function overridesToConfig(pairs: Record<string, string | number | boolean | null>): PartialTrainConfig {
-  const out: Record<string, unknown> = {};
+  // Null-prototype nodes: a dotted key such as `__proto__.x` or `constructor.x` names a key (refused later as
+  // unknown), never an object's prototype.
+  const out: Record<string, unknown> = Object.create(null);
   for (const [dotted, raw] of Object.entries(pairs)) {
     const parts = dotted.split('.');
     let node = out;
     for (const p of parts.slice(0, -1)) {
-      if (!isObject(node[p])) node[p] = {};
+      if (!isObject(node[p])) node[p] = Object.create(null);
       node = node[p] as Record<string, unknown>;
     }
     let v: unknown = raw;
@@ -88,6 +90,7 @@ export function overridesToConfig(pairs: Record<string, string | number | boolea
         v = raw;
       }
       if (v === undefined) v = raw;
+      checkExpandedSize(v, `--set ${dotted}`);
     }
     node[parts[parts.length - 1]] = v;
   }
