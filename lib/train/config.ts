@@ -11,8 +11,8 @@
 import path from 'node:path';
 import yaml from 'js-yaml';
 import { checkExpandedSize, cloneJson, isPlainObject, mergeLayer, readLayerFile } from '../util/layers';
-import { OPAQUE_PATHS, checkSchemaFields, configFail, getPath, schemaDefaults, type SchemaConfig } from './schema';
-export { TRAIN_SCHEMA, schemaFlags, type OptionSpec, type SchemaFlag } from './schema';
+import { CONFIG_BOUNDS, OPAQUE_PATHS, checkSchemaFields, configFail, getPath, schemaDefaults, type SchemaConfig } from './schema';
+export { CONFIG_BOUNDS, TRAIN_SCHEMA, schemaFlags, type OptionSpec, type SchemaFlag } from './schema';
 
 /**
  * The whole training configuration, derived from the descriptor table {@link TRAIN_SCHEMA} (lib/train/schema.ts),
@@ -104,6 +104,9 @@ export function overridesToConfig(pairs: Record<string, string | number | boolea
 export function validateTrainConfig(c: TrainConfig): TrainConfig {
   checkSchemaFields(c);
   if (c.data.dataset !== 'synthetic' && c.data.root === null) configFail('data.root', `is required for dataset "${c.data.dataset}"`);
+  const px = c.data.synthetic.n * c.data.synthetic.size ** 2;
+  if (c.data.dataset === 'synthetic' && px > CONFIG_BOUNDS.syntheticPixels.max)
+    configFail('data.synthetic.n', `times data.synthetic.size² must be at most ${CONFIG_BOUNDS.syntheticPixels.max} (${CONFIG_BOUNDS.syntheticPixels.why}), got ${px}`);
   if (c.data.trainSplit === c.data.valSplit) configFail('data.valSplit', 'must differ from data.trainSplit');
   if (c.text.mode === 'k' && !(Number.isInteger(c.text.k) && (c.text.k as number) >= 1))
     configFail('text.k', `must be an integer >= 1, got ${JSON.stringify(c.text.k)}`);
