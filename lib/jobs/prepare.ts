@@ -7,6 +7,7 @@ import { getAdapter, type BaseAdapterOptions } from '../data/adapters';
 import type { Manifest } from '../data/manifest';
 import { writeShards, type ShardsMeta, type WriteShardsOptions } from '../data/shards';
 import { assignPatientSplits } from '../data/splits';
+import { ensureOutDir } from '../util/paths';
 
 /** Options of {@link prepareShards}. */
 export interface PrepareOptions extends Omit<WriteShardsOptions, 'strict'> {
@@ -36,6 +37,8 @@ export interface PrepareResult {
  */
 export async function prepareShards(opts: PrepareOptions): Promise<PrepareResult> {
   const adapter = getAdapter(opts.dataset);
+  // Before the dataset is read: an output path that is a file is refused at once.
+  ensureOutDir(opts.outDir, '--out');
   const t0 = Date.now();
   const manifest = await adapter.load(opts.adapterOptions);
   if (opts.assignSplits && manifest.samples.some((s) => !s.split)) {

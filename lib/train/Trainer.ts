@@ -32,6 +32,7 @@ import type { ZeroShotEncoder } from '../eval/zeroShot';
 import { alignPromptLabels, modelEncoder } from '../eval/modelEncoder';
 import { macroMean, perLabelAuroc } from '../eval/metrics';
 import { writeFileAtomic } from '../util/atomic';
+import { ensureOutDir } from '../util/paths';
 import { configToYaml, defaultRunDir, resumeConflicts, validateTrainConfig } from './config';
 import type { TrainConfig } from './config';
 import { lrAt } from './schedule';
@@ -254,13 +255,13 @@ export class Trainer {
         throw new CxrError('E_CONFIG', `batchSize ${c.batchSize} is the batch over all processes and must be divisible by the ${dist.worldSize} processes`);
     }
     if (c.outDir === null) c.outDir = defaultRunDir();
-    c.outDir = path.resolve(c.outDir);
+    c.outDir = ensureOutDir(c.outDir, 'outDir');
     const ckptRoot = path.join(c.outDir, 'checkpoints');
     const resumeDir = this.opts.resume ? resolveResume(this.opts.resume, c.outDir) : null;
     if (!resumeDir && fs.existsSync(ckptRoot) && fs.readdirSync(ckptRoot).some((f) => /^step-\d+$/.test(f))) {
       throw new CxrError('E_CONFIG', `${c.outDir} already holds checkpoints of a run; pass --resume auto to continue it, or choose another outDir`);
     }
-    fs.mkdirSync(c.outDir, { recursive: true });
+    ensureOutDir(c.outDir, 'outDir', { create: true });
     this.metricsPath = this.opts.metricsFile === false || !this.isMain ? null : path.join(c.outDir, 'metrics.jsonl');
 
     // Data.

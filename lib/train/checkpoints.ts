@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
 import { fsyncDir, writeFileAtomic } from '../util/atomic';
+import { checkRunFolder, ensureOutDir } from '../util/paths';
 import type { ClipModel } from '../models/ClipModel';
 import type { TrainConfig } from './config';
 
@@ -243,11 +244,12 @@ export function pruneCheckpoints(root: string, keepLast: number, protect: Set<nu
 
 /**
  * Resolves a `--resume` value: `auto` → the newest checkpoint of the run folder, or null to start fresh;
- * a checkpoint folder → itself; a run folder → its newest checkpoint. E_CHECKPOINT when nothing is there.
+ * a checkpoint folder → itself; a run folder → its newest checkpoint. E_CHECKPOINT when nothing is there,
+ * E_IO when the path (or the run folder of `auto`) is a file.
  */
 export function resolveResume(spec: string, outDir: string | null): string | null {
-  if (spec === 'auto') return outDir ? findLatestCheckpoint(path.join(outDir, 'checkpoints')) : null;
-  const abs = path.resolve(spec);
+  if (spec === 'auto') return outDir ? findLatestCheckpoint(path.join(ensureOutDir(outDir, 'outDir'), 'checkpoints')) : null;
+  const abs = checkRunFolder(spec, '--resume');
   if (isCheckpointDir(abs)) return abs;
   for (const root of [path.join(abs, 'checkpoints'), abs]) {
     const found = findLatestCheckpoint(root);
