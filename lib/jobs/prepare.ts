@@ -7,6 +7,7 @@ import { getAdapter, type BaseAdapterOptions } from '../data/adapters';
 import type { Manifest } from '../data/manifest';
 import { writeShards, type ShardsMeta, type WriteShardsOptions } from '../data/shards';
 import { assignPatientSplits } from '../data/splits';
+import { nothingUseful } from './outcome';
 import { ensureOutDir } from '../util/paths';
 
 /** Options of {@link prepareShards}. */
@@ -28,6 +29,8 @@ export interface PrepareResult {
   manifest: Manifest;
   meta: ShardsMeta;
   elapsedMs: number;
+  /** Why nothing useful came out (no row gave an image in a shard), or null; the CLI then exits 1. */
+  nothingUseful: string | null;
 }
 
 /**
@@ -47,5 +50,6 @@ export async function prepareShards(opts: PrepareOptions): Promise<PrepareResult
   opts.onManifest?.(manifest);
   const { dataset: _d, adapterOptions, assignSplits: _a, seed: _s, onManifest: _m, ...shardOpts } = opts;
   const meta = await writeShards(manifest, { ...shardOpts, strict: adapterOptions.strict ?? false });
-  return { manifest, meta, elapsedMs: Date.now() - t0 };
+  const none = manifest.samples.length === 0 && manifest.issues.total > 0 ? `nothing produced: no usable row (${manifest.issues.total} dataset issue(s))` : nothingUseful(meta.count, manifest.samples.length, 'rows');
+  return { manifest, meta, elapsedMs: Date.now() - t0, nothingUseful: meta.count > 0 ? null : none };
 }

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
+import { exitIfNothingUseful } from '../outcome';
 
 interface PredictArgs {
   checkpoint: string;
@@ -96,6 +97,7 @@ export const command: CommandModule<object, PredictArgs> = {
     if (started) bar!.stop();
     if (argv.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      exitIfNothingUseful('predict', r.nothingUseful);
       return;
     }
     if (!argv.quiet) {
@@ -108,5 +110,6 @@ export const command: CommandModule<object, PredictArgs> = {
       for (const s of r.skipped.slice(0, SHOW)) process.stderr.write(`  ${s.id}: ${s.reason}\n`);
       if (r.skipped.length > SHOW) process.stderr.write(`  ... and ${r.skipped.length - SHOW} more (--json lists them all)\n`);
     }
+    exitIfNothingUseful('predict', r.nothingUseful);
   },
 };

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
+import { exitIfNothingUseful } from '../outcome';
 
 function list(v: unknown): string[] | undefined {
   if (v === undefined || v === null || v === '') return undefined;
@@ -56,7 +57,7 @@ export const command: CommandModule = {
     const { prepareShards } = await import('../../jobs/prepare');
     const { formatIssues } = await import('../../data/manifest');
     const quiet = argv.quiet as boolean;
-    const { manifest, meta, elapsedMs } = await prepareShards({
+    const { manifest, meta, elapsedMs, nothingUseful } = await prepareShards({
       dataset: argv.dataset as string,
       adapterOptions: {
         root: argv.root as string,
@@ -96,5 +97,6 @@ export const command: CommandModule = {
         `in ${(elapsedMs / 1000).toFixed(1)} s; ${manifest.issues.total} dataset issue(s), ${bad} image issue(s)\n`,
     );
     if (bad) process.stderr.write(formatIssues(meta.issues) + '\n');
+    exitIfNothingUseful('prepare', nothingUseful);
   },
 };
