@@ -75,6 +75,12 @@ export interface DecodeOptions {
 
 const DEFAULT_MAX_PIXELS = 100_000_000;
 
+/**
+ * Peak bytes per pixel of decoding a DICOM here (float64 values, float32 output, the stored 16-bit plane):
+ * a memory budget divided by this is a pixel budget ({@link DecodeOptions.maxPixels}).
+ */
+export const DECODE_BYTES_PER_PIXEL = 14;
+
 function dataError(what: string, msg: string, cause?: unknown): CxrError {
   return new CxrError('E_DATA', `cannot decode ${what}: ${msg}`, { path: what }, { cause });
 }
