@@ -122,7 +122,11 @@ export class DecodePool {
       slot.busy = null;
       worker.unref();
       if (r.failure) b.reject(new CxrError(r.failure.code as ErrorCode, r.failure.message));
-      else b.resolve(r.result!);
+      else {
+        // Re-wrapped in this realm's typed arrays (a message's arrays can come from another context, e.g. under jest).
+        const d = r.result!;
+        b.resolve({ ...d, x: new Float32Array(d.x.buffer, d.x.byteOffset, d.x.length), ...(d.previewPng ? { previewPng: new Uint8Array(d.previewPng.buffer, d.previewPng.byteOffset, d.previewPng.length) } : {}) });
+      }
       this.pump();
     });
     worker.on('error', (e) => this.fail(slot, new CxrError('E_DATA', `cannot decode the image: the decoder stopped (${e.message})`)));
