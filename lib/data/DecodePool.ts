@@ -39,6 +39,8 @@ export interface DecodePoolOptions {
 
 interface Slot {
   worker: Worker | null;
+  /** Resolves when the worker has loaded its modules. */
+  ready: Promise<void> | null;
   busy: { task: DecodeTask; resolve: (r: DecodedUpload) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null;
 }
 
@@ -59,7 +61,7 @@ export class DecodePool {
     this.timeoutMs = opts.timeoutMs ?? 30000;
     this.entry = workerEntry(__dirname, 'decodeWorker');
     this.mode = this.entry ? 'workers' : 'in-process';
-    this.slots = Array.from({ length: n }, () => ({ worker: null, busy: null }));
+    this.slots = Array.from({ length: n }, () => ({ worker: null, ready: null, busy: null }));
   }
 
   /**
@@ -76,6 +78,15 @@ export class DecodePool {
       this.queue.push({ task, resolve, reject });
       this.pump();
     });
+  }
+
+  /**
+   * Starts the workers and waits until they have loaded (a server calls it before listening, so that the
+   * first upload does not pay for the start). Never throws: a worker that fails to start is restarted later.
+   */
+  async warm(): Promise<void> {
+    if (this.mode !== 'workers' || this.closed) return;
+    await Promise.all(this.slots.map((s) => (s.worker ? s.ready : (this.spawn(s), s.ready))));
   }
 
   /** Stops the workers; queued and running decodes fail with E_DISPOSED. Idempotent. */
@@ -115,7 +126,11 @@ export class DecodePool {
     const entry = this.entry!;
     const worker = new Worker(entry.file, { eval: entry.eval });
     slot.worker = worker;
-    worker.on('message', (r: DecodeReply) => {
+    let ready!: () => void;
+    slot.ready = new Promise<void>((r) => (ready = r));
+    worker.once('exit', () => ready());
+    worker.on('message', (r: DecodeReply | { ready: true }) => {
+      if ('ready' in r) return ready();
       const b = slot.busy;
       if (!b || b.task.id !== r.id) return;
       clearTimeout(b.timer);

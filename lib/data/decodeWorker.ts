@@ -17,4 +17,6 @@ if (parentPort) {
       (e) => port.postMessage({ id: t.id, failure: toFailure(e) } satisfies DecodeReply),
     );
   });
+  // Modules loaded: the pool may count on this worker.
+  port.postMessage({ ready: true });
 }

@@ -191,12 +191,14 @@ export async function decodeDicom(buf: Uint8Array, opts: DecodeOptions & { what?
   if (spp !== 1 && !(spp === 3 && ts === '1.2.840.10008.1.2.4.50')) throw new CxrError('E_UNSUPPORTED_DICOM', `${what}: ${spp} samples per pixel (${photometric}) is not supported`, { path: what });
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new CxrError('E_UNSUPPORTED_DICOM', `${what}: BitsAllocated ${bitsAllocated} is not supported`, { path: what });
   const n = rows * cols;
-  const raw = new Float64Array(n);
+  // Allocated once the pixel data is known to hold the declared image (a crafted header costs nothing).
+  let raw: Float64Array;
   if (ts === '1.2.840.10008.1.2.4.50') {
     const frame = readFrame(ds, pixel, what);
     try {
       const { data, info } = await sharp(Buffer.from(frame), { failOn: 'error' }).grayscale().raw().toBuffer({ resolveWithObject: true });
       if (info.width !== cols || info.height !== rows) throw new Error(`JPEG frame is ${info.width}x${info.height}, header says ${cols}x${rows}`);
+      raw = new Float64Array(n);
       for (let i = 0; i < n; i++) raw[i] = data[i * info.channels];
     } catch (e) {
       throw dataError(what, `JPEG frame: ${(e as Error).message}`, e);
@@ -209,6 +211,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DecodeOptions & { what?
       if (pixel.length < need || pixel.dataOffset + need > buf.length) throw dataError(what, `pixel data truncated (${Math.min(pixel.length, buf.length - pixel.dataOffset)} of ${need} bytes)`);
       bytes = buf.subarray(pixel.dataOffset, pixel.dataOffset + need);
     }
+    raw = new Float64Array(n);
     const bigEndian = ts === '1.2.840.10008.1.2.2';
     const mask = bitsStored >= 32 ? 0xffffffff : (1 << bitsStored) - 1;
     const signBit = 1 << (bitsStored - 1);

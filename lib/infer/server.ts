@@ -187,8 +187,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       return { labels, ms: Date.now() - t0, image: { width, height, format: kind }, ...(preview ? { preview } : {}), prompts: zm.prompts.name, temperature: zm.temperature };
     });
 
-    // Text embeddings once, before the first request.
+    // Text embeddings once, and the decode worker started, before the first request.
     await zm.exclusive(() => zm.classifier.textEmbeddings());
+    await decoder.warm();
     let address: string;
     try {
       address = await app.listen({ port, host });
