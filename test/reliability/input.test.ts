@@ -376,6 +376,10 @@ describe('4. output and run folders that are files', () => {
     expect(await cliFails(['convert', '--checkpoint', model, '--out', file], 'E_IO')).toContain('is a file');
     expect(await cliFails(['convert', '--checkpoint', model, '--out', path.join(file, 'm')], 'E_IO')).toContain('no folder can be made');
   });
+
+  test('demo --out FILE: E_IO', async () => {
+    expect(await cliFails(['demo', '--out', file], 'E_IO')).toContain('is a file');
+  });
 });
 
 // ---- 5. YAML alias bomb nested under data.options -----------------------------------------------------
