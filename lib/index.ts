@@ -111,6 +111,7 @@ export { fitThresholds, readThresholds, writeThresholds } from './eval/threshold
 export type { ThresholdsFile } from './eval/thresholds';
 export { ZeroShotModel } from './infer/zeroShotModel';
 export { predict } from './jobs/predict';
+export { EXIT_NOTHING_USEFUL, nothingUseful } from './jobs/outcome';
 export type { PredictOptions, PredictResult } from './jobs/predict';
 export { startServer } from './infer/server';
 export type { ServeOptions, RunningServer } from './infer/server';

@@ -4,6 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { CxrError } from '../errors';
 import { isModelFolder, MODEL_META_FILE, MODEL_WEIGHTS_FILE } from '../models/modelFolder';
 
@@ -54,11 +55,22 @@ function readHead(file: string, n: number): Buffer {
   }
 }
 
+/** One entry of a zip archive's central directory. */
+export interface ZipEntry {
+  name: string;
+  /** 0 stored, 8 deflate. */
+  method: number;
+  compressedSize: number;
+  size: number;
+  /** Offset of the entry's local header. */
+  localOffset: number;
+}
+
 /**
- * Names of the entries of a zip archive, from its central directory (zip64 included). Bounds-checked:
- * a damaged archive gives E_CHECKPOINT, never an out-of-range read.
+ * The entries of a zip archive, from its central directory (zip64 included). Bounds-checked: a damaged
+ * archive gives E_CHECKPOINT, never an out-of-range read.
  */
-export function zipEntryNames(file: string): string[] {
+export function zipEntries(file: string): ZipEntry[] {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
@@ -94,18 +106,78 @@ export function zipEntryNames(file: string): string[] {
     if (!(cdOffset >= 0 && cdSize >= 0 && cdOffset + cdSize <= size && cdSize <= 256 * 1024 * 1024)) bad('central directory out of range');
     const cd = Buffer.alloc(cdSize);
     fs.readSync(fd, cd, 0, cdSize, cdOffset);
-    const names: string[] = [];
+    const entries: ZipEntry[] = [];
     let p = 0;
     for (let i = 0; i < count; i++) {
       if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) bad('central directory entry');
       const nameLen = cd.readUInt16LE(p + 28);
       const extraLen = cd.readUInt16LE(p + 30);
       const commentLen = cd.readUInt16LE(p + 32);
-      if (p + 46 + nameLen > cd.length) bad('entry name out of range');
-      names.push(cd.toString('utf8', p + 46, p + 46 + nameLen));
+      if (p + 46 + nameLen + extraLen > cd.length) bad('entry name out of range');
+      const e: ZipEntry = {
+        name: cd.toString('utf8', p + 46, p + 46 + nameLen),
+        method: cd.readUInt16LE(p + 10),
+        compressedSize: cd.readUInt32LE(p + 20),
+        size: cd.readUInt32LE(p + 24),
+        localOffset: cd.readUInt32LE(p + 42),
+      };
+      // zip64 extra field (id 1): the 64-bit values of the fields set to 0xffffffff, in this order.
+      for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen; ) {
+        const id = cd.readUInt16LE(x);
+        const len = cd.readUInt16LE(x + 2);
+        if (id === 1) {
+          let q = x + 4;
+          const next = (): number => {
+            if (q + 8 > x + 4 + len || q + 8 > cd.length) bad('zip64 extra field');
+            const v = Number(cd.readBigUInt64LE(q));
+            q += 8;
+            return v;
+          };
+          if (e.size === 0xffffffff) e.size = next();
+          if (e.compressedSize === 0xffffffff) e.compressedSize = next();
+          if (e.localOffset === 0xffffffff) e.localOffset = next();
+        }
+        x += 4 + len;
+      }
+      entries.push(e);
       p += 46 + nameLen + extraLen + commentLen;
     }
-    return names;
+    return entries;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Names of the entries of a zip archive (see {@link zipEntries}). */
+export function zipEntryNames(file: string): string[] {
+  return zipEntries(file).map((e) => e.name);
+}
+
+/**
+ * The bytes of one zip entry (stored or deflated), at most `maxBytes` uncompressed.
+ * @throws CxrError E_CHECKPOINT when the entry is out of range, larger than `maxBytes` or not inflatable.
+ */
+export function readZipEntry(file: string, e: ZipEntry, maxBytes: number): Buffer {
+  const bad = (what: string): never => {
+    throw new CxrError('E_CHECKPOINT', `${file}: damaged or truncated zip archive (${e.name}: ${what})`, { path: file });
+  };
+  if (e.size > maxBytes) bad(`${e.size} bytes, more than the ${maxBytes} read here`);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const head = Buffer.alloc(30);
+    if (e.localOffset + 30 > size || fs.readSync(fd, head, 0, 30, e.localOffset) !== 30 || head.readUInt32LE(0) !== 0x04034b50) bad('local header');
+    const start = e.localOffset + 30 + head.readUInt16LE(26) + head.readUInt16LE(28);
+    if (start + e.compressedSize > size) bad('data out of range');
+    const raw = Buffer.alloc(e.compressedSize);
+    fs.readSync(fd, raw, 0, e.compressedSize, start);
+    if (e.method === 0) return raw;
+    if (e.method !== 8) bad(`compression method ${e.method}`);
+    try {
+      return zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, maxBytes) });
+    } catch (err) {
+      return bad(`cannot inflate (${(err as Error).message})`);
+    }
   } finally {
     fs.closeSync(fd);
   }

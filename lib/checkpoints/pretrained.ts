@@ -12,7 +12,8 @@ import type { ModelConfig } from '../models/config';
 import { resolveModelConfig } from '../models/registry';
 import { asCxrError, loadNative } from '../native';
 import { loadTokenizer, type TextTokenizer } from '../text/tokenizer';
-import { detectCheckpoint, type CheckpointFormat, type DetectedCheckpoint } from './detect';
+import { detectCheckpoint, readZipEntry, zipEntries, type CheckpointFormat, type DetectedCheckpoint } from './detect';
+import { scanPickle } from './pickleScan';
 import { inferConfig, toInternal, unwrapState, type CheckpointLayout, type StateTensor } from './layouts';
 import { readModelFolder, type ModelMeta } from '../models/modelFolder';
 import { readSafetensors, toFloat32 } from '../util/safetensors';
@@ -103,6 +104,7 @@ export async function readCheckpointTensors(pathOrDir: string): Promise<Checkpoi
     }
     return { detected, tensors, dtypes };
   }
+  if (detected.format === 'torch-save') prescanPickle(detected.file);
   let res;
   try {
     res = await loadNative().readTorchFile(path.resolve(detected.file));
@@ -111,6 +113,16 @@ export async function readCheckpointTensors(pathOrDir: string): Promise<Checkpoi
   }
   for (const t of res.tensors) dtypes.set(t.name, t.dtype);
   return { detected: { ...detected, format: res.kind }, tensors: res.tensors, dtypes };
+}
+
+/** Largest data.pkl pre-scanned (a state dict's pickle is kilobytes to a few megabytes; the tensors are separate records). */
+const MAX_SCANNED_PICKLE_BYTES = 256 * 1024 * 1024;
+
+/** Refuses a torch.save archive whose data.pkl expands exponentially through shared references (see pickleScan.ts). */
+function prescanPickle(file: string): void {
+  const entry = zipEntries(file).find((e) => /^[^/]*\/?data\.pkl$/.test(e.name));
+  if (!entry || entry.size > MAX_SCANNED_PICKLE_BYTES) return;
+  scanPickle(readZipEntry(file, entry, MAX_SCANNED_PICKLE_BYTES), file);
 }
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { workerEntry } from './workerEntry';
 import { CxrError } from '../errors';
 import { hashSeed, permutation } from '../util/rng';
 import { IssueLog } from './manifest';
@@ -115,31 +116,6 @@ interface PoolWorker {
   dead: boolean;
 }
 
-/** How to start a loader worker from here: the compiled .js file, or the .ts file through a transpiling bootstrap. */
-function workerEntry(): { file: string; eval: boolean } | undefined {
-  const js = path.join(__dirname, 'loaderWorker.js');
-  if (__filename.endsWith('.js') && fs.existsSync(js)) return { file: js, eval: false };
-  const ts = path.join(__dirname, 'loaderWorker.ts');
-  if (!fs.existsSync(ts)) return undefined;
-  let tsc: string;
-  try {
-    tsc = require.resolve('typescript');
-  } catch {
-    return undefined;
-  }
-  // Development only (ts-jest, ts-node): compile the worker's TypeScript modules on load.
-  const code = `
-const ts = require(${JSON.stringify(tsc)});
-const fs = require('fs');
-require.extensions['.ts'] = function (m, filename) {
-  const out = ts.transpileModule(fs.readFileSync(filename, 'utf8'), { fileName: filename, compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
-  m._compile(out.outputText, filename);
-};
-require(${JSON.stringify(ts)});
-`;
-  return { file: code, eval: true };
-}
-
 /** Batches of images from files (worker pool) or memory (in process). */
 export class DataLoader {
   private readonly opts: Required<Omit<DataLoaderOptions, 'decode'>> & { decode: DecodeOptions };
@@ -184,7 +160,7 @@ export class DataLoader {
       const need = source.samples.length * source.width * source.height;
       if (source.pixels.length < need) throw new CxrError('E_SHAPE', `memory source has ${source.pixels.length} pixels, ${source.samples.length} images of ${source.width}x${source.height} need ${need}`);
     }
-    this.entry = workers > 0 ? workerEntry() : undefined;
+    this.entry = workers > 0 ? workerEntry(__dirname, 'loaderWorker') : undefined;
     this.mode = workers > 0 && this.entry ? 'workers' : 'in-process';
   }
 

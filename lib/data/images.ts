@@ -75,6 +75,12 @@ export interface DecodeOptions {
 
 const DEFAULT_MAX_PIXELS = 100_000_000;
 
+/**
+ * Peak bytes per pixel of decoding a DICOM here (float64 values, float32 output, the stored 16-bit plane):
+ * a memory budget divided by this is a pixel budget ({@link DecodeOptions.maxPixels}).
+ */
+export const DECODE_BYTES_PER_PIXEL = 14;
+
 function dataError(what: string, msg: string, cause?: unknown): CxrError {
   return new CxrError('E_DATA', `cannot decode ${what}: ${msg}`, { path: what }, { cause });
 }
@@ -179,16 +185,20 @@ export async function decodeDicom(buf: Uint8Array, opts: DecodeOptions & { what?
   const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim().toUpperCase();
   const pixel = ds.elements.x7fe00010;
   if (!rows || !cols || !pixel) throw dataError(what, 'missing Rows/Columns/PixelData');
-  if (rows * cols > (opts.maxPixels ?? DEFAULT_MAX_PIXELS)) throw dataError(what, `${cols}x${rows} exceeds the pixel limit`);
+  // The budget is checked on the declared size before any buffer is allocated (~14 bytes per pixel here).
+  const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (rows * cols * Math.max(1, spp) > limit) throw dataError(what, `${cols}x${rows}${spp > 1 ? `x${spp}` : ''} exceeds the pixel limit (${limit} pixels)`);
   if (spp !== 1 && !(spp === 3 && ts === '1.2.840.10008.1.2.4.50')) throw new CxrError('E_UNSUPPORTED_DICOM', `${what}: ${spp} samples per pixel (${photometric}) is not supported`, { path: what });
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new CxrError('E_UNSUPPORTED_DICOM', `${what}: BitsAllocated ${bitsAllocated} is not supported`, { path: what });
   const n = rows * cols;
-  const raw = new Float64Array(n);
+  // Allocated once the pixel data is known to hold the declared image (a crafted header costs nothing).
+  let raw: Float64Array;
   if (ts === '1.2.840.10008.1.2.4.50') {
     const frame = readFrame(ds, pixel, what);
     try {
       const { data, info } = await sharp(Buffer.from(frame), { failOn: 'error' }).grayscale().raw().toBuffer({ resolveWithObject: true });
       if (info.width !== cols || info.height !== rows) throw new Error(`JPEG frame is ${info.width}x${info.height}, header says ${cols}x${rows}`);
+      raw = new Float64Array(n);
       for (let i = 0; i < n; i++) raw[i] = data[i * info.channels];
     } catch (e) {
       throw dataError(what, `JPEG frame: ${(e as Error).message}`, e);
@@ -201,6 +211,7 @@ export async function decodeDicom(buf: Uint8Array, opts: DecodeOptions & { what?
       if (pixel.length < need || pixel.dataOffset + need > buf.length) throw dataError(what, `pixel data truncated (${Math.min(pixel.length, buf.length - pixel.dataOffset)} of ${need} bytes)`);
       bytes = buf.subarray(pixel.dataOffset, pixel.dataOffset + need);
     }
+    raw = new Float64Array(n);
     const bigEndian = ts === '1.2.840.10008.1.2.2';
     const mask = bitsStored >= 32 ? 0xffffffff : (1 << bitsStored) - 1;
     const signBit = 1 << (bitsStored - 1);
@@ -254,7 +265,13 @@ function readFrame(ds: dicomParser.DataSet, pixel: dicomParser.Element, what: st
   }
 }
 
-/** RLE Lossless (DICOM PS3.5 Annex G): one segment per byte plane, PackBits each. */
+/**
+ * RLE Lossless (DICOM PS3.5 Annex G): one segment per byte plane, PackBits each. Every segment's range is
+ * checked against the frame before any pixel is written (a crafted offset must not send the decoder
+ * billions of bytes past the data), and against the pixels it must hold: PackBits turns 2 bytes into at most
+ * 128, so a segment shorter than 1/64 of the plane cannot be valid (a small file declaring a huge image is
+ * refused before its output is allocated).
+ */
 function decodeRle(frame: Uint8Array, rows: number, cols: number, bitsAllocated: number, what: string): Uint8Array {
   const n = rows * cols;
   const planes = bitsAllocated / 8;
@@ -262,19 +279,32 @@ function decodeRle(frame: Uint8Array, rows: number, cols: number, bitsAllocated:
   const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const nSeg = dv.getUint32(0, true);
   if (nSeg !== planes) throw new CxrError('E_UNSUPPORTED_DICOM', `${what}: RLE with ${nSeg} segments for ${bitsAllocated}-bit data`, { path: what });
-  const out = new Uint8Array(n * planes);
+  const starts: number[] = [];
+  const ends: number[] = [];
   for (let s = 0; s < nSeg; s++) {
     const start = dv.getUint32(4 + 4 * s, true);
     const end = s + 1 < nSeg ? dv.getUint32(8 + 4 * s, true) : frame.length;
+    if (start < 64 || start > end || end > frame.length)
+      throw dataError(what, `RLE segment ${s} spans bytes ${start}..${end}, outside the ${frame.length}-byte frame (or out of order)`);
+    if ((end - start) * 64 < n)
+      throw dataError(what, `RLE segment ${s} has ${end - start} bytes, too few for ${cols}x${rows} pixels (PackBits expands at most 64 times)`);
+    starts.push(start);
+    ends.push(end);
+  }
+  const out = new Uint8Array(n * planes);
+  for (let s = 0; s < nSeg; s++) {
+    const end = ends[s];
     // Segment 0 holds the most significant bytes; output is little endian.
     const byteIndex = planes - 1 - s;
-    let p = start;
+    let p = starts[s];
     let o = 0;
     while (p < end && o < n) {
       const h = frame[p++];
       if (h < 128) {
+        if (p + h + 1 > end) throw dataError(what, `RLE segment ${s}: a literal run passes the end of the segment`);
         for (let k = 0; k <= h && o < n; k++) out[planes * o++ + byteIndex] = frame[p++];
       } else if (h > 128) {
+        if (p >= end) throw dataError(what, `RLE segment ${s}: a repeat run passes the end of the segment`);
         const v = frame[p++];
         for (let k = 0; k < 257 - h && o < n; k++) out[planes * o++ + byteIndex] = v;
       }

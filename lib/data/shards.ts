@@ -29,6 +29,7 @@ import { IssueLog } from './manifest';
 import type { IssueSummary, Manifest } from './manifest';
 import type { Sample, Split } from './sample';
 import type { MemorySource } from './DataLoader';
+import { ensureOutDir } from '../util/paths';
 
 /** Format tag in shards.json. */
 export const SHARDS_FORMAT = 'cxr-train-shards';
@@ -197,8 +198,7 @@ export async function writeShards(manifest: Manifest, opts: WriteShardsOptions):
   const shardSize = opts.shardSize ?? 1024;
   if (!Number.isInteger(size) || size < 8 || size > 2048) throw new CxrError('E_CONFIG', `shard image size must be an integer in [8, 2048], got ${size}`);
   if (!Number.isInteger(shardSize) || shardSize < 1) throw new CxrError('E_CONFIG', `shard size must be a positive integer, got ${shardSize}`);
-  const dir = path.resolve(opts.outDir);
-  fs.mkdirSync(dir, { recursive: true });
+  const dir = ensureOutDir(opts.outDir, '--out', { create: true });
   const samples = manifest.samples;
   const fingerprint = sha256(JSON.stringify({ ids: samples.map((s) => s.id), size, geometry, shardSize, dataset: manifest.dataset, labelNames: manifest.labelNames }));
   const nShards = Math.ceil(samples.length / shardSize);

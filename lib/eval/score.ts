@@ -34,9 +34,9 @@ export type {
 
 /**
  * Scores predictions (or binary reads) against the truth. See {@link ScoreOptions} for the defaults and
- * {@link ScoreResult} for the output. Errors: mismatched ids, duplicate ids, missing label columns, NaN or
- * non-numeric predictions, non-0/1 reads in binary mode, truth other than 1/0/-1/empty → `E_DATA`;
- * invalid options → `E_CONFIG`. A label with one class in the test split is skipped and named in `skipped`.
+ * {@link ScoreResult} for the output. Errors: mismatched ids, duplicate ids, missing label columns, NaN,
+ * infinite, non-numeric or out-of-[0, 1] predictions, non-0/1 reads in binary mode, truth other than 1/0/-1/empty → `E_DATA`;
+ * invalid options (a threshold outside [0, 1] ...) → `E_CONFIG`. A label with one class in the test split is skipped and named in `skipped`.
  */
 export function scoreTables(input: ScoreTablesInput, opts: ScoreOptions = {}): ScoreResult {
   const binary = opts.binary ?? false;
@@ -49,7 +49,8 @@ export function scoreTables(input: ScoreTablesInput, opts: ScoreOptions = {}): S
   if (!Number.isFinite(seed) || !Number.isInteger(seed)) throw new CxrError('E_CONFIG', `seed must be an integer, got ${seed}`);
   if (!(level > 0 && level < 1)) throw new CxrError('E_CONFIG', `confidence level must be in (0, 1), got ${level}`);
   if (!['mcc', 'f1', 'youden'].includes(criterion)) throw new CxrError('E_CONFIG', `threshold criterion must be mcc, f1 or youden, got ${JSON.stringify(criterion)}`);
-  if (!Number.isFinite(fixedThreshold)) throw new CxrError('E_CONFIG', `threshold must be a finite number, got ${opts.threshold}`);
+  if (!(typeof fixedThreshold === 'number' && fixedThreshold >= 0 && fixedThreshold <= 1))
+    throw new CxrError('E_CONFIG', `threshold must be a probability in [0, 1], got ${opts.threshold}`);
   if ((input.valTruth === undefined) !== (input.valPred === undefined)) {
     throw new CxrError('E_CONFIG', 'validation truth and validation predictions must be given together');
   }

@@ -6,14 +6,16 @@
  *   POST /api/predict  raw image bytes (PNG, JPEG or DICOM) → per-label probabilities, sorted
  *
  * Uploads stay in memory (no file is written); bodies over the limit get 413, bytes that are not PNG,
- * JPEG or DICOM get 415, an image that fails to decode 422. Requests are queued onto the one model.
+ * JPEG or DICOM get 415, an image that fails to decode (or declares more pixels than the decode budget) 422.
+ * Images are decoded in a worker thread, so the event loop keeps answering while an upload is decoded or
+ * rejected; requests are queued onto the one model.
  */
 import path from 'node:path';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
-import sharp from 'sharp';
 import { CxrError, isCxrError } from '../errors';
-import { decodeImage, isDicom, loadImage } from '../data/images';
+import { DECODE_BYTES_PER_PIXEL, isDicom } from '../data/images';
+import { DecodePool } from '../data/DecodePool';
 import { readThresholds } from '../eval/thresholds';
 import type { ThresholdsFile } from '../eval/thresholds';
 import { ZeroShotModel } from './zeroShotModel';
@@ -22,6 +24,9 @@ import { renderServePage } from './page';
 
 /** Default upload limit: 50 MB. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
+
+/** Default decode memory budget of one upload: 512 MiB (a 4300x3500 radiograph needs ~210 MiB). */
+export const DEFAULT_MAX_DECODE_BYTES = 512 * 1024 * 1024;
 
 /** Options of {@link startServer}. */
 export interface ServeOptions extends ZeroShotModelOptions {
@@ -37,6 +42,12 @@ export interface ServeOptions extends ZeroShotModelOptions {
   maxUploadBytes?: number;
   /** Thresholds JSON (from `cxr-train eval`) or its content: adds 0/1 calls and threshold ticks. */
   thresholds?: string | ThresholdsFile;
+  /**
+   * Decode memory one upload may take, in bytes (default 512 MiB): the declared image size is checked
+   * against it (`DECODE_BYTES_PER_PIXEL` bytes a pixel, ~38 megapixels by default) before any pixel buffer
+   * is allocated; larger images get 422 E_DATA.
+   */
+  maxDecodeBytes?: number;
 }
 
 /** A running server. */
@@ -95,8 +106,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new CxrError('E_CONFIG', `the upload limit must be a positive number of bytes, got ${maxBytes}`);
   if (!opts.model && !opts.checkpoint) throw new CxrError('E_CONFIG', 'serve needs a checkpoint (or a loaded model)');
   const th = typeof opts.thresholds === 'string' ? readThresholds(opts.thresholds) : opts.thresholds;
+  const decodeBudget = opts.maxDecodeBytes ?? DEFAULT_MAX_DECODE_BYTES;
+  if (!Number.isInteger(decodeBudget) || decodeBudget < DECODE_BYTES_PER_PIXEL)
+    throw new CxrError('E_CONFIG', `the decode budget must be a positive number of bytes, got ${decodeBudget}`);
+  const maxDecodePixels = Math.floor(decodeBudget / DECODE_BYTES_PER_PIXEL);
   const zm = opts.model ?? (await ZeroShotModel.load(opts.checkpoint!, opts));
   const owned = !opts.model;
+  const decoder = new DecodePool({ workers: 1 });
   const app = Fastify({ bodyLimit: maxBytes, logger: false });
   try {
     // Every upload arrives as raw bytes whatever its Content-Type (the page posts the File itself).
@@ -135,6 +151,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       temperature: zm.temperature,
       imageSize: zm.image.size,
       maxUploadBytes: maxBytes,
+      maxDecodePixels,
       thresholds: th ? { split: th.split, criterion: th.criterion, labels: th.labels } : null,
     };
     app.get('/api/info', async () => info);
@@ -149,28 +166,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         throw new HttpError(415, 'E_NOT_AN_IMAGE', `not a PNG, JPEG or DICOM image (Content-Type ${ct}); upload a chest X-ray in one of these formats`);
       }
       const t0 = Date.now();
-      let width: number;
-      let height: number;
-      let preview: string | undefined;
-      if (kind === 'dicom') {
-        // The browser cannot show DICOM: send back a PNG preview of the decoded pixels.
-        const g = await decodeImage(body);
-        width = g.width;
-        height = g.height;
-        const u8 = new Uint8Array(g.data.length);
-        for (let i = 0; i < u8.length; i++) u8[i] = Math.max(0, Math.min(255, Math.round(g.data[i] * 255)));
-        const png = await sharp(Buffer.from(u8.buffer), { raw: { width, height, channels: 1 } }).resize({ width: 512, height: 512, fit: 'inside', withoutEnlargement: true }).png().toBuffer();
-        preview = `data:image/png;base64,${png.toString('base64')}`;
-      } else {
-        try {
-          const m = await sharp(body).metadata();
-          width = m.width ?? 0;
-          height = m.height ?? 0;
-        } catch (e) {
-          throw new HttpError(422, 'E_DATA', `cannot decode the ${kind.toUpperCase()} image: ${(e as Error).message}`);
-        }
-      }
-      const x = await loadImage(body, zm.image);
+      // Decoded in a worker thread within the decode budget: a hostile upload costs the worker, never the
+      // event loop (other requests keep being answered). DICOM comes back with a PNG preview.
+      const d = await decoder.decode(body, kind, zm.image, { maxPixels: maxDecodePixels });
+      const { width, height } = d;
+      const preview = d.previewPng ? `data:image/png;base64,${Buffer.from(d.previewPng).toString('base64')}` : undefined;
+      const x = d.x;
       const p = await zm.exclusive(() => zm.classifier.predict(x, 1));
       const labels: ServedLabel[] = zm.labels.map((l, j) => {
         const lp = byLabel.get(l)!;
@@ -186,8 +187,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       return { labels, ms: Date.now() - t0, image: { width, height, format: kind }, ...(preview ? { preview } : {}), prompts: zm.prompts.name, temperature: zm.temperature };
     });
 
-    // Text embeddings once, before the first request.
+    // Text embeddings once, and the decode worker started, before the first request.
     await zm.exclusive(() => zm.classifier.textEmbeddings());
+    await decoder.warm();
     let address: string;
     try {
       address = await app.listen({ port, host });
@@ -207,6 +209,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         if (closed) return;
         closed = true;
         await app.close();
+        await decoder.close();
         // Queued requests finish before the model goes.
         await zm.exclusive(async () => undefined);
         if (owned) zm.dispose();
@@ -214,6 +217,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     };
   } catch (e) {
     await app.close().catch(() => undefined);
+    await decoder.close();
     if (owned) zm.dispose();
     throw e;
   }

@@ -28,6 +28,7 @@ import type { AblationData } from '../experiments/ablation/data';
 import { buildAblationData, scoreSource } from '../experiments/ablation/data';
 import { aggregate, macroAurocOf, writeReportCards, type AblationResults } from '../experiments/ablation/aggregate';
 import { fmt, resultsMarkdown } from '../experiments/ablation/markdown';
+import { ensureOutDir } from '../util/paths';
 
 /** Progress messages of {@link runAblation}. */
 export type AblationLog = (line: string) => void;
@@ -165,8 +166,7 @@ async function runOne(a: AblationConfig, spec: RunSpec, modelDir: string, data: 
  */
 export async function runAblation(a: AblationConfig, opts: RunAblationOptions = {}): Promise<AblationOutcome> {
   const t0 = Date.now();
-  const outDir = path.resolve(a.outDir);
-  fs.mkdirSync(outDir, { recursive: true });
+  const outDir = ensureOutDir(a.outDir, 'outDir', { create: true });
   // A different config in the same folder would mix incomparable runs.
   const cfgFile = path.join(outDir, 'ablation-config.json');
   const saved = readJson<AblationConfig>(cfgFile);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { CxrError } from '../errors';
 import type { CiBounds } from '../eval/score';
 import { TRAIN_SCHEMA } from '../train/schema';
+import { ensureOutDir } from '../util/paths';
 
 /**
  * The demo's presets over the training defaults (lr, α, finding strength and seed are the schema's values,
@@ -153,7 +154,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const { readCsvTable } = await import('../util/csv');
   const { writeFileAtomic } = await import('../util/atomic');
 
-  const outDir = path.resolve(o.outDir);
+  const outDir = ensureOutDir(o.outDir, '--out');
   const dataDir = path.join(outDir, 'data');
   const runDir = path.join(outDir, 'run');
   if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0) {

@@ -9,6 +9,7 @@ import { loadImage, type Geometry } from '../data/images';
 import { writeFileAtomic } from '../util/atomic';
 import { loadPretrained, type LoadPretrainedOptions, type PretrainedReport } from '../checkpoints/pretrained';
 import { MODEL_META_FILE, type ModelMeta } from '../models/modelFolder';
+import { ensureOutDir } from '../util/paths';
 
 /** Images already normalised, N×3×S×S float32. */
 export interface RawImages {
@@ -169,6 +170,8 @@ export interface ConvertOptions extends LoadPretrainedOptions {
  */
 export async function convertCheckpoint(checkpoint: string, outDir: string, opts: ConvertOptions = {}): Promise<PretrainedReport> {
   const { onWarning, ...loadOpts } = opts;
+  // Before the (slow) load: an output path that is a file is refused at once.
+  ensureOutDir(outDir, '--out');
   const { model, report } = await loadPretrained(checkpoint, { ...loadOpts, device: 'cpu' });
   for (const w of report.warnings) onWarning?.(w);
   try {

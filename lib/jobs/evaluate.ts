@@ -29,6 +29,7 @@ import type { ThresholdCriterion } from '../eval/metrics';
 import { writeReportCard } from '../eval/reportCard';
 import { fitThresholds, THRESHOLDS_FORMAT, writeThresholds } from '../eval/thresholds';
 import type { ThresholdsFile } from '../eval/thresholds';
+import { ensureOutDir } from '../util/paths';
 
 /** Options of {@link evaluateCheckpoint}. */
 export interface EvaluateOptions extends Omit<ZeroShotModelOptions, 'prompts' | 'onWarning'> {
@@ -144,6 +145,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
   if (valSplit !== null && normalizeSplit(valSplit) === normalizeSplit(testSplit)) {
     throw new CxrError('E_CONFIG', `the validation split (${valSplit}) must differ from the scored split (${testSplit}): thresholds are never fitted on the test split`);
   }
+  ensureOutDir(opts.outDir, '--out');
   const checkpoints = [opts.checkpoint, ...(opts.ensemble ?? [])];
   const prompts: PromptSet = loadPromptSet(opts.prompts ?? DEFAULT_PROMPT_SET);
   const names = valSplit === null ? [testSplit] : [testSplit, valSplit];
@@ -185,7 +187,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
     }
   }
 
-  fs.mkdirSync(opts.outDir, { recursive: true });
+  ensureOutDir(opts.outDir, '--out', { create: true });
   const files: Partial<EvaluateFiles> = {};
   const tables: Record<string, { truth: string; pred: string }> = {};
   const splitsOut: EvaluateResult['splits'] = {};

@@ -16,6 +16,7 @@ import { readThresholds } from '../eval/thresholds';
 import type { ThresholdsFile } from '../eval/thresholds';
 import { ZeroShotModel } from '../infer/zeroShotModel';
 import type { ZeroShotModelOptions } from '../infer/zeroShotModel';
+import { nothingUseful } from './outcome';
 
 /** File extensions `--dir` picks up (files without an extension are tried too: DICOM often has none). */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.dcm', '.dicom'];
@@ -107,6 +108,11 @@ export interface PredictResult {
   thresholds?: Record<string, number>;
   /** Things to know (e.g. thresholds fitted for another checkpoint). */
   warnings: string[];
+  /**
+   * Why nothing useful came out (every image skipped), or null; the CLI then exits 1 ({@link nothingUseful})
+   * and no CSV is written.
+   */
+  nothingUseful: string | null;
   /** Wall time of the image pass, ms, and its throughput. */
   ms: number;
   imagesPerSec: number;
@@ -243,10 +249,11 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
       temperature: zm.temperature,
       ...(thresholds ? { thresholds } : {}),
       warnings,
+      nothingUseful: nothingUseful(rows.length, total, 'images'),
       ms,
       imagesPerSec: ms > 0 ? (1000 * rows.length) / ms : 0,
     };
-    if (opts.out) {
+    if (opts.out && result.nothingUseful === null) {
       writeFileAtomic(opts.out, formatPredictRows(result));
       result.out = opts.out;
     }

@@ -3,10 +3,14 @@
  * (optionally given patient-level splits) packed into fixed-size image shards that `openSplit` reads as
  * the `shards` source.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { getAdapter, type BaseAdapterOptions } from '../data/adapters';
 import type { Manifest } from '../data/manifest';
 import { writeShards, type ShardsMeta, type WriteShardsOptions } from '../data/shards';
 import { assignPatientSplits } from '../data/splits';
+import { nothingUseful } from './outcome';
+import { ensureOutDir } from '../util/paths';
 
 /** Options of {@link prepareShards}. */
 export interface PrepareOptions extends Omit<WriteShardsOptions, 'strict'> {
@@ -27,6 +31,8 @@ export interface PrepareResult {
   manifest: Manifest;
   meta: ShardsMeta;
   elapsedMs: number;
+  /** Why nothing useful came out (no row gave an image in a shard), or null; the CLI then exits 1. */
+  nothingUseful: string | null;
 }
 
 /**
@@ -36,6 +42,8 @@ export interface PrepareResult {
  */
 export async function prepareShards(opts: PrepareOptions): Promise<PrepareResult> {
   const adapter = getAdapter(opts.dataset);
+  // Before the dataset is read: an output path that is a file is refused at once.
+  const created = !fs.existsSync(ensureOutDir(opts.outDir, '--out'));
   const t0 = Date.now();
   const manifest = await adapter.load(opts.adapterOptions);
   if (opts.assignSplits && manifest.samples.some((s) => !s.split)) {
@@ -44,5 +52,9 @@ export async function prepareShards(opts: PrepareOptions): Promise<PrepareResult
   opts.onManifest?.(manifest);
   const { dataset: _d, adapterOptions, assignSplits: _a, seed: _s, onManifest: _m, ...shardOpts } = opts;
   const meta = await writeShards(manifest, { ...shardOpts, strict: adapterOptions.strict ?? false });
-  return { manifest, meta, elapsedMs: Date.now() - t0 };
+  const none = manifest.samples.length === 0 && manifest.issues.total > 0 ? `nothing produced: no usable row (${manifest.issues.total} dataset issue(s))` : nothingUseful(meta.count, manifest.samples.length, 'rows');
+  // A folder made by this run that holds no image is removed: nothing half-made is left behind to clash
+  // with the next run (a folder that was there before is left as it was).
+  if (meta.count === 0 && created) fs.rmSync(path.resolve(opts.outDir), { recursive: true, force: true });
+  return { manifest, meta, elapsedMs: Date.now() - t0, nothingUseful: meta.count > 0 ? null : none };
 }

@@ -17,6 +17,7 @@ import type { TrainConfig } from '../train/config';
 import { readCheckpoint, resolveResume } from '../train/checkpoints';
 import { buildRunData } from '../train/data';
 import { launchWorkers } from '../train/distributed';
+import { ensureOutDir } from '../util/paths';
 
 /** What a run would use, as {@link planTraining} resolved it. */
 export interface TrainingPlan {
@@ -88,7 +89,8 @@ export interface RunRequest {
  * Resolves a run: defaults ← (a resumed checkpoint's config, when there is no file) ← file ← overrides.
  * `resumeDir` is the checkpoint to continue from, or null.
  *
- * @throws CxrError E_CONFIG (`--resume auto` without a run folder, invalid values), E_IO, E_CHECKPOINT
+ * @throws CxrError E_CONFIG (`--resume auto` without a run folder, invalid values), E_IO (`--out` or `--resume`
+ *   naming a file), E_CHECKPOINT
  */
 export function resolveRun(req: RunRequest): { config: TrainConfig; resumeDir: string | null } {
   const overrides = req.overrides ?? {};
@@ -105,7 +107,10 @@ export function resolveRun(req: RunRequest): { config: TrainConfig; resumeDir: s
     resumeDir = resolveResume(req.resume, outGuess ? path.resolve(outGuess) : null);
     if (resumeDir && !file) base = readCheckpoint(resumeDir).state.config;
   }
-  return { config: resolveTrainConfig(layers, base), resumeDir };
+  const config = resolveTrainConfig(layers, base);
+  // A run folder that is a file fails here, before data or model are touched.
+  if (config.outDir !== null) ensureOutDir(config.outDir, '--out');
+  return { config, resumeDir };
 }
 
 /** Launcher flags: consumed by `--nproc`, not passed on to the workers. */

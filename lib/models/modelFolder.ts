@@ -5,6 +5,7 @@ import { validateModelConfig, type ModelConfig } from './config';
 import type { NamedTensor } from '../types';
 import { writeFileAtomic } from '../util/atomic';
 import { readSafetensors, toFloat32, writeSafetensors, type SafetensorsInput } from '../util/safetensors';
+import { ensureOutDir } from '../util/paths';
 
 /**
  * E_CHECKPOINT naming the first tensor that holds a NaN or ±Inf (with the count and first index).
@@ -54,7 +55,7 @@ export interface ModelMeta {
  * the JSON goes last, so a folder with a JSON always has complete weights.
  */
 export function writeModelFolder(dir: string, config: ModelConfig, state: NamedTensor[], provenance: Record<string, unknown> = {}): void {
-  fs.mkdirSync(dir, { recursive: true });
+  ensureOutDir(dir, 'model folder', { create: true });
   const tensors: Record<string, SafetensorsInput> = {};
   for (const t of state) tensors[t.name] = { dtype: 'F32', shape: t.shape, data: t.data };
   writeSafetensors(path.join(dir, MODEL_WEIGHTS_FILE), tensors, { format: MODEL_FORMAT });

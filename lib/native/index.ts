@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CxrError, ErrorCode } from '../errors';
+import { availableCores } from '../util/limits';
 import type { NativeAddon, NativeCapabilities } from './binding';
 
 let addon: NativeAddon | undefined;
@@ -78,13 +79,16 @@ export function loadNative(): NativeAddon {
         'add their folder to LD_LIBRARY_PATH.',
     );
   }
-  if (!threadsSet) setThreads(Number(process.env.CXR_THREADS) || physicalCores());
+  // CXR_THREADS is a hint from the environment: capped at the cores rather than refused at load.
+  if (!threadsSet) setThreads(Math.max(1, Math.min(Math.floor(Number(process.env.CXR_THREADS)) || physicalCores(), availableCores())));
   return addon;
 }
 
-/** Sets libtorch's intra-op thread count for every later native call. */
+/** Sets libtorch's intra-op thread count for every later native call (1 .. the available cores, else E_CONFIG). */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new CxrError('E_CONFIG', `threads must be an integer >= 1, got ${n}`);
+  const max = availableCores();
+  if (n > max) throw new CxrError('E_CONFIG', `threads must be at most ${max} (the cores available to this process), got ${n}`, { max });
   const a = addon ?? loadNative();
   a.setNumThreads(n);
   threadsSet = true;

@@ -5,8 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import yaml from 'js-yaml';
-import { CxrError } from '../errors';
+import { CxrError, isCxrError } from '../errors';
+import { loadYamlData } from '../util/layers';
 import chexzeroJson from './prompts/chexzero.json';
 import chexpertSynonymsJson from './prompts/chexpert-synonyms.json';
 import chestxray14Json from './prompts/chestxray14.json';
@@ -180,8 +180,9 @@ export function loadPromptSet(nameOrPath: string = DEFAULT_PROMPT_SET): PromptSe
   }
   let obj: unknown;
   try {
-    obj = /\.ya?ml$/i.test(nameOrPath) ? yaml.load(raw) : JSON.parse(raw);
+    obj = /\.ya?ml$/i.test(nameOrPath) ? loadYamlData(raw, `prompt set ${nameOrPath}`) : JSON.parse(raw);
   } catch (e) {
+    if (isCxrError(e)) throw e;
     throw new CxrError('E_CONFIG', `prompt set ${nameOrPath} is not valid ${/\.ya?ml$/i.test(nameOrPath) ? 'YAML' : 'JSON'}: ${(e as Error).message}`, undefined, { cause: e });
   }
   return promptSetFromObject(obj, nameOrPath);

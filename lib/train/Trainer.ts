@@ -33,6 +33,7 @@ import type { ZeroShotEncoder } from '../eval/zeroShot';
 import { alignPromptLabels, modelEncoder } from '../eval/modelEncoder';
 import { macroMean, perLabelAuroc } from '../eval/metrics';
 import { writeFileAtomic } from '../util/atomic';
+import { ensureOutDir } from '../util/paths';
 import { configToYaml, defaultRunDir, resumeConflicts, validateTrainConfig } from './config';
 import type { TrainConfig } from './config';
 import { lrAt } from './schedule';
@@ -265,7 +266,7 @@ export class Trainer {
         throw new CxrError('E_CONFIG', `batchSize ${c.batchSize} is the batch over all processes and must be divisible by the ${dist.worldSize} processes`);
     }
     if (c.outDir === null) c.outDir = defaultRunDir();
-    c.outDir = path.resolve(c.outDir);
+    c.outDir = ensureOutDir(c.outDir, 'outDir');
     const ckptRoot = path.join(c.outDir, 'checkpoints');
     const choice = this.opts.resume ? resolveResumeChoice(this.opts.resume, c.outDir) : { dir: null, warnings: [] };
     const resumeDir = choice.dir;
@@ -273,7 +274,7 @@ export class Trainer {
     if (!resumeDir && fs.existsSync(ckptRoot) && fs.readdirSync(ckptRoot).some((f) => /^step-\d+$/.test(f))) {
       throw new CxrError('E_CONFIG', `${c.outDir} already holds checkpoints of a run; pass --resume auto to continue it, or choose another outDir`);
     }
-    fs.mkdirSync(c.outDir, { recursive: true });
+    ensureOutDir(c.outDir, 'outDir', { create: true });
     // What a killed or failed writer left (a half-written model file, a checkpoint temp folder) is garbage.
     if (this.isMain) removeRunTemps(c.outDir);
     const logTo: readonly string[] = c.log.to;

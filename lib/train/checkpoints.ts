@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CxrError } from '../errors';
 import { fsyncDir, removeStaleAtomicTemps, writeFileAtomic } from '../util/atomic';
+import { checkRunFolder, ensureOutDir } from '../util/paths';
 import type { ClipModel } from '../models/ClipModel';
 import type { TrainConfig } from './config';
 
@@ -410,11 +411,12 @@ function newestIntact(root: string): ResumeChoice {
  * Resolves a `--resume` value: `auto` → the newest intact checkpoint of the run folder, or null to start
  * fresh; a checkpoint folder → itself (E_CHECKPOINT when damaged: a named checkpoint is never swapped for
  * another); a run folder → its newest intact checkpoint. Damaged newer checkpoints are passed over with
- * a warning each. E_CHECKPOINT when nothing intact is there.
+ * a warning each. E_CHECKPOINT when nothing intact is there; E_IO when the path (or the run folder of
+ * `auto`) is a file.
  */
 export function resolveResumeChoice(spec: string, outDir: string | null): ResumeChoice {
-  if (spec === 'auto') return outDir ? newestIntact(path.join(outDir, 'checkpoints')) : { dir: null, warnings: [] };
-  const abs = path.resolve(spec);
+  if (spec === 'auto') return outDir ? newestIntact(path.join(ensureOutDir(outDir, 'outDir'), 'checkpoints')) : { dir: null, warnings: [] };
+  const abs = checkRunFolder(spec, '--resume');
   if (isCheckpointDir(abs) || (/^step-\d+$/.test(path.basename(abs)) && fs.existsSync(abs))) {
     const p = checkpointProblem(abs);
     if (p !== null) throw new CxrError('E_CHECKPOINT', `--resume ${spec}: the checkpoint is damaged: ${p}`, { path: abs });

@@ -10,9 +10,9 @@
  */
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { cloneJson, isPlainObject, mergeLayer, readLayerFile } from '../util/layers';
-import { LOG_SINKS, OPAQUE_PATHS, checkSchemaFields, configFail, getPath, schemaDefaults, type SchemaConfig } from './schema';
-export { TRAIN_SCHEMA, schemaFlags, type OptionSpec, type SchemaFlag } from './schema';
+import { checkExpandedSize, cloneJson, isPlainObject, mergeLayer, readLayerFile } from '../util/layers';
+import { CONFIG_BOUNDS, LOG_SINKS, OPAQUE_PATHS, checkSchemaFields, configFail, getPath, schemaDefaults, type SchemaConfig } from './schema';
+export { CONFIG_BOUNDS, TRAIN_SCHEMA, schemaFlags, type OptionSpec, type SchemaFlag } from './schema';
 
 /**
  * The whole training configuration, derived from the descriptor table {@link TRAIN_SCHEMA} (lib/train/schema.ts),
@@ -72,12 +72,14 @@ export function readConfigFile(file: string): PartialTrainConfig {
  * `[0.8, 1]`), so flags and files accept the same spellings.
  */
 export function overridesToConfig(pairs: Record<string, string | number | boolean | null>): PartialTrainConfig {
-  const out: Record<string, unknown> = {};
+  // Null-prototype nodes: a dotted key such as `__proto__.x` or `constructor.x` names a key (refused later as
+  // unknown), never an object's prototype.
+  const out: Record<string, unknown> = Object.create(null);
   for (const [dotted, raw] of Object.entries(pairs)) {
     const parts = dotted.split('.');
     let node = out;
     for (const p of parts.slice(0, -1)) {
-      if (!isObject(node[p])) node[p] = {};
+      if (!isObject(node[p])) node[p] = Object.create(null);
       node = node[p] as Record<string, unknown>;
     }
     let v: unknown = raw;
@@ -88,6 +90,7 @@ export function overridesToConfig(pairs: Record<string, string | number | boolea
         v = raw;
       }
       if (v === undefined) v = raw;
+      checkExpandedSize(v, `--set ${dotted}`);
     }
     node[parts[parts.length - 1]] = v;
   }
@@ -102,6 +105,9 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   normalizeLog(c);
   checkSchemaFields(c);
   if (c.data.dataset !== 'synthetic' && c.data.root === null) configFail('data.root', `is required for dataset "${c.data.dataset}"`);
+  const px = c.data.synthetic.n * c.data.synthetic.size ** 2;
+  if (c.data.dataset === 'synthetic' && px > CONFIG_BOUNDS.syntheticPixels.max)
+    configFail('data.synthetic.n', `times data.synthetic.size² must be at most ${CONFIG_BOUNDS.syntheticPixels.max} (${CONFIG_BOUNDS.syntheticPixels.why}), got ${px}`);
   if (c.data.trainSplit === c.data.valSplit) configFail('data.valSplit', 'must differ from data.trainSplit');
   if (c.text.mode === 'k' && !(Number.isInteger(c.text.k) && (c.text.k as number) >= 1))
     configFail('text.k', `must be an integer >= 1, got ${JSON.stringify(c.text.k)}`);

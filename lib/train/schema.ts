@@ -7,6 +7,7 @@
  * defaults; they do not define their own copies of them.
  */
 import { CxrError } from '../errors';
+import { availableCores } from '../util/limits';
 import type { AugmentOptions, Geometry } from '../data/images';
 import type { Split } from '../data/sample';
 import { OPTIMIZER_DEFAULTS } from '../models/defaults';
@@ -36,9 +37,21 @@ export function configFail(key: string, msg: string): never {
 }
 
 type Extra = { reason: string; describe: string; flag?: string };
+type IntExtra = Extra & { bound?: Bound };
 
-function checkInt(v: unknown, key: string, min: number): void {
+/** An upper bound of a count: a number, or one computed when checked (the machine's cores), with why. */
+export interface Bound {
+  readonly max: number | (() => number);
+  /** Why the bound (shown in the error), e.g. "the cores available to this process". */
+  readonly why: string;
+}
+
+function checkInt(v: unknown, key: string, min: number, bound?: Bound): void {
   if (!Number.isInteger(v) || (v as number) < min) configFail(key, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  if (bound) {
+    const max = typeof bound.max === 'function' ? bound.max() : bound.max;
+    if ((v as number) > max) configFail(key, `must be at most ${max} (${bound.why}), got ${JSON.stringify(v)}`);
+  }
 }
 function checkNum(v: unknown, key: string, lo: number, hi: number, loOpen: boolean): void {
   if (typeof v !== 'number' || !Number.isFinite(v) || (loOpen ? v <= lo : v < lo) || v > hi)
@@ -54,14 +67,16 @@ function checkOneOf(v: unknown, key: string, allowed: readonly unknown[]): void 
 
 /** Builders of option descriptors, one per kind of value. */
 export const opt = {
-  /** An integer >= min. */
-  int: (d: number, min: number, x: Extra): OptionSpec<number> => ({ default: d, ...x, check: (v, k) => checkInt(v, k, min) }),
-  /** An integer >= min, or null. */
-  intOrNull: (d: number | null, min: number, x: Extra): OptionSpec<number | null> => ({
-    default: d,
-    ...x,
-    check: (v, k) => v === null || checkInt(v, k, min),
-  }),
+  /** An integer >= min (and <= its bound, when it has one). */
+  int: (d: number, min: number, x: IntExtra): OptionSpec<number> => {
+    const { bound, ...rest } = x;
+    return { default: d, ...rest, check: (v, k) => checkInt(v, k, min, bound) };
+  },
+  /** An integer >= min (and <= its bound, when it has one), or null. */
+  intOrNull: (d: number | null, min: number, x: IntExtra): OptionSpec<number | null> => {
+    const { bound, ...rest } = x;
+    return { default: d, ...rest, check: (v, k) => v === null || checkInt(v, k, min, bound) };
+  },
   /** A finite number in [lo, hi] (or (lo, hi] with loOpen). */
   num: (d: number, lo: number, hi: number, x: Extra & { loOpen?: boolean }): OptionSpec<number> => {
     const { loOpen = false, ...rest } = x;
@@ -92,6 +107,32 @@ export const opt = {
   /** Anything else: its own check. */
   custom: <T>(d: T, check: (v: unknown, path: string) => void, x: Extra & { opaque?: boolean }): OptionSpec<T> => ({ default: d, ...x, check }),
 };
+
+/**
+ * Upper bounds of the count-like options whose unbounded values exhaust the machine before any work is
+ * done (threads, image buffers, batches): each is far above any real run.
+ */
+export const CONFIG_BOUNDS = {
+  /** libtorch and decoder threads: more than the cores only adds contention. */
+  cores: { max: availableCores, why: 'the cores available to this process' },
+  /** Decoder worker threads: they also wait on storage, so twice the cores (at least 16), never thousands. */
+  workers: { max: () => Math.max(16, 2 * availableCores()), why: 'twice the cores available to this process, at least 16' },
+  /** Pairs per micro-batch: CLIP's own global batch was 32768. */
+  batch: { max: 65536, why: "twice CLIP's global batch of 32768" },
+  /** Micro-batches per step. */
+  accum: { max: 4096, why: 'an effective batch of millions' },
+  /** Images per encode batch. */
+  evalBatch: { max: 8192, why: 'one encode call' },
+  /** Input image side in pixels (the registry's largest model takes 336). */
+  imageSize: { max: 4096, why: 'an input of 16.7 megapixels per image' },
+  /** Synthetic studies generated in memory. */
+  syntheticN: { max: 1_000_000, why: 'studies held in memory' },
+  /** Synthetic image side. */
+  syntheticSize: { max: 1024, why: 'one megapixel per synthetic image' },
+  /** Synthetic pixels in all (n × size², float32 in memory): 4 GB. */
+  syntheticPixels: { max: 1_000_000_000, why: 'synthetic pixels held in memory as float32, 4 GB' },
+} as const satisfies Record<string, Bound>;
+const B = CONFIG_BOUNDS;
 
 const SPLITS = ['train', 'validate', 'test'] as const satisfies readonly Split[];
 /** Files a run can log to (`log.to`). */
@@ -145,17 +186,18 @@ export const TRAIN_SCHEMA = {
     describe: 'Split used for validation (loss + zero-shot AUROC)',
   }),
   'data.synthetic.n': opt.int(2000, 10, {
+    bound: B.syntheticN,
     reason: '~1600 training pairs: enough for the tiny model to learn the findings',
     describe: 'Synthetic studies generated (dataset synthetic)',
   }),
-  'data.synthetic.size': opt.int(32, 16, { reason: "matches test-vit's 32 px input, so no resize", describe: 'Synthetic image side in pixels' }),
+  'data.synthetic.size': opt.int(32, 16, { bound: B.syntheticSize, reason: "matches test-vit's 32 px input, so no resize", describe: 'Synthetic image side in pixels' }),
   'data.synthetic.seed': opt.int(0, 0, { reason: 'reproducible data', describe: 'Seed of the synthetic generator' }),
   'data.synthetic.findingStrength': opt.num(1, 0, 2, {
     loOpen: true,
     reason: 'the standard difficulty',
     describe: 'Visibility of findings in the synthetic pictures',
   }),
-  'data.imageSize': opt.intOrNull(null, 8, { reason: "follow the model's input size", describe: "Input side in pixels; null: the model's image size", flag: 'image-size' }),
+  'data.imageSize': opt.intOrNull(null, 8, { bound: B.imageSize, reason: "follow the model's input size", describe: "Input side in pixels; null: the model's image size", flag: 'image-size' }),
   'data.geometry': opt.oneOf(['pad', 'crop', 'stretch'] as const satisfies readonly Geometry[], 'pad', {
     reason: "CheXzero's aspect-preserving resize + zero pad keeps the whole chest",
     describe: 'pad (CheXzero) | crop (CLIP) | stretch',
@@ -180,6 +222,7 @@ export const TRAIN_SCHEMA = {
     flag: 'pixels',
   }),
   'data.workers': opt.int(2, 0, {
+    bound: B.workers,
     reason: 'two decoder threads saturate 2 cores without starving the train step',
     describe: 'Decoder worker threads for image files (ignored for in-memory data)',
     flag: 'workers',
@@ -274,11 +317,13 @@ export const TRAIN_SCHEMA = {
     describe: 'The cosine decays to minLrRatio × lr',
   }),
   batchSize: opt.int(32, 1, {
+    bound: B.batch,
     reason: 'large enough for contrastive negatives, small enough for ~5 steps/s on CPU',
     describe: 'Pairs per micro-batch over all processes (each of N processes loads batchSize / N)',
     flag: 'batch-size',
   }),
   accumSteps: opt.int(1, 1, {
+    bound: B.accum,
     reason: 'one micro-batch per step unless a larger effective batch is wanted',
     describe: 'Micro-batches per step (loss over the full accumulated batch, feature-cached)',
     flag: 'accum-steps',
@@ -311,7 +356,12 @@ export const TRAIN_SCHEMA = {
     describe: 'fp32 | bf16 (CUDA autocast; master weights stay float32)',
     flag: 'precision',
   }),
-  threads: opt.intOrNull(null, 1, { reason: 'physical cores', describe: 'libtorch intra-op threads; null: physical cores (or CXR_THREADS)', flag: 'threads' }),
+  threads: opt.intOrNull(null, 1, {
+    bound: B.cores,
+    reason: 'physical cores',
+    describe: 'libtorch intra-op threads (at most the available cores); null: physical cores (or CXR_THREADS)',
+    flag: 'threads',
+  }),
   seed: opt.int(0, 0, { reason: 'reproducible runs', describe: 'Seed of weights, shuffling, augmentation and sentence sampling', flag: 'seed' }),
   'eval.everySteps': opt.int(100, 0, {
     reason: 'five validations in the default run: a visible learning curve',
@@ -323,7 +373,7 @@ export const TRAIN_SCHEMA = {
     reason: 'CheXzero protocol prompts ("{label}" vs "no {label}")',
     describe: 'Zero-shot prompt set: a built-in name or a JSON/YAML file',
   }),
-  'eval.batchSize': opt.int(64, 2, { reason: 'encode batches: fast without much memory', describe: 'Images per encode / validation-loss batch' }),
+  'eval.batchSize': opt.int(64, 2, { bound: B.evalBatch, reason: 'encode batches: fast without much memory', describe: 'Images per encode / validation-loss batch' }),
   'eval.maxSamples': opt.intOrNull(null, 2, { reason: 'validate on the whole split', describe: 'Use at most this many validation images; null: all' }),
   'checkpoint.everySteps': opt.int(100, 0, {
     reason: 'at most ~1 minute of work lost on a crash in the default run',

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
 import { opts, withOptions } from '../options';
+import { exitIfNothingUseful } from '../outcome';
 
 interface PredictArgs {
   checkpoint: string;
@@ -100,6 +101,7 @@ export const command: CommandModule<object, PredictArgs> = {
     if (started) bar!.stop();
     if (argv.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      exitIfNothingUseful('predict', r.nothingUseful);
       return;
     }
     if (!argv.quiet) {
@@ -112,5 +114,6 @@ export const command: CommandModule<object, PredictArgs> = {
       for (const s of r.skipped.slice(0, SHOW)) process.stderr.write(`  ${s.id}: ${s.reason}\n`);
       if (r.skipped.length > SHOW) process.stderr.write(`  ... and ${r.skipped.length - SHOW} more (--json lists them all)\n`);
     }
+    exitIfNothingUseful('predict', r.nothingUseful);
   },
 };

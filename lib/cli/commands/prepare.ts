@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { CxrError } from '../../errors';
 import { opts, withOptions } from '../options';
+import { exitIfNothingUseful } from '../outcome';
 
 function list(v: unknown): string[] | undefined {
   if (v === undefined || v === null || v === '') return undefined;
@@ -74,7 +75,7 @@ export const command: CommandModule = {
     const { prepareShards } = await import('../../jobs/prepare');
     const { formatIssues } = await import('../../data/manifest');
     const quiet = argv.quiet as boolean;
-    const { manifest, meta, elapsedMs } = await prepareShards({
+    const { manifest, meta, elapsedMs, nothingUseful } = await prepareShards({
       dataset,
       adapterOptions: {
         root: (argv.root as string | undefined) ?? '',
@@ -120,5 +121,6 @@ export const command: CommandModule = {
         `in ${(elapsedMs / 1000).toFixed(1)} s; ${manifest.issues.total} dataset issue(s), ${bad} image issue(s)\n`,
     );
     if (bad) process.stderr.write(formatIssues(meta.issues) + '\n');
+    exitIfNothingUseful('prepare', nothingUseful);
   },
 };

@@ -43,7 +43,7 @@ export const command: CommandModule = {
   handler: async (argv) => {
     const { configToYaml } = await import('../../train/config');
     const { launchTraining, planTraining, resolveRun } = await import('../../jobs/train');
-    const flags: Record<string, string> = {};
+    const flags: Record<string, string> = Object.create(null); // `--set __proto__=1` is a key (refused), not a prototype
     for (const f of FLAGS) if (argv[f.flag] !== undefined) flags[f.path] = String(argv[f.flag]);
     for (const kv of (argv.set as string[] | undefined) ?? []) {
       const i = kv.indexOf('=');

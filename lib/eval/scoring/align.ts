@@ -27,6 +27,15 @@ function parseScoreCell(v: string, src: string, row: number, col: string, binary
       label: col,
     });
   }
+  if (!binary && !(x >= 0 && x <= 1)) {
+    // Thresholds and calibration are probabilities: an infinite or out-of-range score is a broken input
+    // (logits or a unit mix-up), not a score to rank silently.
+    throw new CxrError('E_DATA', `${src}: row ${row + 1}, label ${JSON.stringify(col)}: prediction ${JSON.stringify(v)} is not a probability in [0, 1]`, {
+      source: src,
+      row: row + 1,
+      label: col,
+    });
+  }
   if (binary && x !== 0 && x !== 1) {
     throw new CxrError(
       'E_DATA',

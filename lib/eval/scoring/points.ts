@@ -49,12 +49,10 @@ export function pointEstimates(input: ScoreTablesInput, aligned: AlignedInputs, 
   const cuts: number[] = [];
   const readerSorted: SortedLabel[][] = readerAligns.map(() => []);
   const readerCuts: number[][] = readerAligns.map(() => []);
-  let outside = 0;
 
   for (const label of labels) {
     const y = truthColumn(truth, label);
     const s = scoreColumn(pred, label, predAlign, binary, 'the predictions');
-    for (const v of s) if (v < 0 || v > 1) outside++;
     // Parse every reader column even for labels skipped below, so that bad reads are never silently ignored.
     const readerScores = readerAligns.map((a, ri) => scoreColumn(input.readers![ri].table, label, a, true, `reader ${input.readers![ri].name}`));
     let threshold = fixedThreshold;
@@ -114,7 +112,6 @@ export function pointEstimates(input: ScoreTablesInput, aligned: AlignedInputs, 
       readerCuts[ri].push(cutIndex(rsl, 0.5));
     });
   }
-  if (!binary && outside > 0) warnings.push(`${outside} prediction(s) outside [0, 1]: treated as scores; thresholds are on the same scale`);
   if (!valAlign && !binary) {
     warnings.push(`no validation split: F1/MCC use the fixed threshold ${fixedThreshold} (thresholds are never tuned on the test split)`);
   }

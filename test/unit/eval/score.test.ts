@@ -193,11 +193,9 @@ describe('bad input', () => {
     expect(codeOf(() => scoreTables({ truth, pred: frac }, { binary: true, bootstrap: 0 })).message).toMatch(/not 0 or 1/);
     const badTruth = table('truth.csv', truth.header, [['a', '2', '0'], ...truth.rows.slice(1)]);
     expect(codeOf(() => scoreTables({ truth: badTruth, pred }, { bootstrap: 0 })).message).toMatch(/truth "2" is not 1, 0, -1/);
-    // scores outside [0, 1] are allowed in score mode, with a warning
-    const logits = table('pred.csv', pred.header, [['a', '3.1', '-2'], ['b', '-1', '2'], ['c', '0.7', '0.6'], ['d', '0.1', '0.3']]);
-    const r = scoreTables({ truth, pred: logits }, { bootstrap: 0 });
-    expect(r.labels.A.auroc).toBe(1);
-    expect(r.warnings.join(' ')).toMatch(/outside \[0, 1\]/);
+    // predictions are probabilities: logits, infinities and other values outside [0, 1] are refused, naming the row
+    const logits = table('pred.csv', pred.header, [['a', '0.2', '0.1'], ['b', '-1', '2'], ['c', '0.7', '0.6'], ['d', '0.1', '0.3']]);
+    expect(codeOf(() => scoreTables({ truth, pred: logits }, { bootstrap: 0 })).message).toMatch(/row 2, label "A": prediction "-1" is not a probability in \[0, 1\]/);
   });
 
   test('option errors are E_CONFIG', () => {
