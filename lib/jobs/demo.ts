@@ -67,6 +67,8 @@ export interface DemoOptions {
    * e.g. `jsonl,tensorboard`: TensorBoard event files in `<outDir>/run/tensorboard`). Default: its default.
    */
   logTo?: string | readonly string[];
+  /** Training batches as float32 or as uint8 normalised on the device (the training config's `data.pixels`). Default: its default. */
+  pixels?: 'float32' | 'uint8';
   /** Stage lines ("[1/4] ...") and progress, on stderr unless given. */
   onStage?: (text: string) => void;
   /** Aborting stops training after the current step; the checkpoint so far is still evaluated. */
@@ -182,7 +184,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       config: {
         outDir: runDir,
         model: { name: modelName },
-        data: { dataset: 'mimic-cxr', root: dataDir, trainSplit: 'train', valSplit: 'validate' },
+        data: { dataset: 'mimic-cxr', root: dataDir, trainSplit: 'train', valSplit: 'validate', ...(o.pixels !== undefined ? { pixels: o.pixels } : {}) },
         loss: { kind: 'relaxed', alpha: o.alpha },
         optimizer: { lr: o.lr },
         // ~10% warm-up, as the default job; short runs (tests) still get a warm-up.
@@ -310,7 +312,7 @@ export function f4(v: number | null | undefined): string {
   return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : 'n/a';
 }
 
-function checkOptions(o: Required<Omit<DemoOptions, 'onStage' | 'signal' | 'threads' | 'logTo'>> & { threads: number | null }): void {
+function checkOptions(o: Required<Omit<DemoOptions, 'onStage' | 'signal' | 'threads' | 'logTo' | 'pixels'>> & { threads: number | null }): void {
   const int = (v: number, name: string, min: number) => {
     if (!Number.isInteger(v) || v < min) throw new CxrError('E_CONFIG', `--${name} must be an integer >= ${min}, got ${v}`);
   };

@@ -30,7 +30,7 @@ function dataset(index: string | Buffer, name = 'index.csv', k = 3): string {
 }
 
 function prepareArgs(root: string, file = 'index.csv'): string[] {
-  return ['prepare', '--dataset', 'csv', '--root', root, '--file', file, '--image-col', 'image', '--text-col', 'report', '--out', path.join(root, 'out'), '--size', '16', '--quiet'];
+  return ['prepare', '--dataset', 'csv', '--root', root, '--csv', file, '--image-col', 'image', '--text-col', 'report', '--out', path.join(root, 'out'), '--image-size', '16', '--quiet'];
 }
 
 async function rejectsWith(p: Promise<unknown>, code: string): Promise<CxrError> {

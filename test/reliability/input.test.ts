@@ -368,7 +368,7 @@ describe('4. output and run folders that are files', () => {
   });
 
   test('prepare --out FILE and convert --out FILE: E_IO', async () => {
-    expect(await cliFails(['prepare', '--dataset', 'csv', '--root', tmp, '--file', 'x.csv', '--image-col', 'p', '--out', file], 'E_IO')).toContain('is a file');
+    expect(await cliFails(['prepare', '--dataset', 'csv', '--root', tmp, '--csv', 'x.csv', '--image-col', 'p', '--out', file], 'E_IO')).toContain('is a file');
     const model = path.join(tmp, 'conv-model');
     const m = ClipModel.create('test-vit', { device: 'cpu', seed: 1 });
     m.save(model);
@@ -461,7 +461,7 @@ describe('7. score inputs', () => {
     fs.writeFileSync(pred, 'id,A\na,0.9\nb,0.1\nc,0.8\nd,0.2\n');
     for (const t of [2, -0.5, Number.NaN])
       await rejectsFast(() => scoreTables({ truth: readCsvTable(truth), pred: readCsvTable(pred) }, { bootstrap: 0, threshold: t }), 'E_CONFIG', 500);
-    expect(await cliFails(['score', '--truth', truth, '--pred', pred, '--threshold', '2', '--bootstrap', '0'], 'E_CONFIG', 2)).toMatch(/threshold must be a probability in \[0, 1\]/);
+    expect(await cliFails(['score', '--truth', truth, '--pred', pred, '--threshold', '2', '--bootstrap', '0'], 'E_CONFIG', 2)).toMatch(/threshold must be a (probability|number) in \[0, 1\]/);
     const ok = await runCli(['score', '--truth', truth, '--pred', pred, '--threshold', '1', '--bootstrap', '0', '--json']);
     expect(ok.code).toBe(0);
   });
@@ -495,7 +495,7 @@ describe('8. nothing useful → exit 1', () => {
     fs.mkdirSync(root, { recursive: true });
     fs.writeFileSync(path.join(root, 'index.csv'), 'path,text\nmissing1.png,no effusion\nmissing2.png,effusion\n');
     const out = path.join(tmp, 'bad-shards');
-    const r = await runCli(['prepare', '--dataset', 'csv', '--root', root, '--file', 'index.csv', '--image-col', 'path', '--text-col', 'text', '--out', out, '--size', '16', '--quiet']);
+    const r = await runCli(['prepare', '--dataset', 'csv', '--root', root, '--csv', 'index.csv', '--image-col', 'path', '--text-col', 'text', '--out', out, '--image-size', '16', '--quiet']);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/cxr-train prepare: nothing produced/);
     expect(fs.existsSync(out)).toBe(false);

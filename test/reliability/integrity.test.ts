@@ -140,7 +140,7 @@ describe('shards', () => {
   test('prepare through the CLI reports the rewritten shard in its summary', async () => {
     const root = manifest.root;
     const out = newDir('cli-shards');
-    const args = ['prepare', '--dataset', 'mimic-cxr', '--root', root, '--out', out, '--size', '16', '--shard-size', '5', '--quiet'];
+    const args = ['prepare', '--dataset', 'mimic-cxr', '--root', root, '--out', out, '--image-size', '16', '--shard-size', '5', '--quiet'];
     expect((await runCli(args)).code).toBe(0);
     flipByte(path.join(out, 'shard-00000.bin'));
     const r = await runCli(args);

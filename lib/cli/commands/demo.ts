@@ -44,6 +44,7 @@ interface DemoArgs {
   json: boolean;
   quiet: boolean;
   'log-to'?: string;
+  pixels?: 'float32' | 'uint8';
 }
 
 /** `cxr-train demo`: synthetic data → fine-tune test-vit → zero-shot evaluation on the held-out test split. */
@@ -66,6 +67,7 @@ export const command: CommandModule<object, DemoArgs> = {
       .option('lr', { type: 'number', describe: `Peak learning rate (default ${DEMO_DEFAULTS.lr})` })
       .option('alpha', { type: 'number', describe: `Relaxed-loss threshold α in (0, 1] (default ${DEMO_DEFAULTS.alpha}; 1 = plain CLIP loss)` })
       .option('eval-every', { type: 'number', describe: `Validate and maybe keep a new best checkpoint every N steps (default ${DEMO_DEFAULTS.evalEvery})` })
+      .option('pixels', { type: 'string', choices: ['float32', 'uint8'], describe: 'Training batches: float32, or uint8 normalised on the device (as train --pixels)' })
       .option('log-to', { type: 'string', describe: 'Files the training run logs to, as train --log-to: jsonl, tensorboard (run/tensorboard/), e.g. jsonl,tensorboard' })
       .example('$0 demo', 'Everything with the defaults: a few minutes on 2 CPU cores, ends with per-label AUROC and the report card path')
       .example('$0 demo --steps 200 --out runs/quick-demo', 'A quicker, weaker run in a chosen folder')
@@ -91,6 +93,7 @@ export const command: CommandModule<object, DemoArgs> = {
           threads: argv.threads ?? null,
           log: argv.quiet ? 'none' : argv.json ? 'plain' : 'auto',
           logTo: argv['log-to'],
+          pixels: argv.pixels,
           onStage: argv.quiet ? () => undefined : (s) => process.stderr.write(s + '\n'),
           signal,
         }),
