@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import type { DoctorCheck, DoctorReport } from '../../jobs/doctor';
+import { opts, withOptions } from '../options';
 
 const MARK: Record<DoctorCheck['status'], [string, string]> = {
   ok: ['✓', 'ok  '],
@@ -28,9 +29,9 @@ export const command: CommandModule = {
   command: 'doctor',
   describe: 'Check the install: libtorch, BLAS and a matmul rate, CUDA/cuDNN, threads, sharp/libvips, Gloo/NCCL, run folder; with fixes',
   builder: (y) =>
-    y
-      .option('json', { type: 'boolean', default: false, describe: 'Print the checks as JSON' })
-      .option('out', { type: 'string', describe: 'Run folder whose write access is checked (default runs/)' }),
+    withOptions(y, [opts.json({ describe: 'Print the checks as JSON' }), opts.out({ describe: 'Run folder whose write access is checked (default runs/)' })])
+      .example('$0 doctor', 'One line per check, with the fix under any that fails')
+      .example('$0 doctor --json --out /data/runs', 'The checks as JSON, write access checked in /data/runs'),
   handler: async (argv) => {
     const { runDoctor } = await import('../../jobs/doctor');
     const r = await runDoctor({ runDir: argv.out as string | undefined });

@@ -57,7 +57,9 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   if (!info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 1)
     throw_error(env, "E_CONFIG", "threads must be an integer >= 1");
-  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  const int n = info[0].As<Napi::Number>().Int32Value();
+  at::set_num_threads(n);
+  set_worker_threads(n);
   return env.Undefined();
 }
 

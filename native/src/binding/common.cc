@@ -1,5 +1,8 @@
 #include "common.h"
 
+#include <ATen/Parallel.h>
+
+#include <atomic>
 #include <cmath>
 
 #include <new>
@@ -45,9 +48,17 @@ PromiseWorker::PromiseWorker(Napi::Env env, std::function<void()> run, std::func
     : Napi::AsyncWorker(env, "cxr-train"), deferred_(Napi::Promise::Deferred::New(env)), run_(std::move(run)),
       pack_(std::move(pack)), done_(std::move(done)) {}
 
+namespace {
+std::atomic<int> g_worker_threads{0};
+}  // namespace
+
+void set_worker_threads(int n) { g_worker_threads.store(n); }
+
 void PromiseWorker::Execute() {
   // Nothing may escape Execute(): an exception here would abort the process.
   try {
+    const int want = g_worker_threads.load();
+    if (want > 0 && at::get_num_threads() != want) at::set_num_threads(want);
     run_();
   } catch (...) {
     err_ = classify_current_exception();

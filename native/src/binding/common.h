@@ -34,6 +34,13 @@ ErrorInfo classify_current_exception();
 Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
 [[noreturn]] void throw_error(Napi::Env env, const std::string& code, const std::string& message);
 
+// The intra-op thread count every worker call runs with. libtorch keeps it per OS thread (OpenMP's
+// nthreads ICV, initialised once on a thread's first parallel op), so a count set later on the JS thread
+// would not reach libuv threads that already ran torch work: each call re-applies it where it differs,
+// or a step could run with another count than the one before it and results would stop being bit-exact.
+// Process-wide by nature (libtorch's own setting is), hence a process-wide value rather than AddonData.
+void set_worker_threads(int n);
+
 // Runs `run` on a libuv worker thread; resolves with `pack(env)` or rejects with a coded error.
 class PromiseWorker : public Napi::AsyncWorker {
  public:
