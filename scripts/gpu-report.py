@@ -159,23 +159,25 @@ def main():
         n, p, q = r.get("native"), r.get("pytorch"), r.get("native_over_pytorch", {})
         nm = f"{fmt(n['ms']['forward_incl_loss'])} / {fmt(n['ms']['backward'])} / {fmt(n['ms']['optimizer'])}" if n else "n/a"
         pm = f"{fmt(p['ms']['forward_incl_loss'])} / {fmt(p['ms']['backward'])} / {fmt(p['ms']['optimizer'])}" if p else "n/a"
+        # Comparable peaks: the CUDA allocator's on both sides, else both processes' RSS peaks.
+        same = n and p and n["peak_kind"] == p["peak_kind"]
+        pn = n and (n["peak_bytes"] if same else n["rss_peak_bytes"])
+        pp = p and (p["peak_bytes"] if same else p["rss_peak_bytes"])
         md.append(f"| {r['model']} b{r['batch']} {r['precision']} {r['device']} | {r['status']} | "
                   f"{fmt(n and n['img_per_s'])} | {fmt(p and p['img_per_s'])} | {fmt(q.get('img_per_s'), 2)} | {nm} | {pm} | "
-                  f"{fmt(n and n['tflops'], 3)} | {fmt(p and p['tflops'], 3)} | {mib(n and n['peak_bytes'])} | "
-                  f"{mib(p and p['peak_bytes'])} | {fmt(r.get('flops_per_step', 0) / 1e9 if r.get('flops_per_step') else None)} |")
-    kinds = sorted({(x["native"]["peak_kind"], x["pytorch"]["peak_kind"]) for x in rows if x.get("native") and x.get("pytorch")})
-    for nk, pk in kinds:
-        md.append(f"\nPeak memory: native = {nk}; PyTorch = {pk}.")
+                  f"{fmt(n and n['tflops'], 3)} | {fmt(p and p['tflops'], 3)} | {mib(pn)} | {mib(pp)} | {fmt(r.get('flops_per_step', 0) / 1e9 if r.get('flops_per_step') else None)} |")
+    md.append("\nPeak memory: on CUDA the caching allocator's peak allocated bytes over the timed steps on both sides; "
+              "on CPU both processes' RSS peaks (whole lifetime); the native CPU tensor-storage peak is in the detail table.")
     extra = [r for r in rows if r.get("native")]
     if extra:
         md += ["", "Native detail (ms, medians): input = checks + copy to the device; loss fwd/bwd timed alone on "
-               "(B, embed_dim) embeddings.", "", "| row | total | input | loss fwd | loss bwd | RSS peak MiB native / PyTorch "
-               "| loss first→last native / PyTorch |", "|---|---|---|---|---|---|---|"]
+               "(B, embed_dim) embeddings.", "", "| row | total | input | loss fwd | loss bwd | native peak MiB (kind) | RSS peak MiB native / PyTorch "
+               "| loss first→last native / PyTorch |", "|---|---|---|---|---|---|---|---|"]
         for r in extra:
             n, p = r["native"], r.get("pytorch") or {}
             md.append(f"| {r['id']} | {fmt(n['ms']['total'])} | {fmt(n['ms']['input'], 2)} | "
                       f"{fmt(n['ms']['loss_forward_alone'], 2)} | {fmt(n['ms']['loss_backward_alone'], 2)} | "
-                      f"{mib(n['rss_peak_bytes'])} / {mib(p.get('rss_peak_bytes'))} | "
+                      f"{mib(n['peak_bytes'])} ({n['peak_kind']}) | {mib(n['rss_peak_bytes'])} / {mib(p.get('rss_peak_bytes'))} | "
                       f"{fmt(n['loss_first'], 3)}→{fmt(n['loss_last'], 3)} / {fmt(p.get('loss_first'), 3)}→{fmt(p.get('loss_last'), 3)} |")
     lb = report["loss_bench"]
     if lb:
