@@ -100,23 +100,31 @@ configure() {
   cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCXR_BUILD_TESTS=ON -DCXR_WITH_CUDA="$1" \
     -DTorch_DIR="$torch_dir"
 }
+build_ok=1
 if [[ $cuda == 1 ]]; then
   if stage configure "$out/configure.log" configure ON; then
     with_cuda=ON
   else
     cuda_build_note="configure with CXR_WITH_CUDA=ON failed (configure.log); built without the project's CUDA kernels"
     log "$cuda_build_note"
-    stage configure-cpu-kernels "$out/configure-nocuda.log" configure OFF || exit 2
+    stage configure-without-kernels "$out/configure-nocuda.log" configure OFF || build_ok=0
   fi
 else
-  stage configure "$out/configure.log" configure OFF || exit 2
+  stage configure "$out/configure.log" configure OFF || build_ok=0
 fi
 tests=()
 for f in "$root"/native/test/*_test.cc; do tests+=("$(basename "$f" .cc)"); done
-stage build "$out/build.log" ninja -C "$build" -j"$(nproc)" cxr_core "${tests[@]}" loss_bench step_bench || {
-  tail -n 30 "$out/build.log" >&2
+if [[ $build_ok == 1 ]]; then
+  stage build "$out/build.log" ninja -C "$build" -j"$(nproc)" cxr_core "${tests[@]}" loss_bench step_bench || build_ok=0
+fi
+if [[ $build_ok == 0 ]]; then
+  # Still a report: the stages table says which step failed; the logs are beside it.
+  for f in "$out/configure.log" "$out/configure-nocuda.log" "$out/build.log"; do [[ -f $f ]] && tail -n 30 "$f" >&2; done
+  printf '%s\t%s\t%s\t%s\n' total "$(($(date +%s) - t_start))" 2 - >>"$stages"
+  "$python" "$root/scripts/gpu-report.py" "$out" "$root" "$with_cuda" 2 "$threads" "$budget" "configure or build failed; ${cuda_build_note}"
+  log "configure or build failed: $out/gpu-report.md"
   exit 2
-}
+fi
 
 # ---- C++ tests ----
 ctest_rc=0
