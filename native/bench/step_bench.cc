@@ -45,6 +45,9 @@
 //   loss: logits 2·B²·E per step.
 // Cross-check: ViT-B/32's image tower at 224² is 8.82 GFLOPs (4.41 GMACs) forward per image; open_clip's
 // model profile lists 4.41 "GFLOPs" for it, counted by fvcore, which counts one multiply-add as one.
+// RN50's convolutions come to 10.73 GFLOPs per 224² image, equal to a count taken with forward hooks on every
+// Conv2d of bench/reference/clip_torch.py's model; with the attention pool the tower is 11.59 GFLOPs. The
+// text tower at L = 77 is 5.96 GFLOPs per sequence.
 // bench/reference/clip_torch.py documents the same formula; scripts/gpu-check.sh divides this bench's
 // flops_per_step by each side's step time, so both TFLOP/s figures use one count.
 #include <ATen/Parallel.h>
