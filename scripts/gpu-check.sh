@@ -74,10 +74,11 @@ if info["cuda_available"]:
 print(json.dumps(info))
 EOF
 cuda=$("$python" -c 'import json,sys; print("1" if json.load(open(sys.argv[1]))["cuda_available"] else "0")' "$out/torch-info.json")
-log "python $python; torch $("$python" -c 'import torch; print(torch.__version__)'); CUDA available: $([[ $cuda == 1 ]] && echo yes || echo no); threads $threads"
+info() { "$python" -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' "$out/torch-info.json" "$1"; }
+log "python $python; torch $(info torch); CUDA available: $([[ $cuda == 1 ]] && echo "yes ($(info gpu))" || echo no); threads $threads"
 
 torch_dir=""
-prefix=$("$python" -c 'import torch; print(getattr(torch.utils, "cmake_prefix_path", "") or "")' 2>/dev/null)
+prefix=$(info cmake_prefix_path)
 for d in "$prefix/Torch" "${Torch_DIR:-}" "${LIBTORCH:+$LIBTORCH/share/cmake/Torch}" /usr/lib/x86_64-linux-gnu/cmake/Torch \
   /usr/lib/aarch64-linux-gnu/cmake/Torch /usr/lib/cmake/Torch /usr/share/cmake/Torch /usr/local/share/cmake/Torch; do
   if [[ -n "$d" && -f "$d/TorchConfig.cmake" ]]; then torch_dir="$d"; break; fi
