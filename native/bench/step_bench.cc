@@ -69,9 +69,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cxr/engine.h"
@@ -85,31 +87,46 @@ using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 // ---- CPU: counting allocator (peak bytes of live tensor storage) ----
+// Unlike loss_bench's wrapper, data and context stay the same pointer (sizes kept in a map): some libtorch
+// paths the train step takes (raw_allocate) assert that a CPU DataPtr is a plain pointer.
 std::atomic<int64_t> g_cur{0}, g_peak{0};
-struct CountCtx {
-  c10::DataPtr orig;
-  size_t n;
-};
+std::mutex g_mu;
+std::unordered_map<void*, size_t>& g_sizes() {
+  static auto* m = new std::unordered_map<void*, size_t>();  // never destroyed: frees may come at exit
+  return *m;
+}
+c10::DeleterFnPtr g_base_delete = nullptr;
 class CountingAllocator final : public cxr::compat::AllocatorBase {
  public:
-  explicit CountingAllocator(c10::Allocator* base) : base_(base) {}
+  explicit CountingAllocator(c10::Allocator* base) : base_(base) { g_base_delete = base->raw_deleter(); }
   c10::DataPtr allocate_bytes(size_t n) const override {
-    c10::DataPtr d = base_->allocate(n);
-    void* data = d.get();
-    auto* ctx = new CountCtx{std::move(d), n};
+    void* p = base_->raw_allocate(n);
+    {
+      std::lock_guard<std::mutex> lk(g_mu);
+      g_sizes()[p] = n;
+    }
     int64_t now = g_cur.fetch_add(static_cast<int64_t>(n)) + static_cast<int64_t>(n);
     int64_t pk = g_peak.load();
     while (now > pk && !g_peak.compare_exchange_weak(pk, now)) {
     }
-    return {data, ctx, &CountingAllocator::free_ctx, c10::Device(c10::DeviceType::CPU)};
+    return {p, p, &CountingAllocator::free_counted, c10::Device(c10::DeviceType::CPU)};
   }
-  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  c10::DeleterFnPtr raw_deleter() const override { return &CountingAllocator::free_counted; }
 
  private:
-  static void free_ctx(void* p) {
-    auto* c = static_cast<CountCtx*>(p);
-    g_cur.fetch_sub(static_cast<int64_t>(c->n));
-    delete c;
+  static void free_counted(void* p) {
+    if (!p) return;
+    size_t n = 0;
+    {
+      std::lock_guard<std::mutex> lk(g_mu);
+      auto it = g_sizes().find(p);
+      if (it != g_sizes().end()) {
+        n = it->second;
+        g_sizes().erase(it);
+      }
+    }
+    g_cur.fetch_sub(static_cast<int64_t>(n));
+    g_base_delete(p);
   }
   c10::Allocator* base_;
 };
