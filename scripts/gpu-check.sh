@@ -102,6 +102,12 @@ configure() {
     -DTorch_DIR="$torch_dir"
 }
 build_ok=1
+# CMake finds nvcc on PATH or through CUDACXX; CUDA images often have it only in /usr/local/cuda/bin.
+if [[ $cuda == 1 && -z "${CUDACXX:-}" ]] && ! command -v nvcc >/dev/null 2>&1; then
+  for c in "${CUDA_HOME:-/nonexistent}/bin/nvcc" /usr/local/cuda/bin/nvcc; do
+    if [[ -x $c ]]; then export CUDACXX="$c"; break; fi
+  done
+fi
 if [[ $cuda == 1 ]]; then
   if stage configure "$out/configure.log" configure ON; then
     with_cuda=ON
@@ -173,7 +179,7 @@ row() {
   ((dt > slowest)) && slowest=$dt
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$status" "$model" "$dev" "$prec" "$batch" "$required" >>"$rows"
   if [[ $status != ok && $required == 1 ]]; then required_failed=1; fi
-  [[ -f "$out/step.$id.txt" ]] && sed -n 2p "$out/step.$id.txt"
+  [[ -f "$out/step.$id.txt" ]] && sed -n 3p "$out/step.$id.txt"
 }
 if [[ $cuda == 1 ]]; then
   row vitb32-b256-bf16 ViT-B-32 cuda:0 bf16 256 10 1
@@ -181,7 +187,7 @@ if [[ $cuda == 1 ]]; then
   row rn50-b256-bf16 RN50 cuda:0 bf16 256 10 0
   row vitb16-b256-bf16 ViT-B-16 cuda:0 bf16 256 10 0
 else
-  row testvit-b16-fp32 test-vit cpu fp32 16 5 1
+  row testvit-b16-fp32 test-vit cpu fp32 16 10 1
   row vitb32-b4-fp32 ViT-B-32 cpu fp32 4 3 0
 fi
 
