@@ -15,7 +15,8 @@
 # build.log, ctest.log, loss_bench.*, step.*.json, torch.*.json). Prints each stage's elapsed time.
 # Budget: CXR_GPU_CHECK_BUDGET_S (default 390 s, under 7 minutes with margin): optional rows are skipped once
 # the elapsed time plus the slowest row so far would pass it. Environment: PYTHON (python with torch),
-# CXR_BUILD_DIR (default OUTDIR/build; an existing one is reused incrementally), CXR_THREADS (default nproc).
+# CXR_BUILD_DIR (default OUTDIR/build; an existing one is reused incrementally), CXR_THREADS (default nproc),
+# CXR_CTEST_TIMEOUT_S (all of ctest, default 200), CXR_ROW_TIMEOUT_S (each side of a bench row, default 150).
 # Exit status: 0 ok; 1 ctest failed; 2 configure or build failed; 3 a required bench row failed.
 set -uo pipefail
 
@@ -135,17 +136,20 @@ fi
 
 # ---- C++ tests ----
 ctest_rc=0
-stage ctest "$out/ctest.log" ctest --test-dir "$build" --output-on-failure --timeout 240 || ctest_rc=1
+# Bounded, so that a hanging test cannot eat the machine's time (a timeout counts as a failure).
+stage ctest "$out/ctest.log" timeout "${CXR_CTEST_TIMEOUT_S:-200}" ctest --test-dir "$build" --output-on-failure --timeout 150 ||
+  ctest_rc=1
 grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -n 1
 
 # ---- loss bench (CPU only: it times the CPU kernels with a counting CPU allocator) ----
 if [[ $cuda == 1 ]]; then sizes=256,1024,4096; else sizes=64,256,1024; fi
-stage loss_bench "$out/loss_bench.txt" "$build/loss_bench" --threads "$threads" --sizes "$sizes" --json "$out/loss_bench.json" ||
+stage loss_bench "$out/loss_bench.txt" timeout 120 "$build/loss_bench" --threads "$threads" --sizes "$sizes" --json "$out/loss_bench.json" ||
   log "loss_bench failed (see loss_bench.txt)"
 
 # ---- train step: native vs PyTorch, same device, same batch, same length ----
 slowest=0
 required_failed=0
+row_timeout=${CXR_ROW_TIMEOUT_S:-150}  # each side of a row; a hang must not take the whole budget
 # row ID MODEL DEVICE PRECISION BATCH STEPS REQUIRED(1|0)
 row() {
   local id="$1" model="$2" dev="$3" prec="$4" batch="$5" steps="$6" required="$7"
@@ -159,7 +163,7 @@ row() {
   [[ $dev == cpu ]] && warm=1
   len=$(awk -F= '$1=="text.contextLength"{print $2}' "$root/native/bench/models/$model.cfg")
   local status=ok
-  stage "step $id native" "$out/step.$id.txt" "$build/step_bench" --model "$root/native/bench/models/$model.cfg" \
+  stage "step $id native" "$out/step.$id.txt" timeout "$row_timeout" "$build/step_bench" --model "$root/native/bench/models/$model.cfg" \
     --batch "$batch" --precision "$prec" --device "$dev" --steps "$steps" --warmup "$warm" --threads "$threads" \
     --length "$len" --json "$out/step.$id.json" || status=failed
   local flops="null"
@@ -170,7 +174,7 @@ row() {
     "precision": sys.argv[7], "length": int(sys.argv[8]), "hostInputs": True,
     "flopsPerStep": None if sys.argv[9] == "null" else float(sys.argv[9])}))' \
     "$root/lib/models/configs/$model.json" "$batch" "$steps" "$warm" "$threads" "$dev" "$prec" "$len" "$flops")
-  if stage "step $id pytorch" "$out/torch.$id.txt" "$python" "$root/bench/reference/clip_torch.py" "$args"; then
+  if stage "step $id pytorch" "$out/torch.$id.txt" timeout "$row_timeout" "$python" "$root/bench/reference/clip_torch.py" "$args"; then
     tail -n 1 "$out/torch.$id.txt" >"$out/torch.$id.json"
   else
     status=failed
