@@ -106,7 +106,7 @@ build_ok=1
 # CMake finds nvcc on PATH or through CUDACXX; CUDA images often have it only in /usr/local/cuda/bin.
 if [[ $cuda == 1 && -z "${CUDACXX:-}" ]] && ! command -v nvcc >/dev/null 2>&1; then
   for c in "${CUDA_HOME:-/nonexistent}/bin/nvcc" /usr/local/cuda/bin/nvcc; do
-    if [[ -x $c ]]; then export CUDACXX="$c"; break; fi
+    if [[ -x $c ]]; then export CUDACXX="$c" PATH="$(dirname "$c"):$PATH"; break; fi
   done
 fi
 if [[ $cuda == 1 ]]; then
