@@ -8,13 +8,24 @@ with Debian's python3-torch, which uses the same libtorch as the addon. Referenc
 dependency of cxr-train.
 
 Usage: clip_torch.py '{"config": {...registry config...}, "batch": 8, "steps": 3, "threads": 1, "seed": 0,
-                       "device": "cpu" | "cuda:0", "precision": "fp32" | "bf16"}'
+                       "device": "cpu" | "cuda:0", "precision": "fp32" | "bf16", "length": 32,
+                       "warmup": 0, "hostInputs": false, "flopsPerStep": null}'
 bf16 is autocast of the forward pass (as the native engine does); on CUDA AdamW is the fused one where PyTorch
-has it. Prints one JSON line: {"ms": [per-step ms], "phases": {"forward"|"loss"|"backward"|"optimizer": [ms]},
-"loss": [...], "torch": version, "peakBytes": CUDA peak allocated bytes (CUDA only)}.
+has it. warmup: steps run first and left out of every figure (and before the CUDA peak is reset). hostInputs:
+the batch stays on the CPU and is copied to the device inside "forward", as the native engine does with the
+batch the binding hands it (native/bench/step_bench: "input"). flopsPerStep: the analytic FLOP count of one
+train step that native/bench/step_bench prints (matrix products only, 2 FLOPs per multiply-add, step = 3 ×
+forward; the formula is documented at the top of step_bench.cc); given, "tflops" is it over the median step.
+Prints one JSON line: {"ms": [per-step ms], "phases": {"forward"|"loss"|"backward"|"optimizer": [ms]},
+"loss": [...], "torch": version, "imgPerS", "median": {"total", "forward", "loss", "forwardInclLoss",
+"backward", "optimizer"} (ms, medians over the steps), "peakBytes" with "peakKind": on CUDA
+torch.cuda.max_memory_allocated over the timed steps, on CPU the process's RSS peak (getrusage, whole
+lifetime), "rssPeakBytes", "tflops" (when flopsPerStep is given)}.
 """
 import json
 import math
+import resource
+import statistics
 import sys
 import time
 
@@ -210,16 +221,22 @@ def main():
             torch.cuda.synchronize(device)
         return time.perf_counter()
 
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
+    host = args.get("hostInputs", False)
+    if host:
+        images, ids = images.cpu(), ids.cpu()
+    warmup = args.get("warmup", 0)
     ms, losses = [], []
     phases = {"forward": [], "loss": [], "backward": [], "optimizer": []}
-    for _ in range(steps):
+    for i in range(warmup + steps):
+        if i == warmup and cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
         t0 = now()
         opt.zero_grad(set_to_none=True)
+        x, t = (images.to(device), ids.to(device)) if host else (images, ids)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            u = model.visual(images)
-            v = model.encode_text(ids)
+            u = model.visual(x)
+            v = model.encode_text(t)
         t1 = now()
         u, v = F.normalize(u.float(), dim=-1), F.normalize(v.float(), dim=-1)
         logits = model.logit_scale.exp() * u @ v.t()
@@ -232,14 +249,27 @@ def main():
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         t4 = now()
+        if i < warmup:
+            continue
         for k, a, b in (("forward", t0, t1), ("loss", t1, t2), ("backward", t2, t3), ("optimizer", t3, t4)):
             phases[k].append((b - a) * 1000)
         ms.append((t4 - t0) * 1000)
         losses.append(loss.item())
+    med = {k: statistics.median(v) for k, v in phases.items()}
+    med["total"] = statistics.median(ms)
+    med["forwardInclLoss"] = statistics.median([a + b for a, b in zip(phases["forward"], phases["loss"])])
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out = {"ms": ms, "loss": losses, "phases": phases, "torch": torch.__version__, "device": str(device),
-           "precision": "bf16" if bf16 else "fp32", "fusedAdamW": bool(extra)}
+           "precision": "bf16" if bf16 else "fp32", "fusedAdamW": bool(extra), "batch": B, "length": L,
+           "threads": torch.get_num_threads(), "warmup": warmup, "hostInputs": host,
+           "imgPerS": 1000.0 * B / med["total"], "median": med, "rssPeakBytes": rss,
+           "peakBytes": rss, "peakKind": "process RSS peak (getrusage, whole lifetime)"}
+    if args.get("flopsPerStep"):
+        out["flopsPerStep"] = args["flopsPerStep"]
+        out["tflops"] = args["flopsPerStep"] / (med["total"] * 1e-3) / 1e12
     if cuda:
         out["peakBytes"] = torch.cuda.max_memory_allocated(device)
+        out["peakKind"] = "cuda caching allocator, peak allocated"
         out["deviceName"] = torch.cuda.get_device_name(device)
     print(json.dumps(out))
 
