@@ -179,29 +179,26 @@ struct FlatConfig {
     used.insert(k);
     return it->second;
   }
-  int64_t i64(const std::string& k) {
+  // The value of `k` through `conv` (std::stoll / std::stod), which must take the whole text.
+  template <class T>
+  T parsed(const std::string& k, T (*conv)(const std::string&, size_t*), const char* kind) {
     std::string s = raw(k);
     size_t pos = 0;
-    int64_t v = 0;
+    T v{};
     try {
-      v = std::stoll(s, &pos);
+      v = conv(s, &pos);
     } catch (...) {
       pos = std::string::npos;
     }
-    CXR_CHECK(pos == s.size(), Config, path + ": \"" + k + "\" must be an integer, got \"" + s + "\"");
+    CXR_CHECK(pos == s.size() && std::isfinite(static_cast<double>(v)), Config,
+              path + ": \"" + k + "\" must be " + kind + ", got \"" + s + "\"");
     return v;
   }
+  int64_t i64(const std::string& k) {
+    return parsed<long long>(k, [](const std::string& s, size_t* p) { return std::stoll(s, p); }, "an integer");
+  }
   double num(const std::string& k) {
-    std::string s = raw(k);
-    size_t pos = 0;
-    double v = 0;
-    try {
-      v = std::stod(s, &pos);
-    } catch (...) {
-      pos = std::string::npos;
-    }
-    CXR_CHECK(pos == s.size() && std::isfinite(v), Config, path + ": \"" + k + "\" must be a finite number, got \"" + s + "\"");
-    return v;
+    return parsed<double>(k, [](const std::string& s, size_t* p) { return std::stod(s, p); }, "a finite number");
   }
   bool boolean(const std::string& k) {
     std::string s = raw(k);

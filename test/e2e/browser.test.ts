@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import sharp from 'sharp';
 import { ClipModel } from '../../lib/models/ClipModel';
 import { startServer } from '../../lib/infer/server';
 import type { RunningServer } from '../../lib/infer/server';
 import { browserTest, chromiumOrFail } from '../helpers/chromium';
+import { blobPng } from '../helpers/inputs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-browser-'));
 let server: RunningServer | undefined;
@@ -40,10 +40,7 @@ describe('serve page in Chromium', () => {
     const m = ClipModel.create('test-vit', { device: 'cpu', seed: 7 });
     m.save(modelDir);
     m.dispose();
-    const W = 96;
-    const px = Buffer.alloc(W * W);
-    for (let y = 0; y < W; y++) for (let x = 0; x < W; x++) px[y * W + x] = Math.min(255, x * 2 + ((x - 60) ** 2 + (y - 40) ** 2 < 200 ? 120 : 0));
-    const png = await sharp(px, { raw: { width: W, height: W, channels: 1 } }).png().toBuffer();
+    const png = await blobPng();
     const image = path.join(tmp, 'x.png');
     fs.writeFileSync(image, png);
     server = await startServer({ checkpoint: modelDir, port: 0, device: 'cpu' });

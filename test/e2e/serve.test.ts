@@ -11,6 +11,7 @@ import { startServer, sniffImage } from '../../lib/infer/server';
 import type { RunningServer } from '../../lib/infer/server';
 import { predict } from '../../lib/jobs/predict';
 import { makeDicom } from '../unit/data/helpers';
+import { blobPng } from '../helpers/inputs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-serve-'));
 const modelDir = path.join(tmp, 'model');
@@ -22,11 +23,7 @@ beforeAll(async () => {
   const m = ClipModel.create('test-vit', { device: 'cpu', seed: 7 });
   m.save(modelDir);
   m.dispose();
-  // A gradient with a bright blob: any image the pipeline decodes will do for an untrained model.
-  const W = 96;
-  const px = Buffer.alloc(W * W);
-  for (let y = 0; y < W; y++) for (let x = 0; x < W; x++) px[y * W + x] = Math.min(255, x * 2 + ((x - 60) ** 2 + (y - 40) ** 2 < 200 ? 120 : 0));
-  png = await sharp(px, { raw: { width: W, height: W, channels: 1 } }).png().toBuffer();
+  png = await blobPng();
   pngFile = path.join(tmp, 'x.png');
   fs.writeFileSync(pngFile, png);
   server = await startServer({

@@ -35,3 +35,11 @@ export function tokens(n: number, L: number, seed: number, vocab = 49408): Int32
   }
   return ids;
 }
+
+/** A W×W grey PNG: a horizontal gradient with a bright blob (any image the pipeline decodes will do for an untrained model). */
+export async function blobPng(W = 96): Promise<Buffer> {
+  const { default: sharp } = await import('sharp');
+  const px = Buffer.alloc(W * W);
+  for (let y = 0; y < W; y++) for (let x = 0; x < W; x++) px[y * W + x] = Math.min(255, x * 2 + ((x - 60) ** 2 + (y - 40) ** 2 < 200 ? 120 : 0));
+  return sharp(px, { raw: { width: W, height: W, channels: 1 } }).png().toBuffer();
+}

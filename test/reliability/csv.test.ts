@@ -11,8 +11,7 @@ import { csvAdapter } from '../../lib/data/adapters/csv';
 import { readText, readTable } from '../../lib/data/csv';
 import { IssueLog } from '../../lib/data/manifest';
 import { readCsvRows, readCsvTable, MAX_TEXT_BYTES } from '../../lib/util/csv';
-import { CxrError } from '../../lib/errors';
-import { expectCode } from '../helpers/errors';
+import { expectCode, rejectsWith } from '../helpers/errors';
 import { runCli } from '../helpers/cli';
 import { makePng } from '../unit/data/helpers';
 
@@ -31,17 +30,6 @@ function dataset(index: string | Buffer, name = 'index.csv', k = 3): string {
 
 function prepareArgs(root: string, file = 'index.csv'): string[] {
   return ['prepare', '--dataset', 'csv', '--root', root, '--csv', file, '--image-col', 'image', '--text-col', 'report', '--out', path.join(root, 'out'), '--image-size', '16', '--quiet'];
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<CxrError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(CxrError);
-    expect((e as CxrError).code).toBe(code);
-    return e as CxrError;
-  }
-  throw new Error(`expected CxrError ${code}`);
 }
 
 describe('prepare --dataset csv', () => {

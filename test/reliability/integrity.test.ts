@@ -20,7 +20,7 @@ import { assertFiniteTensors } from '../../lib/models/modelFolder';
 import { readSafetensors, writeSafetensors, type SafetensorsInput } from '../../lib/util/safetensors';
 import { removeStaleAtomicTemps, writeFileAtomic } from '../../lib/util/atomic';
 import { CxrError } from '../../lib/errors';
-import { expectCode } from '../helpers/errors';
+import { expectCode, rejectsWith } from '../helpers/errors';
 import { runCli } from '../helpers/cli';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-integrity-'));
@@ -38,17 +38,6 @@ function flipByte(file: string, at?: number): void {
   const i = at ?? Math.floor(b.length / 2);
   b[i] ^= 0xff;
   fs.writeFileSync(file, b);
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<CxrError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(CxrError);
-    expect((e as CxrError).code).toBe(code);
-    return e as CxrError;
-  }
-  throw new Error(`expected CxrError ${code}`);
 }
 
 describe('shards', () => {
