@@ -4,6 +4,7 @@
 // onto a device and back is the engine's, checked on every device in model_test.cc.
 #include <caffe2/serialize/inline_container.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -147,6 +148,46 @@ CXR_TEST(mutated_pickles_never_crash) {
   }
   std::printf("  mutated pickles: %d read, %d rejected with E_CHECKPOINT\n", ok, rejected);
   EXPECT_TRUE(rejected > 100);
+}
+
+// A pickle whose 30 levels each hold the previous level's list four times (through the memo) describes
+// 4^30 paths: the reader walks each shared container once, so it answers at once instead of never.
+CXR_TEST(shared_memo_references_are_walked_once) {
+  std::string pkl = "\x80\x02]q";
+  pkl += '\0';
+  const int levels = 30;
+  for (int i = 1; i <= levels; ++i) {
+    pkl += "]q";
+    pkl += static_cast<char>(i);
+    pkl += '(';
+    for (int k = 0; k < 4; ++k) {
+      pkl += 'h';
+      pkl += static_cast<char>(i - 1);
+    }
+    pkl += "e0";  // APPENDS, then POP the level (it stays in the memo)
+  }
+  pkl += 'h';
+  pkl += static_cast<char>(levels);
+  pkl += '.';
+  auto p = tmp_path("shared.pt");
+  {
+    caffe2::serialize::PyTorchStreamWriter w(p);
+    w.writeRecord("data.pkl", pkl.data(), pkl.size());
+    w.writeEndOfFile();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  bool answered = false;
+  try {
+    auto f = cxr::read_torch_file(p);
+    answered = f.tensors.empty();
+  } catch (const cxr::Error& e) {
+    answered = e.code() == cxr::ErrorCode::Checkpoint;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::remove(p.c_str());
+  std::printf("  %d shared levels read in %.3f s\n", levels, s);
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(s < 2.0);
 }
 
 CXR_TEST_MAIN()

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace cxr {
 namespace {
@@ -415,8 +416,13 @@ std::string key_string(const Val& k) {
   }
 }
 
-void flatten(const Val& v, const std::string& prefix, std::vector<NamedTensor>& out, int depth) {
+// Names every tensor reachable from `v` by its key path. A container reached again through the memo
+// (pickles may share objects) is walked once: its tensors keep the names of the first path, and a pickle
+// whose levels each hold the previous one several times costs linear, not exponential, time.
+void flatten(const Val& v, const std::string& prefix, std::vector<NamedTensor>& out, int depth,
+             std::unordered_set<const Obj*>& seen) {
   if (depth > 64) return;
+  if ((v->kind == Obj::Dict || v->kind == Obj::List || v->kind == Obj::Tuple) && !seen.insert(v.get()).second) return;
   auto name = [&](const std::string& k) { return prefix.empty() ? k : prefix + "." + k; };
   if (v->kind == Obj::Tensor) {
     // A partial view would keep its whole storage alive: copy it to a compact tensor of its own. A tensor
@@ -428,10 +434,10 @@ void flatten(const Val& v, const std::string& prefix, std::vector<NamedTensor>& 
   } else if (v->kind == Obj::Dict) {
     for (size_t i = 0; i + 1 < v->items.size(); i += 2) {
       auto k = key_string(v->items[i]);
-      if (!k.empty()) flatten(v->items[i + 1], name(k), out, depth + 1);
+      if (!k.empty()) flatten(v->items[i + 1], name(k), out, depth + 1, seen);
     }
   } else if (v->kind == Obj::List || v->kind == Obj::Tuple) {
-    for (size_t i = 0; i < v->items.size(); ++i) flatten(v->items[i], name(std::to_string(i)), out, depth + 1);
+    for (size_t i = 0; i < v->items.size(); ++i) flatten(v->items[i], name(std::to_string(i)), out, depth + 1, seen);
   }
 }
 
@@ -487,7 +493,8 @@ TorchFile read_torch_file(const std::string& path) {
     Val root = up.run();
     TorchFile f;
     f.kind = TorchFileKind::TorchSave;
-    flatten(root, "", f.tensors, 0);
+    std::unordered_set<const Obj*> seen;
+    flatten(root, "", f.tensors, 0, seen);
     if (f.tensors.empty()) fail(path, std::string("no tensors in the checkpoint (its top object is a ") + kind_name(root->kind) + ")");
     return f;
   } catch (const c10::Error& e) {
