@@ -5,7 +5,10 @@
  * - `mimic-cxr-2.0.0-chexpert.csv[.gz]` or `-negbio.csv[.gz]`: subject_id, study_id, 14 labels (1.0 / 0.0 / -1.0 / empty);
  * - images `files/pXX/pNNNNNNNN/sNNNNNNNN/<dicom_id>.jpg`;
  * - reports `files/pXX/pNNNNNNNN/sNNNNNNNN.txt` under the root or under `reportsRoot` (the reports
- *   release unpacks to `mimic-cxr-reports/files/...`).
+ *   release unpacks to `mimic-cxr-reports/files/...`);
+ * - optionally MIMIC-IV's `patients.csv[.gz]` (subject_id, gender, anchor_age), in the root or its `hosp/`
+ *   folder, or at `patientsFile`: each sample's `meta.sex` (F/M) and `meta.age` (anchor_age: the patient's
+ *   age in their anchor year, MIMIC-IV's de-identified age; not corrected per study) for subgroup analysis.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,6 +33,8 @@ export interface MimicCxrOptions extends BaseAdapterOptions {
   splits?: Split[];
   /** Read the report texts. Default true. */
   reports?: boolean;
+  /** MIMIC-IV `patients.csv[.gz]` for sex and age. Default: `patients.csv[.gz]` in the root or in `root/hosp`, when present. */
+  patientsFile?: string;
 }
 
 function need(file: string | undefined, what: string, root: string): string {
@@ -69,6 +74,20 @@ export const mimicCxrAdapter: DatasetAdapter<MimicCxrOptions> = {
       const metaT = readTable(metaFile);
       checkColumns(metaT, ['dicom_id', 'ViewPosition']);
       for (const r of metaT.rows) views.set(r.dicom_id, r.ViewPosition.trim().toUpperCase());
+    }
+
+    // Demographics (optional): MIMIC-IV's patients table.
+    const demo = new Map<string, { sex?: string; age?: number }>();
+    const patientsFile = opts.patientsFile
+      ? need(fs.existsSync(opts.patientsFile) ? path.resolve(opts.patientsFile) : undefined, `patients file ${opts.patientsFile}`, root)
+      : firstExisting(['patients.csv', 'patients.csv.gz', 'hosp/patients.csv', 'hosp/patients.csv.gz'].map((f) => path.join(root, f)));
+    if (patientsFile) {
+      const pt = readTable(patientsFile);
+      checkColumns(pt, ['subject_id', 'gender', 'anchor_age']);
+      for (const r of pt.rows) {
+        const age = Number(r.anchor_age);
+        demo.set((r.subject_id ?? '').trim(), { sex: (r.gender ?? '').trim() || undefined, age: (r.anchor_age ?? '').trim() !== '' && Number.isFinite(age) ? age : undefined });
+      }
     }
 
     const labelsByStudy = new Map<string, Record<string, number>>();
@@ -143,7 +162,8 @@ export const mimicCxrAdapter: DatasetAdapter<MimicCxrOptions> = {
         }
         report = reportCache.get(studyId) ?? undefined;
       }
-      samples.push({ id: dicomId, imagePath: rel, report, labels: { ...labels }, patientId: subjectId, studyId, view, split });
+      const d = demo.get(subjectId);
+      samples.push({ id: dicomId, imagePath: rel, report, labels: { ...labels }, patientId: subjectId, studyId, view, split, ...(d ? { meta: { sex: d.sex, age: d.age } } : {}) });
     });
     const deduped = dedupeById(samples, log, path.basename(splitT.file));
     log.throwIfStrict(opts.strict, `MIMIC-CXR-JPG at ${root}`);

@@ -184,6 +184,25 @@ export function toUint8(img: Float32Array): Uint8Array {
   return out;
 }
 
+/** Patient demographics of the synthetic data: sex (MIMIC-IV's `gender` spelling) and age in years. */
+export interface SyntheticDemographics {
+  sex: 'F' | 'M';
+  age: number;
+}
+
+/**
+ * Demographics of a synthetic patient, drawn from their own stream keyed on (seed, patient id): nothing else
+ * reads that stream, so adding them changed no picture, label, report or id of any dataset. Sex is male with
+ * probability 0.52 and age ~ N(62, 17) rounded and clamped to [18, 95] (roughly MIMIC-CXR's adults). They are
+ * independent of the findings: subgroup gaps on synthetic data by sex or age are sampling noise only.
+ */
+export function syntheticDemographics(seed: number, subjectId: number): SyntheticDemographics {
+  const rng = new Rng(hashSeed(seed, 0xde30, subjectId));
+  const sex = rng.bernoulli(0.52) ? 'M' : 'F';
+  const age = Math.min(95, Math.max(18, Math.round(rng.normal(62, 17))));
+  return { sex, age };
+}
+
 /**
  * Draws one synthetic sample (picture, labels, report) without touching the disk; `index` is its
  * position in the dataset. Pure function of (options, plan, index).
@@ -212,7 +231,7 @@ function makeSample(index: number, plan: StudyPlan, seed: number, size: number, 
     height: size,
     spec,
     shifted,
-    meta: { findingsSentences: report.findings, impressionSentences: report.impression },
+    meta: { findingsSentences: report.findings, impressionSentences: report.impression, ...syntheticDemographics(seed, plan.subjectId) },
   };
 }
 
@@ -259,8 +278,8 @@ function csvCell(v: string): string {
 /**
  * Generates a synthetic dataset. With `outDir`, writes the MIMIC-CXR-JPG layout there:
  * `files/pXX/pNNNNNNNN/sNNNNNNNN/<dicom_id>.jpg`, the reports `files/pXX/pNNNNNNNN/sNNNNNNNN.txt`,
- * `mimic-cxr-2.0.0-split.csv`, `-metadata.csv`, `-chexpert.csv` and `-negbio.csv` (`.csv.gz` with
- * `gzip`), plus `synthetic.json` describing the generator options. Without `outDir`, returns samples
+ * `mimic-cxr-2.0.0-split.csv`, `-metadata.csv`, `-chexpert.csv` and `-negbio.csv`, and `patients.csv` (MIMIC-IV's
+ * demographics: subject_id, gender, anchor_age) (`.csv.gz` with `gzip`), plus `synthetic.json` describing the generator options. Without `outDir`, returns samples
  * with pixels in memory.
  */
 export async function generateSynthetic(opts: SyntheticOptions): Promise<SyntheticDataset> {
@@ -331,6 +350,10 @@ export async function generateSynthetic(opts: SyntheticOptions): Promise<Synthet
   const labelRows = ['subject_id,study_id,' + MIMIC_CHEXPERT_COLUMNS.map(csvCell).join(','), ...samples.map((s) => `${s.patientId},${s.studyId},` + MIMIC_CHEXPERT_COLUMNS.map((l) => formatLabelCell(s.labels[l])).join(','))];
   write('mimic-cxr-2.0.0-chexpert', labelRows);
   write('mimic-cxr-2.0.0-negbio', labelRows);
+  // Demographics as MIMIC-IV's hosp/patients table has them (subject_id, gender, anchor_age), one row per patient.
+  const patientRows = new Map<string, string>();
+  for (const s of samples) if (!patientRows.has(s.patientId)) patientRows.set(s.patientId, `${s.patientId},${s.meta!.sex},${s.meta!.age}`);
+  write('patients', ['subject_id,gender,anchor_age', ...patientRows.values()]);
   writeFileAtomic(
     path.join(outDir, 'synthetic.json'),
     JSON.stringify({ generator: 'cxr-train synthetic', version: 1, n: opts.n, seed, size, shift, shiftSplits, splitFractions: opts.splitFractions ?? [0.8, 0.1, 0.1], jpegQuality: quality, prevalence: opts.prevalence ?? {}, findingStrength: opts.findingStrength ?? 1 }, null, 2) + '\n',

@@ -4,7 +4,8 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
-import { generateSynthetic, synthesizeSamples } from '../../../lib/data/synthetic';
+import { generateSynthetic, synthesizeSamples, syntheticDemographics } from '../../../lib/data/synthetic';
+import { mimicCxrAdapter } from '../../../lib/data/adapters/mimicCxr';
 import type { SyntheticSample } from '../../../lib/data/synthetic';
 import { CHEXPERT_LABELS, MIMIC_CHEXPERT_COLUMNS } from '../../../lib/data/sample';
 import yargs from 'yargs';
@@ -267,6 +268,49 @@ describe('synthetic generator (files)', () => {
     const split = zlib.gunzipSync(fs.readFileSync(path.join(d, 'mimic-cxr-2.0.0-split.csv.gz'))).toString('utf8');
     expect(split.split('\n')[0]).toBe('dicom_id,study_id,subject_id,split');
     expect(split.trim().split('\n')).toHaveLength(13);
+    fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  test('demographics come from their own stream: every earlier file, picture and report is unchanged', async () => {
+    // Hashes made with the generator before sex and age were added (commit 78b6d1e): the CSVs, reports and
+    // synthetic.json of generateSynthetic({ n: 300, seed: 0, size: 64 }), and the in-memory samples
+    // (pixels, ids, reports, labels, views, splits, specs, report sentences).
+    const d = tmpdir();
+    await generateSynthetic({ n: 300, seed: 0, size: 64, outDir: d });
+    const tree = hashTree(d);
+    const keys = [...tree.keys()].filter((k) => !k.endsWith('.jpg') && k !== 'patients.csv').sort();
+    expect(keys).toHaveLength(305);
+    const h = crypto.createHash('sha256');
+    for (const k of keys) h.update(`${k} ${tree.get(k)}\n`);
+    expect(h.digest('hex')).toBe('7a96ff03d66f52d7dbeb157a349a3e9ce9ca504a866a8ed746e3ef77bd62ce6b');
+    const ds = synthesizeSamples({ n: 300, seed: 0, size: 64 });
+    const m = crypto.createHash('sha256');
+    for (const s of ds.samples) {
+      m.update(Buffer.from(s.image!.buffer));
+      m.update(JSON.stringify([s.id, s.imagePath, s.report, s.labels, s.patientId, s.studyId, s.view, s.split, s.spec, s.meta!.findingsSentences, s.meta!.impressionSentences]));
+    }
+    expect(m.digest('hex')).toBe('bf54532a73e3a987e87406c182ed9f5aea1f7e07c7c670b7c1e0ae2c10a64ad5');
+
+    // Sex and age: per patient, plausible, in patients.csv (MIMIC-IV's columns), read back by the adapter.
+    const byPatient = new Map<string, string>();
+    for (const s of ds.samples) {
+      const key = `${s.meta!.sex},${s.meta!.age}`;
+      expect(byPatient.get(s.patientId) ?? key).toBe(key);
+      byPatient.set(s.patientId, key);
+      expect(['F', 'M']).toContain(s.meta!.sex);
+      expect(s.meta!.age).toBeGreaterThanOrEqual(18);
+      expect(s.meta!.age).toBeLessThanOrEqual(95);
+      expect(syntheticDemographics(0, Number(s.patientId))).toEqual({ sex: s.meta!.sex, age: s.meta!.age });
+    }
+    const males = [...byPatient.values()].filter((v) => v.startsWith('M')).length / byPatient.size;
+    expect(males).toBeGreaterThan(0.35);
+    expect(males).toBeLessThan(0.7);
+    const pts = fs.readFileSync(path.join(d, 'patients.csv'), 'utf8').trim().split('\n');
+    expect(pts[0]).toBe('subject_id,gender,anchor_age');
+    expect(pts).toHaveLength(byPatient.size + 1);
+    const man = await mimicCxrAdapter.load({ root: d, reports: false });
+    const mem = new Map(ds.samples.map((s) => [s.id, s]));
+    for (const s of man.samples) expect(s.meta).toEqual({ sex: mem.get(s.id)!.meta!.sex, age: mem.get(s.id)!.meta!.age });
     fs.rmSync(d, { recursive: true, force: true });
   });
 });
