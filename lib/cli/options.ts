@@ -107,6 +107,10 @@ export const opts = {
     describe: '"logit-scale" or a number; default 1 (CheXzero)',
   }),
   thresholds: def('thresholds', 'thresholds.json written by `cxr-train eval --val-split` (adds 0/1 calls)', { type: 'string', describe: 'thresholds.json written by `cxr-train eval --val-split`' }),
+  calibration: def('calibration', 'calibration.json written by `cxr-train eval --calibrate` (calibrated probabilities), or none; default: the one beside --thresholds, when there', {
+    type: 'string',
+    describe: 'calibration.json from `cxr-train eval --calibrate`, or none (default: the one beside --thresholds, when there)',
+  }),
   batchSize: def('batch-size', 'images (or pairs, for train) per batch', { type: 'number', describe: 'Images per encode call' }, { bound: posInt }),
   bootstrap: def('bootstrap', 'bootstrap resamples for 95% confidence intervals (0: none)', { type: 'number', describe: 'Bootstrap resamples for 95% CIs (0: none)' }, { bound: nonNegInt }),
   threshold: def('threshold', 'probability threshold of a positive call without a validation split, in [0, 1]', { type: 'number', describe: 'Threshold without a validation split' }, {

@@ -55,14 +55,29 @@ export interface ReportJson {
   version: 1;
   meta: ReportMeta;
   result: ScoreResult;
+  /** Data of the extra sections ({@link ReportSection}), under their keys (e.g. `calibration`, `subgroups`). */
+  [section: string]: unknown;
 }
 
-const esc = (s: unknown): string =>
+/**
+ * An extra section of the card, rendered by the module that computes it (e.g. lib/eval/reportSections.ts):
+ * its HTML (shown after the curves) and its data (in `report.json` under `key`).
+ */
+export interface ReportSection {
+  key: string;
+  html: string;
+  data: unknown;
+}
+
+/** HTML-escapes any value's string form. */
+export const esc = (s: unknown): string =>
   String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
-const f3 = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
+/** Three decimals, or — for null/non-finite. */
+export const f3 = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
 
-const withCi = (x: number | null | undefined, ci?: CiBounds): string =>
+/** A value with its interval in a smaller muted span. */
+export const withCi = (x: number | null | undefined, ci?: CiBounds): string =>
   ci ? `${f3(x)} <span class="ci">(${f3(ci.lo)}, ${f3(ci.hi)})</span>` : f3(x);
 
 const fmtP = (p: number | null): string => (p === null ? '—' : p < 0.001 ? '&lt;0.001' : p.toFixed(3));
@@ -75,14 +90,19 @@ function fmtThreshold(t: number): string {
   return Math.abs(t) >= 1e-3 || t === 0 ? String(+t.toPrecision(4)) : t.toExponential(3);
 }
 
-// Plot geometry (pixels) shared by both curve kinds.
+// Plot geometry (pixels) shared by every unit-square plot of the card.
 const W = 240;
 const H = 240;
 const M = { l: 38, r: 10, t: 10, b: 34 };
-const px = (x: number): string => (M.l + x * (W - M.l - M.r)).toFixed(2);
-const py = (y: number): string => (H - M.b - y * (H - M.t - M.b)).toFixed(2);
+/** Plot size of the card's unit-square plots. */
+export const PLOT_SIZE = { width: W, height: H } as const;
+/** x in [0, 1] → SVG x of a unit-square plot. */
+export const px = (x: number): string => (M.l + x * (W - M.l - M.r)).toFixed(2);
+/** y in [0, 1] → SVG y of a unit-square plot. */
+export const py = (y: number): string => (H - M.b - y * (H - M.t - M.b)).toFixed(2);
 
-function axes(xLabel: string, yLabel: string): string {
+/** Frame, grid, ticks and axis titles of a unit-square plot. */
+export function axes(xLabel: string, yLabel: string): string {
   let s = `<rect x="${M.l}" y="${M.t}" width="${W - M.l - M.r}" height="${H - M.t - M.b}" class="frame"/>`;
   for (const v of [0, 0.25, 0.5, 0.75, 1]) {
     s += `<line x1="${px(v)}" y1="${py(0)}" x2="${px(v)}" y2="${py(1)}" class="grid"/>`;
@@ -95,7 +115,8 @@ function axes(xLabel: string, yLabel: string): string {
   return s;
 }
 
-function polyline(xs: number[], ys: number[], cls: string): string {
+/** A polyline through the finite (x, y) points of a unit-square plot. */
+export function polyline(xs: number[], ys: number[], cls: string): string {
   const pts: string[] = [];
   for (let i = 0; i < xs.length; i++) if (Number.isFinite(xs[i]) && Number.isFinite(ys[i])) pts.push(`${px(xs[i])},${py(ys[i])}`);
   return `<polyline points="${pts.join(' ')}" class="${cls}"/>`;
@@ -160,10 +181,13 @@ code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}pre{background:var(
 .plot .op{fill:var(--op);stroke:var(--plot)}.plot .reader{fill:var(--reader);stroke:var(--plot)}.warn{color:var(--warn)}.muted{color:var(--muted)}
 .legend span{margin-right:16px}.sw{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
 .sw.curve{background:var(--curve)}.sw.op{background:var(--op);border-radius:5px}.sw.reader{background:var(--reader)}.sw.chance{background:var(--chance)}
+.plot .curve2{fill:none;stroke:var(--op);stroke-width:2}.plot .dot{fill:var(--curve);stroke:var(--plot)}.plot .dot2{fill:var(--op);stroke:var(--plot)}
+.plot .bar{fill:var(--chance);opacity:.35}.plot .whisker{stroke:var(--curve);stroke-width:2}.plot .ref{stroke:var(--op);stroke-dasharray:4 3}.plot .lab{font-size:10px;fill:var(--axis)}
+.sw.curve2{background:var(--op)}.gap-neg{color:var(--warn)}
 `;
 
 /** Renders the self-contained HTML page of a report card. */
-export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): string {
+export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}, sections: readonly ReportSection[] = []): string {
   const title = meta.title ?? 'cxr-train evaluation';
   const labels = Object.keys(result.labels);
   const binary = result.settings.binary;
@@ -256,6 +280,7 @@ export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): st
     }
     h += `</div>`;
   }
+  for (const sec of sections) h += sec.html;
 
   // Prompts.
   if (meta.prompts) {
@@ -275,17 +300,17 @@ export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): st
  * Writes `report.json` and `report.html` into `dir` (created if needed), each atomically. Returns their
  * paths. Non-finite numbers become null in the JSON.
  */
-export function writeReportCard(dir: string, result: ScoreResult, meta: ReportMeta = {}): { json: string; html: string } {
+export function writeReportCard(dir: string, result: ScoreResult, meta: ReportMeta = {}, sections: readonly ReportSection[] = []): { json: string; html: string } {
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {
     throw new CxrError('E_IO', `cannot create ${dir}: ${(e as Error).message}`, { dir }, { cause: e });
   }
   const m: ReportMeta = { ...meta, createdAt: meta.createdAt ?? new Date().toISOString() };
-  const json: ReportJson = { version: 1, meta: m, result };
+  const json: ReportJson = { version: 1, meta: m, result, ...Object.fromEntries(sections.map((x) => [x.key, x.data])) };
   const jsonPath = path.join(dir, 'report.json');
   const htmlPath = path.join(dir, 'report.html');
   writeFileAtomic(jsonPath, JSON.stringify(json, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
-  writeFileAtomic(htmlPath, renderReportHtml(result, m));
+  writeFileAtomic(htmlPath, renderReportHtml(result, m, sections));
   return { json: jsonPath, html: htmlPath };
 }

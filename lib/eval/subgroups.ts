@@ -151,6 +151,18 @@ function groupOrder(attribute: SubgroupAttribute, ageBands: readonly number[]): 
   return (a, b) => bands.indexOf(a) - bands.indexOf(b);
 }
 
+/**
+ * Checks that some row of the split has each attribute (before any model runs).
+ * @throws CxrError E_DATA naming the attributes the split lacks and those it has.
+ */
+export function checkSubgroupColumns(rows: readonly SubgroupRow[], attributes: readonly SubgroupAttribute[], split = 'test'): void {
+  const present = SUBGROUP_ATTRIBUTES.filter((a) => rows.some((r) => groupOf(r, a) !== undefined));
+  const lacking = attributes.filter((a) => !present.includes(a));
+  if (lacking.length) {
+    throw new CxrError('E_DATA', `the ${split} split has no ${lacking.join(' or ')} for any image (it has: ${present.length ? present.join(', ') : 'none of sex, age, view'})`, { lacking, present });
+  }
+}
+
 const fin = (x: number): number | null => (Number.isFinite(x) ? x : null);
 
 /**
@@ -172,12 +184,7 @@ export function subgroupAuroc(labels: readonly string[], truth: NumArray, probs:
   const split = opts.splitName ?? 'test';
   const attributes = parseSubgroupAttributes(opts.attributes);
 
-  // Which attributes the split has at all.
-  const present = SUBGROUP_ATTRIBUTES.filter((a) => rows.some((r) => groupOf(r, a, ageBands) !== undefined));
-  const lacking = attributes.filter((a) => !present.includes(a));
-  if (lacking.length) {
-    throw new CxrError('E_DATA', `the ${split} split has no ${lacking.join(' or ')} for any image (it has: ${present.length ? present.join(', ') : 'none of sex, age, view'})`, { lacking, present });
-  }
+  checkSubgroupColumns(rows, attributes, split);
 
   // Columns of every label, sorted once for the whole split.
   const ys: Float64Array[] = [];

@@ -50,7 +50,7 @@ details{margin:0 0 6px 198px;font-size:12px;color:#55607a}summary{cursor:pointer
   function status(s, err) { var st = $('status'); st.textContent = s; st.className = err ? 'err' : ''; }
   fetch('api/info').then(function (r) { return r.json(); }).then(function (j) {
     info = j;
-    $('model').textContent = j.checkpoint + ' · sha256 ' + j.checkpointHash.slice(0, 12) + ' · prompts ' + j.prompts.name + ' · ' + j.labels.length + ' labels · max upload ' + Math.round(j.maxUploadBytes / 1048576) + ' MB' + (j.thresholds ? ' · thresholds loaded' : '');
+    $('model').textContent = j.checkpoint + ' · sha256 ' + j.checkpointHash.slice(0, 12) + ' · prompts ' + j.prompts.name + ' · ' + j.labels.length + ' labels · max upload ' + Math.round(j.maxUploadBytes / 1048576) + ' MB' + (j.thresholds ? ' · thresholds loaded' : '') + (j.calibration ? ' · probabilities calibrated (' + j.calibration.description + ')' : '');
   }).catch(function () { $('model').textContent = 'model information unavailable'; });
   function render(res) {
     var bars = $('bars');

@@ -21,6 +21,9 @@ import type { ThresholdsFile } from '../eval/thresholds';
 import { ZeroShotModel } from './zeroShotModel';
 import type { ZeroShotModelOptions } from './zeroShotModel';
 import { renderServePage } from './page';
+import { calibrateProbability, calibrationInfo, calibrationWarnings, resolveCalibration } from './calibration';
+import type { CalibrationInfo } from './calibration';
+import type { CalibrationFile } from '../eval/calibrationMap';
 
 /** Default upload limit: 50 MB. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
@@ -43,6 +46,12 @@ export interface ServeOptions extends ZeroShotModelOptions {
   /** Thresholds JSON (from `cxr-train eval`) or its content: adds 0/1 calls and threshold ticks. */
   thresholds?: string | ThresholdsFile;
   /**
+   * Calibration maps (calibration.json of `cxr-train eval --calibrate`, or its content), or `none`. Default: the
+   * calibration.json beside a `thresholds` path, when it exists. Probabilities are then calibrated, and a
+   * label's threshold is shown on the calibrated scale (its call is the same).
+   */
+  calibration?: string | CalibrationFile;
+  /**
    * Decode memory one upload may take, in bytes (default 512 MiB): the declared image size is checked
    * against it (`DECODE_BYTES_PER_PIXEL` bytes a pixel, ~38 megapixels by default) before any pixel buffer
    * is allocated; larger images get 422 E_DATA.
@@ -58,6 +67,8 @@ export interface RunningServer {
   host: string;
   app: FastifyInstance;
   model: ZeroShotModel;
+  /** The calibration applied to the probabilities, or null. */
+  calibration: CalibrationInfo | null;
   /** Stops accepting connections, lets running requests finish, releases the model if it was loaded here. */
   close(): Promise<void>;
 }
@@ -70,6 +81,8 @@ export interface ServedLabel {
   negative: string[];
   threshold?: number;
   call?: 0 | 1;
+  /** The model's probability before calibration, when a calibration is in use. */
+  uncalibrated?: number;
 }
 
 type ImageKind = 'png' | 'jpeg' | 'dicom';
@@ -106,6 +119,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new CxrError('E_CONFIG', `the upload limit must be a positive number of bytes, got ${maxBytes}`);
   if (!opts.model && !opts.checkpoint) throw new CxrError('E_CONFIG', 'serve needs a checkpoint (or a loaded model)');
   const th = typeof opts.thresholds === 'string' ? readThresholds(opts.thresholds) : opts.thresholds;
+  const cal = resolveCalibration(opts.calibration, opts.thresholds);
   const decodeBudget = opts.maxDecodeBytes ?? DEFAULT_MAX_DECODE_BYTES;
   if (!Number.isInteger(decodeBudget) || decodeBudget < DECODE_BYTES_PER_PIXEL)
     throw new CxrError('E_CONFIG', `the decode budget must be a positive number of bytes, got ${decodeBudget}`);
@@ -153,7 +167,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       maxUploadBytes: maxBytes,
       maxDecodePixels,
       thresholds: th ? { split: th.split, criterion: th.criterion, labels: th.labels } : null,
+      calibration: cal ? calibrationInfo(cal, zm.labels) : null,
     };
+    if (cal) for (const w of calibrationWarnings(cal, { checkpointHash: zm.checkpointHash, promptHash: zm.classifier.promptHash, labels: zm.labels, temperature: opts.temperature ?? 1 })) opts.onWarning?.(w);
     app.get('/api/info', async () => info);
 
     const byLabel = new Map(zm.prompts.labels.map((l) => [l.label, l]));
@@ -175,16 +191,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const p = await zm.exclusive(() => zm.classifier.predict(x, 1));
       const labels: ServedLabel[] = zm.labels.map((l, j) => {
         const lp = byLabel.get(l)!;
-        const out: ServedLabel = { label: l, probability: p[j], positive: lp.positive, negative: lp.negative };
+        const out: ServedLabel = { label: l, probability: cal ? calibrateProbability(cal, l, p[j]) : p[j], positive: lp.positive, negative: lp.negative };
+        if (cal) out.uncalibrated = p[j];
         const t = th?.labels[l];
         if (t !== undefined) {
-          out.threshold = t;
+          // The call compares the model's probability with its threshold; the threshold is shown on the scale of `probability`.
+          out.threshold = cal ? calibrateProbability(cal, l, t) : t;
           out.call = p[j] >= t ? 1 : 0;
         }
         return out;
       });
       labels.sort((a, b) => b.probability - a.probability);
-      return { labels, ms: Date.now() - t0, image: { width, height, format: kind }, ...(preview ? { preview } : {}), prompts: zm.prompts.name, temperature: zm.temperature };
+      return { labels, ms: Date.now() - t0, image: { width, height, format: kind }, ...(preview ? { preview } : {}), prompts: zm.prompts.name, temperature: zm.temperature, calibrated: cal !== null };
     });
 
     // Text embeddings once, and the decode worker started, before the first request.
@@ -205,6 +223,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       host,
       app,
       model: zm,
+      calibration: info.calibration,
       close: async () => {
         if (closed) return;
         closed = true;

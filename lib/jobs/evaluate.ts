@@ -30,6 +30,13 @@ import { writeReportCard } from '../eval/reportCard';
 import { fitThresholds, THRESHOLDS_FORMAT, writeThresholds } from '../eval/thresholds';
 import type { ThresholdsFile } from '../eval/thresholds';
 import { ensureOutDir } from '../util/paths';
+import { calibrationReport } from '../eval/calibrationReport';
+import type { CalibrationReport } from '../eval/calibrationReport';
+import { CALIBRATION_FORMAT, writeCalibration } from '../eval/calibrationMap';
+import type { CalibrationMethod } from '../eval/calibrationMap';
+import { checkSubgroupColumns, subgroupAuroc } from '../eval/subgroups';
+import type { SubgroupAttribute, SubgroupReport } from '../eval/subgroups';
+import { calibrationSection, subgroupSection } from '../eval/reportSections';
 
 /** Options of {@link evaluateCheckpoint}. */
 export interface EvaluateOptions extends Omit<ZeroShotModelOptions, 'prompts' | 'onWarning'> {
@@ -70,6 +77,16 @@ export interface EvaluateOptions extends Omit<ZeroShotModelOptions, 'prompts' | 
   onProgress?: (e: { checkpoint: string; split: string; done: number; total: number }) => void;
   /** Load warnings and notes. */
   onWarning?: (w: string) => void;
+  /** Fit a calibration map per label on `valSplit` (required) and apply it to the scored split; writes calibration.json. */
+  calibrate?: CalibrationMethod;
+  /** Reliability bins of the calibration metrics. Default 10. */
+  calibrationBins?: number;
+  /** AUROC per group of these attributes (sex, age, view) with intervals and the gap to overall. */
+  subgroups?: SubgroupAttribute[];
+  /** Smallest group scored (images). Default 50 (lib/eval/subgroups.ts). */
+  subgroupMinSize?: number;
+  /** Age band edges in years. Default 18, 40, 60, 80. */
+  ageBands?: number[];
 }
 
 /** Files written by {@link evaluateCheckpoint}. */
@@ -82,6 +99,10 @@ export interface EvaluateFiles {
   reportHtml: string;
   /** Present with a validation split. */
   thresholds?: string;
+  /** calibration.json (with `calibrate`). */
+  calibration?: string;
+  /** The scored split's calibrated probabilities (with `calibrate`). */
+  calibratedPredictions?: string;
 }
 
 /** Result of {@link evaluateCheckpoint}. */
@@ -101,6 +122,10 @@ export interface EvaluateResult {
   splits: Record<string, { images: number; skipped: Array<{ id: string; reason: string }> }>;
   /** The thresholds written, with a validation split. */
   thresholds?: ThresholdsFile;
+  /** Calibration of the scored split (and with `calibrate`, the maps and the metrics after them). */
+  calibration: CalibrationReport;
+  /** With `subgroups`. */
+  subgroups?: SubgroupReport;
 }
 
 /** A split ready for the loader. */
@@ -145,11 +170,13 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
   if (valSplit !== null && normalizeSplit(valSplit) === normalizeSplit(testSplit)) {
     throw new CxrError('E_CONFIG', `the validation split (${valSplit}) must differ from the scored split (${testSplit}): thresholds are never fitted on the test split`);
   }
+  if (opts.calibrate && valSplit === null) throw new CxrError('E_CONFIG', '--calibrate fits its maps on the validation split: give --val-split too');
   ensureOutDir(opts.outDir, '--out');
   const checkpoints = [opts.checkpoint, ...(opts.ensemble ?? [])];
   const prompts: PromptSet = loadPromptSet(opts.prompts ?? DEFAULT_PROMPT_SET);
   const names = valSplit === null ? [testSplit] : [testSplit, valSplit];
   const data = await loadSplits(opts, names);
+  if (opts.subgroups?.length) checkSubgroupColumns(data.splits[0].source.samples, opts.subgroups, testSplit);
   const aligned = alignPromptLabels(prompts, data.dataset, data.labelNames);
   const labels = aligned.used.map((l) => l.label);
   const L = labels.length;
@@ -193,6 +220,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
   const splitsOut: EvaluateResult['splits'] = {};
   let valTruth: Float64Array | null = null;
   let valProbs: Float32Array | null = null;
+  let test: { truth: Float64Array; probs: Float32Array; samples: Sample[]; ids: string[] } | null = null;
   data.splits.forEach((sp, k) => {
     const ps = perSplit[k];
     const idx = ps.indices!;
@@ -218,6 +246,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
     } else {
       files.predictions = predFile;
       files.truth = truthFile;
+      test = { truth, probs, samples, ids };
     }
     tables[isVal ? 'val' : 'test'] = { truth: truthCsv, pred: predCsv };
     splitsOut[sp.name] = { images: idx.length, skipped: ps.failures.map((f) => ({ id: sp.source.samples[f.index].id, reason: f.reason })) };
@@ -270,6 +299,48 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
     writeThresholds(files.thresholds, thresholds);
   }
 
+  // Calibration (its metrics always; with --calibrate the maps fitted on validation) and subgroups.
+  const cal = calibrationReport({
+    labels,
+    testSplit,
+    testTruth: test!.truth,
+    testProbs: test!.probs,
+    ...(valTruth && valProbs ? { valSplit: valSplit!, valTruth, valProbs } : {}),
+    ...(opts.calibrate ? { method: opts.calibrate } : {}),
+    ...(opts.calibrationBins !== undefined ? { nBins: opts.calibrationBins } : {}),
+  });
+  if (cal.report.fit) {
+    const f = cal.report.fit;
+    files.calibration = path.join(opts.outDir, 'calibration.json');
+    writeCalibration(files.calibration, {
+      format: CALIBRATION_FORMAT,
+      version: 1,
+      method: f.method,
+      split: f.split,
+      dataset: data.dataset,
+      checkpointHashes: hashes,
+      prompts: { name: usedSet.name, hash: promptSetHash(usedSet) },
+      zeroShotTemperature: opts.temperature ?? 1,
+      logit: f.logit,
+      labels: f.maps,
+      ...(f.skipped.length ? { skipped: f.skipped } : {}),
+    });
+    f.file = files.calibration;
+    files.calibratedPredictions = path.join(opts.outDir, 'calibrated_predictions.csv');
+    writeFileAtomic(files.calibratedPredictions, formatPredictionsCsv(test!.ids, labels, cal.calibratedTest!));
+  }
+  const subgroups = opts.subgroups?.length
+    ? subgroupAuroc(labels, test!.truth, test!.probs, test!.samples, {
+        attributes: opts.subgroups,
+        ...(opts.subgroupMinSize !== undefined ? { minSize: opts.subgroupMinSize } : {}),
+        ...(opts.ageBands ? { ageBands: opts.ageBands } : {}),
+        bootstrap: opts.bootstrap ?? 1000,
+        seed: opts.seed ?? 0,
+        splitName: testSplit,
+      })
+    : undefined;
+  const sections = [calibrationSection(cal.report), ...(subgroups ? [subgroupSection(subgroups, { auroc: result.macro.auroc, ...(result.macro.ci?.auroc ? { ci: result.macro.ci.auroc } : {}) })] : [])];
+
   const dataRoot = path.resolve(opts.adapterOptions.root);
   const dataSource = opts.dataSource ?? `${data.dataset} at ${dataRoot}`;
   const written = writeReportCard(opts.outDir, result, {
@@ -303,8 +374,10 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
       maxSamples: opts.maxSamples ?? null,
       images: Object.fromEntries(Object.entries(splitsOut).map(([k, v]) => [k, { scored: v.images, skipped: v.skipped.length, skippedExamples: v.skipped.slice(0, 50) }])),
       unmatchedLabels: aligned.unmatched,
+      calibrate: opts.calibrate ?? null,
+      subgroups: opts.subgroups ?? null,
     },
-  });
+  }, sections);
   files.reportJson = written.json;
   files.reportHtml = written.html;
   return {
@@ -316,5 +389,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
     unmatched: aligned.unmatched,
     splits: splitsOut,
     ...(thresholds ? { thresholds } : {}),
+    calibration: cal.report,
+    ...(subgroups ? { subgroups } : {}),
   };
 }

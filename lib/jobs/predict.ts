@@ -17,6 +17,9 @@ import type { ThresholdsFile } from '../eval/thresholds';
 import { ZeroShotModel } from '../infer/zeroShotModel';
 import type { ZeroShotModelOptions } from '../infer/zeroShotModel';
 import { nothingUseful } from './outcome';
+import { calibrateProbability, calibrationInfo, calibrationWarnings, resolveCalibration } from '../infer/calibration';
+import type { CalibrationInfo } from '../infer/calibration';
+import type { CalibrationFile } from '../eval/calibrationMap';
 
 /** File extensions `--dir` picks up (files without an extension are tried too: DICOM often has none). */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.dcm', '.dicom'];
@@ -72,6 +75,12 @@ export interface PredictOptions extends PredictInputs, ZeroShotModelOptions {
   model?: ZeroShotModel;
   /** Thresholds JSON written by `cxr-train eval`, or its content: adds 0/1 calls. */
   thresholds?: string | ThresholdsFile;
+  /**
+   * Calibration maps (calibration.json of `cxr-train eval --calibrate`, or its content), or `none`. Default: the
+   * calibration.json beside a `thresholds` path, when it exists. Probabilities are then calibrated; calls
+   * still compare the uncalibrated probability with the threshold (the maps are increasing: the same calls).
+   */
+  calibration?: string | CalibrationFile;
   /** Write the predictions CSV here. */
   out?: string;
   /** Decoder worker threads. Default: the DataLoader default (2). */
@@ -84,8 +93,10 @@ export interface PredictOptions extends PredictInputs, ZeroShotModelOptions {
 export interface PredictionRow {
   id: string;
   path: string;
-  /** Label → probability. */
+  /** Label → probability (calibrated when a calibration is in use). */
   probabilities: Record<string, number>;
+  /** Label → the model's probability before calibration (only when a calibration is in use). */
+  uncalibrated?: Record<string, number>;
   /** Label → 0/1 at the thresholds, for labels that have one. */
   calls?: Record<string, 0 | 1>;
 }
@@ -106,6 +117,8 @@ export interface PredictResult {
   temperature: number;
   /** Thresholds applied, when given. */
   thresholds?: Record<string, number>;
+  /** The calibration applied to the probabilities, when one is in use. */
+  calibration?: CalibrationInfo;
   /** Things to know (e.g. thresholds fitted for another checkpoint). */
   warnings: string[];
   /**
@@ -203,6 +216,7 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
   if (!opts.model && !opts.checkpoint) throw new CxrError('E_CONFIG', 'predict needs a checkpoint (or a loaded model)');
   const { items, passed, ignored } = listPredictInputs(opts);
   const th = typeof opts.thresholds === 'string' ? readThresholds(opts.thresholds) : opts.thresholds;
+  const cal = resolveCalibration(opts.calibration, opts.thresholds);
   const zm = opts.model ?? (await ZeroShotModel.load(opts.checkpoint!, opts));
   try {
     const labels = zm.labels;
@@ -218,6 +232,7 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
       if (th.checkpointHashes && !th.checkpointHashes.includes(zm.checkpointHash)) warnings.push('the thresholds were fitted for another checkpoint: calls may not be calibrated for this one');
       if (th.prompts && th.prompts.hash !== zm.classifier.promptHash) warnings.push(`the thresholds were fitted with another prompt set (${th.prompts.name}): calls may not be calibrated`);
     }
+    if (cal) warnings.push(...calibrationWarnings(cal, { checkpointHash: zm.checkpointHash, promptHash: zm.classifier.promptHash, labels, temperature: opts.temperature ?? 1 }));
     const samples: Sample[] = items.map((it) => ({ id: it.id, imagePath: it.path, labels: {}, patientId: it.id, studyId: it.id }));
     const total = items.length + passed.length;
     const t0 = Date.now();
@@ -235,6 +250,10 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
         row.calls = {};
         for (const [l, t] of Object.entries(thresholds)) row.calls[l] = probabilities[l] >= t ? 1 : 0;
       }
+      if (cal) {
+        row.uncalibrated = { ...probabilities };
+        for (const l of labels) probabilities[l] = calibrateProbability(cal, l, probabilities[l]);
+      }
       return row;
     });
     const skipped: SkippedImage[] = [...passed, ...res.failures.map((f) => ({ id: items[f.index].id, path: items[f.index].path, reason: f.reason }))];
@@ -248,6 +267,7 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
       prompts: zm.prompts.name,
       temperature: zm.temperature,
       ...(thresholds ? { thresholds } : {}),
+      ...(cal ? { calibration: calibrationInfo(cal, labels) } : {}),
       warnings,
       nothingUseful: nothingUseful(rows.length, total, 'images'),
       ms,

@@ -40,6 +40,11 @@ interface EvalArgs {
   'id-col'?: string;
   'split-col'?: string;
   'view-col'?: string;
+  calibrate?: 'temperature' | 'platt';
+  'calibration-bins': number;
+  subgroups?: string;
+  'subgroup-min-size': number;
+  'age-bands'?: string;
 }
 
 const list = (v: string | undefined): string[] | undefined =>
@@ -81,6 +86,8 @@ export const command: CommandModule<object, EvalArgs> = {
       opts.idCol(),
       opts.splitCol(),
       opts.viewCol(),
+      { name: 'calibration-bins', meaning: 'reliability bins of ECE and the reliability diagrams', spec: { type: 'number', default: 10, describe: 'Reliability bins of ECE and the reliability diagrams (equal-width and equal-mass)' }, bound: { integer: true, min: 1, max: 1000 } },
+      { name: 'subgroup-min-size', meaning: 'smallest subgroup scored, in images', spec: { type: 'number', default: 50, describe: 'With --subgroups: groups with fewer images are named and left out' }, bound: { integer: true, min: 1 } },
     ])
       .option('split', { type: 'string', default: 'test', describe: 'Split scored' })
       .option('val-split', { type: 'string', describe: 'Split the thresholds are fitted on (e.g. validate); never the scored split' })
@@ -89,7 +96,11 @@ export const command: CommandModule<object, EvalArgs> = {
       .option('reports-root', { type: 'string', describe: 'mimic-cxr: folder of the reports files/ tree' })
       .option('uncertain', { type: 'string', describe: 'chexpert: policy for -1 labels (keep = masked in scoring)' })
       .option('aggregation', { type: 'string', describe: 'vindr-cxr: reader aggregation' })
+      .option('calibrate', { type: 'string', choices: ['temperature', 'platt'], describe: 'Fit a calibration map per label on --val-split (on the logit of the probability), apply it to the scored split, write calibration.json (predict and serve use it)' })
+      .option('subgroups', { type: 'string', describe: 'AUROC with CIs per group of these columns: sex, age (in bands), view' })
+      .option('age-bands', { type: 'string', describe: 'Age band edges in years (default 18,40,60,80: <18, 18-39, 40-59, 60-79, 80+)' })
       .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --out eval/', 'Test-split AUROC with CIs; thresholds fitted on validation')
+      .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --calibrate temperature --subgroups sex,age,view --out eval/', 'Also calibration (maps in eval/calibration.json) and subgroup AUROC')
       .example('$0 eval --checkpoint model/ --csv test.csv --image-col path --label-cols Edema,Effusion --split-col split --out eval/ --json', 'A labelled CSV (paths relative to it), scores as JSON') as never,
   handler: async (argv) => {
     const { evaluateCheckpoint } = await import('../../jobs/evaluate');
@@ -117,6 +128,9 @@ export const command: CommandModule<object, EvalArgs> = {
     put('splitCol', argv['split-col']);
     put('viewCol', argv['view-col']);
     const temperature = parseTemperature(argv.temperature);
+    const { parseSubgroupAttributes, checkAgeBands } = await import('../../eval/subgroups');
+    const subgroups = argv.subgroups !== undefined ? parseSubgroupAttributes(argv.subgroups) : undefined;
+    const ageBands = argv['age-bands'] !== undefined ? checkAgeBands(argv['age-bands'].split(',').map((x) => (x.trim() === '' ? NaN : Number(x)))) : undefined;
     const tty = !argv.quiet && !argv.json && process.stderr.isTTY;
     let bar: import('cli-progress').SingleBar | null = null;
     let barKey = '';
@@ -142,6 +156,10 @@ export const command: CommandModule<object, EvalArgs> = {
       normalize: argv.normalize,
       ...(argv.tokenizer !== undefined ? { tokenizer: argv.tokenizer } : {}),
       onWarning: (w) => pickleWarningOnce(w),
+      ...(argv.calibrate ? { calibrate: argv.calibrate } : {}),
+      calibrationBins: argv['calibration-bins'],
+      ...(subgroups ? { subgroups, subgroupMinSize: argv['subgroup-min-size'] } : {}),
+      ...(ageBands ? { ageBands } : {}),
       ...(tty
         ? {
             onProgress: (e) => {
@@ -160,13 +178,16 @@ export const command: CommandModule<object, EvalArgs> = {
     });
     (bar as import('cli-progress').SingleBar | null)?.stop();
     if (argv.json) {
-      process.stdout.write(JSON.stringify({ ...withoutCurves(r.result), files: r.files, checkpointHashes: r.checkpointHashes, manifestHash: r.manifestHash, splits: r.splits }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ ...withoutCurves(r.result), files: r.files, checkpointHashes: r.checkpointHashes, manifestHash: r.manifestHash, splits: r.splits, calibration: r.calibration, ...(r.subgroups ? { subgroups: r.subgroups } : {}) }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
       return;
     }
     process.stdout.write(formatScoreText(r.result));
     for (const [name, s] of Object.entries(r.splits)) {
       process.stdout.write(`${name}: ${s.images} image(s) scored${s.skipped.length ? `, ${s.skipped.length} skipped (first: ${s.skipped[0].id}: ${s.skipped[0].reason})` : ''}\n`);
     }
-    process.stdout.write(`predictions: ${r.files.predictions}\nreport card: ${r.files.reportHtml}\n${r.files.thresholds ? `thresholds: ${r.files.thresholds}\n` : ''}`);
+    const { formatCalibrationText, formatSubgroupText } = await import('../evalText');
+    process.stdout.write(formatCalibrationText(r.calibration));
+    if (r.subgroups) process.stdout.write(formatSubgroupText(r.subgroups));
+    process.stdout.write(`predictions: ${r.files.predictions}\nreport card: ${r.files.reportHtml}\n${r.files.thresholds ? `thresholds: ${r.files.thresholds}\n` : ''}${r.files.calibration ? `calibration: ${r.files.calibration}\n` : ''}`);
   },
 };

@@ -13,6 +13,7 @@ interface PredictArgs {
   'id-col'?: string;
   out: string;
   thresholds?: string;
+  calibration?: string;
   json: boolean;
   temperature?: string;
   device: string;
@@ -40,6 +41,7 @@ export const command: CommandModule<object, PredictArgs> = {
       opts.idCol({ describe: '--csv: id column (default: the image path)' }),
       opts.out({ demandOption: true, describe: 'Predictions CSV: id, one probability column per label, "LABEL (call)" 0/1 columns with --thresholds' }),
       opts.thresholds(),
+      opts.calibration(),
       opts.json({ describe: 'Print every row, the skipped files and counts as JSON on stdout' }),
       opts.temperature(),
       opts.device({ default: 'auto' }),
@@ -53,7 +55,7 @@ export const command: CommandModule<object, PredictArgs> = {
       .option('images', { type: 'string', array: true, describe: 'Image files (PNG, JPEG, DICOM)' })
       .option('dir', { type: 'string', describe: 'Folder searched recursively for .png/.jpg/.jpeg/.dcm files (and files without extension)' })
       .example('$0 predict --checkpoint runs/demo/run/model --dir xrays/ --out predictions.csv', 'Probabilities for every image of a folder')
-      .example('$0 predict --checkpoint model/ --csv list.csv --image-col path --thresholds eval/thresholds.json --out pred.csv --json', 'A CSV list, with 0/1 calls, result as JSON') as never,
+      .example('$0 predict --checkpoint model/ --csv list.csv --image-col path --thresholds eval/thresholds.json --out pred.csv --json', 'A CSV list, with 0/1 calls (and calibrated probabilities when eval/calibration.json exists), result as JSON') as never,
   handler: async (argv) => {
     const { predict } = await import('../../jobs/predict');
     const { parseTemperature } = await import('../../eval/modelEncoder');
@@ -77,6 +79,7 @@ export const command: CommandModule<object, PredictArgs> = {
       ...(argv.csv !== undefined ? { csv: argv.csv, imageCol: argv['image-col'] } : {}),
       ...(argv['id-col'] !== undefined ? { idCol: argv['id-col'] } : {}),
       ...(argv.thresholds !== undefined ? { thresholds: argv.thresholds } : {}),
+      ...(argv.calibration !== undefined ? { calibration: argv.calibration } : {}),
       ...(temperature !== undefined ? { temperature } : {}),
       out: argv.out,
       device: argv.device,
@@ -111,6 +114,7 @@ export const command: CommandModule<object, PredictArgs> = {
           `${r.counts.ignored ? `; ${r.counts.ignored} non-image file(s) ignored` : ''}${r.counts.skipped ? `; ${r.counts.skipped} skipped:` : ''}\n`,
       );
       const SHOW = 20;
+      if (r.calibration) process.stderr.write(`predict: probabilities calibrated: ${r.calibration.description}${r.calibration.file ? ` (${r.calibration.file})` : ''}\n`);
       for (const s of r.skipped.slice(0, SHOW)) process.stderr.write(`  ${s.id}: ${s.reason}\n`);
       if (r.skipped.length > SHOW) process.stderr.write(`  ... and ${r.skipped.length - SHOW} more (--json lists them all)\n`);
     }

@@ -7,6 +7,7 @@ interface ServeArgs {
   host: string;
   prompts: string;
   thresholds?: string;
+  calibration?: string;
   temperature?: string;
   'max-upload-mb': number;
   device: string;
@@ -29,6 +30,7 @@ export const command: CommandModule<object, ServeArgs> = {
       { name: 'port', meaning: 'TCP port to listen on (0: any free port)', spec: { type: 'number', default: 8080, describe: 'Port (0: any free port)' }, bound: { integer: true, min: 0, max: 65535 } },
       opts.prompts(),
       opts.thresholds({ describe: 'thresholds.json from `cxr-train eval`: adds positive/negative calls' }),
+      opts.calibration(),
       opts.temperature(),
       { name: 'max-upload-mb', meaning: 'largest accepted upload in MB', spec: { type: 'number', default: 50, describe: 'Largest accepted upload (MB); larger ones get HTTP 413' }, check: (v) => (typeof v === 'number' && v > 0 ? undefined : `must be a positive number, got ${String(v)}`) },
       opts.device({ default: 'auto' }),
@@ -51,6 +53,7 @@ export const command: CommandModule<object, ServeArgs> = {
       host: argv.host,
       prompts: argv.prompts,
       ...(argv.thresholds !== undefined ? { thresholds: argv.thresholds } : {}),
+      ...(argv.calibration !== undefined ? { calibration: argv.calibration } : {}),
       ...(temperature !== undefined ? { temperature } : {}),
       maxUploadBytes: Math.round(argv['max-upload-mb'] * 1024 * 1024),
       device: argv.device,
@@ -59,11 +62,12 @@ export const command: CommandModule<object, ServeArgs> = {
       ...(argv.tokenizer !== undefined ? { tokenizer: argv.tokenizer } : {}),
       onWarning: (w) => pickleWarningOnce(w),
     });
+    const cal = server.calibration;
     if (!['127.0.0.1', 'localhost', '::1'].includes(argv.host)) {
       process.stderr.write(`cxr-train: note: listening on ${argv.host}: anyone who can reach this machine can upload images\n`);
     }
-    if (argv.json) process.stdout.write(JSON.stringify({ url: server.url, labels: server.model.labels, prompts: server.model.prompts.name }) + '\n');
-    else process.stdout.write(`cxr-train serve: ${server.url} (${server.model.labels.length} labels, prompts ${server.model.prompts.name}); Ctrl-C stops\n`);
+    if (argv.json) process.stdout.write(JSON.stringify({ url: server.url, labels: server.model.labels, prompts: server.model.prompts.name, calibration: cal }) + '\n');
+    else process.stdout.write(`cxr-train serve: ${server.url} (${server.model.labels.length} labels, prompts ${server.model.prompts.name}${cal ? `; probabilities calibrated: ${cal.description}${cal.file ? ` (${cal.file})` : ''}` : ''}); Ctrl-C stops\n`);
     await new Promise<void>((resolve) => {
       const stop = (): void => {
         process.off('SIGINT', stop);
