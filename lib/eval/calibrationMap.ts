@@ -22,12 +22,12 @@
  * would reverse the ordering (T or a not positive) gets no map, is named with the reason, and its
  * probabilities pass through unchanged.
  */
-import fs from 'node:fs';
 import { CxrError } from '../errors';
 import { writeFileAtomic } from '../util/atomic';
 import { forEachLabelColumn, isMaskedTruth } from './metrics';
 import type { NumArray } from './metrics';
 import { sigmoid } from './zeroShot';
+import { readEvalJson } from './thresholds';
 
 /** Calibration methods of `eval --calibrate`. */
 export type CalibrationMethod = 'temperature' | 'platt';
@@ -294,18 +294,7 @@ export function writeCalibration(file: string, c: CalibrationFile): void {
  * @throws CxrError E_IO (unreadable), E_PARSE (not JSON, wrong format, a bad map).
  */
 export function readCalibration(file: string): CalibrationFile {
-  let raw: string;
-  try {
-    raw = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CxrError('E_IO', `cannot read calibration ${file}: ${(e as Error).message}`, { path: file });
-  }
-  let v: CalibrationFile;
-  try {
-    v = JSON.parse(raw) as CalibrationFile;
-  } catch (e) {
-    throw new CxrError('E_PARSE', `${file}: not valid JSON (${(e as Error).message})`, { path: file });
-  }
+  const v = readEvalJson(file, 'calibration') as CalibrationFile;
   if (!v || v.format !== CALIBRATION_FORMAT || (v.method !== 'temperature' && v.method !== 'platt') || typeof v.labels !== 'object' || v.labels === null) {
     throw new CxrError('E_PARSE', `${file}: not a cxr-train calibration file (write one with \`cxr-train eval --val-split ... --calibrate temperature\`)`, { path: file });
   }

@@ -61,22 +61,29 @@ export function writeThresholds(file: string, t: ThresholdsFile): void {
 }
 
 /**
- * Reads and checks a thresholds JSON written by `cxr-train eval`.
- * @throws CxrError E_IO (unreadable), E_PARSE (not JSON, wrong format, non-numeric threshold).
+ * Reads a JSON file `eval` wrote (thresholds, calibration): E_IO when unreadable (naming `what`), E_PARSE when
+ * not JSON. The caller checks the content.
  */
-export function readThresholds(file: string): ThresholdsFile {
+export function readEvalJson(file: string, what: string): unknown {
   let raw: string;
   try {
     raw = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new CxrError('E_IO', `cannot read thresholds ${file}: ${(e as Error).message}`, { path: file });
+    throw new CxrError('E_IO', `cannot read ${what} ${file}: ${(e as Error).message}`, { path: file });
   }
-  let v: ThresholdsFile;
   try {
-    v = JSON.parse(raw) as ThresholdsFile;
+    return JSON.parse(raw);
   } catch (e) {
     throw new CxrError('E_PARSE', `${file}: not valid JSON (${(e as Error).message})`, { path: file });
   }
+}
+
+/**
+ * Reads and checks a thresholds JSON written by `cxr-train eval`.
+ * @throws CxrError E_IO (unreadable), E_PARSE (not JSON, wrong format, non-numeric threshold).
+ */
+export function readThresholds(file: string): ThresholdsFile {
+  const v = readEvalJson(file, 'thresholds') as ThresholdsFile;
   if (!v || v.format !== THRESHOLDS_FORMAT || typeof v.labels !== 'object' || v.labels === null) {
     throw new CxrError('E_PARSE', `${file}: not a cxr-train thresholds file (write one with \`cxr-train eval --val-split ...\`)`, { path: file });
   }

@@ -24,7 +24,7 @@ beforeAll(async () => {
   const m = ClipModel.create('test-vit', { device: 'cpu', seed: 1 });
   m.save(model);
   m.dispose();
-});
+}, 600_000);
 
 describe('eval --calibrate temperature --subgroups sex,view', () => {
   test('writes calibration.json, the calibration and subgroup sections; predict and serve apply it and say so', async () => {
@@ -104,7 +104,7 @@ describe('eval --calibrate temperature --subgroups sex,view', () => {
     } finally {
       await server.close();
     }
-  }, 300_000);
+  }, 900_000);
 
   test('coded errors: --calibrate without --val-split, a subgroup column the split lacks', async () => {
     const a = await cli(['eval', '--checkpoint', model, '--dataset', 'mimic-cxr', '--root', ds, '--calibrate', 'platt', '--out', path.join(tmp, 'x'), '--workers', '0', '--device', 'cpu']);
@@ -118,5 +118,5 @@ describe('eval --calibrate temperature --subgroups sex,view', () => {
     } finally {
       fs.renameSync(path.join(ds, 'patients.csv.off'), path.join(ds, 'patients.csv'));
     }
-  }, 120_000);
+  }, 600_000);
 });
