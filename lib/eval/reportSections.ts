@@ -65,7 +65,9 @@ export function calibrationSection(c: CalibrationReport): ReportSection {
   h += `<div class="legend muted"><span><i class="sw curve"></i>model${after ? ' (uncalibrated)' : ''}</span>${after ? `<span><i class="sw curve2"></i>calibrated</span>` : ''}<span><i class="sw chance"></i>perfect calibration</span><span>bars: images per bin</span></div><div class="grid-cards">`;
   for (const l of labels) {
     const b = before.labels[l];
-    h += `<div class="card"><h3>${esc(l)} <span class="muted">(${b.nPos}+ / ${b.n - b.nPos}−)</span></h3>${reliabilitySvg(l, b.bins.uniform, after?.labels[l]?.bins.uniform)}</div>`;
+    // A label without a map keeps its probabilities: one curve, not two on top of each other.
+    const mapped = fit?.maps[l] ? after?.labels[l]?.bins.uniform : undefined;
+    h += `<div class="card"><h3>${esc(l)} <span class="muted">(${b.nPos}+ / ${b.n - b.nPos}−)${fit && !fit.maps[l] ? ' · no map' : ''}</span></h3>${reliabilitySvg(l, b.bins.uniform, mapped)}</div>`;
   }
   h += `</div>`;
   return { key: 'calibration', html: h, data: c };
