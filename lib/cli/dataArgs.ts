@@ -29,13 +29,13 @@ export interface DatasetArgs {
 export const list = (v: string | undefined): string[] | undefined =>
   v === undefined || v === '' ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
 
-/** Adds the dataset flags to a command. */
-export function withDatasetOptions<T>(y: Argv<T>): Argv<T> {
+/** Adds the dataset flags to a command; `oldFile` also accepts `--file`, the old spelling of `--csv` (eval had it). */
+export function withDatasetOptions<T>(y: Argv<T>, { oldFile = false } = {}): Argv<T> {
   return withOptions(y, [
     opts.dataset({ describe: 'Adapter: mimic-cxr, chexpert, chestx-ray14, padchest, vindr-cxr, openi, csv, or shards (a prepare output); default csv with --csv' }),
     opts.root({ describe: 'Dataset root (for shards: the shard folder; csv: default the CSV\'s folder)' }),
     opts.views({ describe: 'Adapter: keep only these views (e.g. PA,AP)' }),
-    opts.csv({ describe: 'csv: index file (implies --dataset csv)', old: ['file'] }),
+    opts.csv({ describe: 'csv: index file (implies --dataset csv)', ...(oldFile ? { old: ['file'] } : {}) }),
     opts.imageCol(),
     opts.labelCols(),
     opts.patientCol(),

@@ -35,7 +35,7 @@ export const command: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Zero-shot evaluation of a checkpoint on a dataset split: predictions CSV, scores with CIs, report card, thresholds',
   builder: (y) =>
-    withOptions(withDatasetOptions(y), [
+    withOptions(withDatasetOptions(y, { oldFile: true }), [
       opts.checkpoint({ demandOption: true }),
       opts.prompts(),
       opts.temperature({ describe: '"logit-scale" (the model\'s learned scale) or a number; default 1 (CheXzero)' }),
