@@ -19,6 +19,7 @@ import { normalizeRows, promptSetHash } from '../eval/zeroShot';
 import { cachedEmbeddings, embedSplit, splitIdentity, type CacheOutcome, type EmbeddingKey, type SplitEmbeddings } from '../eval/probe/embeddings';
 import { runProbe, validateCGrid, DEFAULT_C_GRID, DEFAULT_FRACTIONS, type ProbeResult, type ProbeSplit } from '../eval/probe/protocol';
 import { validateFractions } from '../eval/probe/subsets';
+import { renderProbeHtml } from '../eval/probe/html';
 
 /** Options of {@link probeCheckpoint}. */
 export interface ProbeJobOptions extends Omit<ZeroShotModelOptions, 'prompts' | 'onWarning'> {
@@ -73,6 +74,8 @@ export interface ProbeJobResult extends ProbeResult {
   zeroShot: { prompts: string; promptHash: string; temperature: number } | null;
   /** probe.json */
   file: string;
+  /** probe.html: the same results as a page in the report card's style. */
+  html: string;
 }
 
 /** The probe's labels: canonical (prompt) name → dataset name, and which have prompts. */
@@ -205,6 +208,8 @@ export async function probeCheckpoint(opts: ProbeJobOptions): Promise<ProbeJobRe
     if (emb[k].e.failures.length) result.warnings.push(`${names[k]}: ${emb[k].e.failures.length} image(s) failed to load and were left out`);
   }
   const file = path.join(opts.outDir, 'probe.json');
+  const html = path.join(opts.outDir, 'probe.html');
+  const createdAt = new Date().toISOString();
   const out: ProbeJobResult = {
     checkpoint: opts.checkpoint,
     checkpointHash: zm.checkpointHash,
@@ -215,7 +220,9 @@ export async function probeCheckpoint(opts: ProbeJobOptions): Promise<ProbeJobRe
     ) as ProbeJobResult['splits'],
     zeroShot: zeroShot ? { prompts: usedSet.name, promptHash: promptSetHash(usedSet), temperature: zm.temperature } : null,
     file,
+    html,
   };
-  writeFileAtomic(file, JSON.stringify({ format: 'cxr-train probe', version: 1, createdAt: new Date().toISOString(), ...out }, null, 2) + '\n');
+  writeFileAtomic(file, JSON.stringify({ format: 'cxr-train probe', version: 1, createdAt, ...out }, null, 2) + '\n');
+  writeFileAtomic(html, renderProbeHtml(out, { ...out, createdAt }));
   return out;
 }

@@ -40,6 +40,11 @@ describe('cxr-train probe', () => {
     expect(r.out).toMatch(/training subsets \(by patient, seed 0\): 1%: 1 patient\(s\)/);
     expect(r.out).toMatch(/train \(train\): \d+ image\(s\) embedded, cache miss/);
     first = JSON.parse(fs.readFileSync(path.join(out, 'probe.json'), 'utf8'));
+    // The page: self-contained, one row per label with its zero-shot value.
+    const html = fs.readFileSync(path.join(out, 'probe.html'), 'utf8');
+    expect(html).not.toMatch(/<script|https?:\/\//);
+    expect(html).toMatch(/<h2>Test AUROC<\/h2>/);
+    for (const l of first.labels) expect(html).toContain(`<td class="l">${l.label}</td><td>${l.zeroShot!.auroc.toFixed(3)} `);
     expect(first.labels.length).toBeGreaterThan(0);
     for (const l of first.labels) {
       expect(l.zeroShot).toBeDefined();

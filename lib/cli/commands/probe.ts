@@ -57,7 +57,7 @@ export const command: CommandModule<object, ProbeArgs> = {
       opts.temperature(),
       opts.bootstrap({ default: 1000 }),
       opts.seed({ default: 0, describe: 'Bootstrap seed' }),
-      opts.out({ demandOption: true, describe: 'Output folder: probe.json (and the embedding cache, unless --cache)' }),
+      opts.out({ demandOption: true, describe: 'Output folder: probe.json, probe.html (and the embedding cache, unless --cache)' }),
       opts.device({ default: 'auto' }),
       opts.batchSize({ default: 32 }),
       opts.workers(),
@@ -147,6 +147,6 @@ export const command: CommandModule<object, ProbeArgs> = {
       process.stdout.write(`${k} (${s.name}): ${s.images} image(s) embedded, cache ${s.cache}${s.skipped.length ? `, ${s.skipped.length} skipped (first: ${s.skipped[0].id}: ${s.skipped[0].reason})` : ''}\n`);
     }
     for (const w of r.warnings) process.stderr.write(`cxr-train: warning: ${w}\n`);
-    process.stdout.write(`results: ${r.file}\n`);
+    process.stdout.write(`results: ${r.file}\npage: ${r.html}\n`);
   },
 };
