@@ -63,10 +63,12 @@ for j, name in enumerate(["Common", "Rare"]):
             "coefNewton": nc.coef_[0].tolist(),
             "interceptNewton": float(nc.intercept_[0]),
             "valLogLoss": float(log_loss(yva, pva)),
+            "valLogLossNewton": float(log_loss(yva, nc.predict_proba(Z["validate"])[:, 1])),
             "valAuroc": float(roc_auc_score(yva, pva)),
             "testAuroc": float(roc_auc_score(yte, pte)),
         })
     best = min(range(len(fits)), key=lambda i: (fits[i]["valLogLoss"], C_GRID[i]))
+    assert best == min(range(len(fits)), key=lambda i: (fits[i]["valLogLossNewton"], C_GRID[i]))
     labels.append({"name": name, "fits": fits, "selectedC": C_GRID[best]})
 
 out = {
