@@ -314,3 +314,7 @@ export function writeReportCard(dir: string, result: ScoreResult, meta: ReportMe
   writeFileAtomic(htmlPath, renderReportHtml(result, m, sections));
   return { json: jsonPath, html: htmlPath };
 }
+
+/** The report card's stylesheet and HTML escaping, for pages in the same style (the probe's: lib/eval/probe/html.ts). */
+export const REPORT_CARD_CSS = CSS;
+export const escapeHtml = esc;

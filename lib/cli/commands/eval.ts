@@ -1,13 +1,11 @@
 import type { CommandModule } from 'yargs';
-import { CxrError } from '../../errors';
 import type { ThresholdCriterion } from '../../eval/metrics';
 import { formatScoreText } from './score';
 import { opts, withOptions } from '../options';
+import { datasetFromArgs, list, withDatasetOptions, type DatasetArgs } from '../dataArgs';
 
-interface EvalArgs {
+interface EvalArgs extends DatasetArgs {
   checkpoint: string;
-  dataset?: string;
-  root?: string;
   split: string;
   'val-split'?: string;
   prompts: string;
@@ -27,28 +25,12 @@ interface EvalArgs {
   tokenizer?: string;
   json: boolean;
   quiet: boolean;
-  // Adapter options.
-  views?: string;
-  labeler?: string;
-  'reports-root'?: string;
-  uncertain?: string;
-  aggregation?: string;
-  csv?: string;
-  'image-col'?: string;
-  'label-cols'?: string;
-  'patient-col'?: string;
-  'id-col'?: string;
-  'split-col'?: string;
-  'view-col'?: string;
   calibrate?: 'temperature' | 'platt';
   'calibration-bins': number;
   subgroups?: string;
   'subgroup-min-size': number;
   'age-bands'?: string;
 }
-
-const list = (v: string | undefined): string[] | undefined =>
-  v === undefined || v === '' ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
 
 /**
  * `cxr-train eval`: zero-shot predictions of a checkpoint (or ensemble) on a dataset split, scored like
@@ -58,10 +40,8 @@ export const command: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Zero-shot evaluation of a checkpoint on a dataset split: predictions CSV, scores with CIs, report card, thresholds',
   builder: (y) =>
-    withOptions(y, [
+    withOptions(withDatasetOptions(y, { oldFile: true }), [
       opts.checkpoint({ demandOption: true }),
-      opts.dataset({ describe: 'Adapter: mimic-cxr, chexpert, chestx-ray14, padchest, vindr-cxr, openi, csv, or shards (a prepare output); default csv with --csv' }),
-      opts.root({ describe: 'Dataset root (for shards: the shard folder; csv: default the CSV\'s folder)' }),
       opts.prompts(),
       opts.temperature({ describe: '"logit-scale" (the model\'s learned scale) or a number; default 1 (CheXzero)' }),
       opts.bootstrap({ default: 1000 }),
@@ -78,24 +58,12 @@ export const command: CommandModule<object, EvalArgs> = {
       opts.tokenizer(),
       opts.json({ describe: 'Print the scores as JSON on stdout' }),
       opts.quiet(),
-      opts.views({ describe: 'Adapter: keep only these views (e.g. PA,AP)' }),
-      opts.csv({ describe: 'csv: index file (implies --dataset csv)', old: ['file'] }),
-      opts.imageCol(),
-      opts.labelCols(),
-      opts.patientCol(),
-      opts.idCol(),
-      opts.splitCol(),
-      opts.viewCol(),
       { name: 'calibration-bins', meaning: 'reliability bins of ECE and the reliability diagrams', spec: { type: 'number', default: 10, describe: 'Reliability bins of ECE and the reliability diagrams (equal-width and equal-mass)' }, bound: { integer: true, min: 1, max: 1000 } },
       { name: 'subgroup-min-size', meaning: 'smallest subgroup scored, in images', spec: { type: 'number', default: 50, describe: 'With --subgroups: groups with fewer images are named and left out' }, bound: { integer: true, min: 1 } },
     ])
       .option('split', { type: 'string', default: 'test', describe: 'Split scored' })
       .option('val-split', { type: 'string', describe: 'Split the thresholds are fitted on (e.g. validate); never the scored split' })
       .option('ensemble', { type: 'string', describe: 'Comma-separated further checkpoints: probabilities are averaged' })
-      .option('labeler', { type: 'string', describe: 'mimic-cxr: chexpert or negbio labels' })
-      .option('reports-root', { type: 'string', describe: 'mimic-cxr: folder of the reports files/ tree' })
-      .option('uncertain', { type: 'string', describe: 'chexpert: policy for -1 labels (keep = masked in scoring)' })
-      .option('aggregation', { type: 'string', describe: 'vindr-cxr: reader aggregation' })
       .option('calibrate', { type: 'string', choices: ['temperature', 'platt'], describe: 'Fit a calibration map per label on --val-split (on the logit of the probability), apply it to the scored split, write calibration.json (predict and serve use it)' })
       .option('subgroups', { type: 'string', describe: 'AUROC with CIs per group of these columns: sex, age (in bands), view' })
       .option('age-bands', { type: 'string', describe: 'Age band edges in years (default 18,40,60,80: <18, 18-39, 40-59, 60-79, 80+)' })
@@ -107,26 +75,7 @@ export const command: CommandModule<object, EvalArgs> = {
     const { parseTemperature } = await import('../../eval/modelEncoder');
     const { withoutCurves } = await import('../../eval/score');
     const { pickleWarningOnce } = await import('../../jobs/embed');
-    const dataset = argv.dataset ?? (argv.csv !== undefined ? 'csv' : undefined);
-    if (dataset === undefined) throw new CxrError('E_CONFIG', 'name the data: --dataset NAME --root DIR, or --csv FILE');
-    if (argv.csv !== undefined && dataset !== 'csv') throw new CxrError('E_CONFIG', `--csv is the index of --dataset csv, not of ${dataset}`);
-    if (!argv.root && dataset !== 'csv') throw new CxrError('E_CONFIG', `--root is required (the ${dataset === 'shards' ? 'shard folder' : 'dataset directory'})`);
-    const adapterOptions: { root: string } & Record<string, unknown> = { root: argv.root ?? '' };
-    const put = (k: string, v: unknown): void => {
-      if (v !== undefined) adapterOptions[k] = v;
-    };
-    put('views', list(argv.views));
-    put('labeler', argv.labeler);
-    put('reportsRoot', argv['reports-root']);
-    put('uncertain', argv.uncertain);
-    put('aggregation', argv.aggregation);
-    put('file', argv.csv);
-    put('imageCol', argv['image-col']);
-    put('labelCols', list(argv['label-cols']));
-    put('patientCol', argv['patient-col']);
-    put('idCol', argv['id-col']);
-    put('splitCol', argv['split-col']);
-    put('viewCol', argv['view-col']);
+    const { dataset, adapterOptions } = datasetFromArgs(argv);
     const temperature = parseTemperature(argv.temperature);
     const { parseSubgroupAttributes, checkAgeBands } = await import('../../eval/subgroups');
     const subgroups = argv.subgroups !== undefined ? parseSubgroupAttributes(argv.subgroups) : undefined;
