@@ -55,12 +55,32 @@ export interface ReportJson {
   version: 1;
   meta: ReportMeta;
   result: ScoreResult;
+  /** Further protocols (e.g. `retrieval`, `ensemble`), each under its own key. */
+  [section: string]: unknown;
 }
 
-const esc = (s: unknown): string =>
+/** A section another module renders (HTML from {@link esc}-escaped values), placed after the metrics. */
+export interface ReportSection {
+  /** Anchor id. */
+  id: string;
+  /** Heading. */
+  title: string;
+  /** Body HTML (self-contained: no script, no external asset). */
+  html: string;
+}
+
+/** What other protocols add to a card: their JSON under a key each, and their HTML sections. */
+export interface ReportExtras {
+  json?: Record<string, unknown>;
+  sections?: ReportSection[];
+}
+
+/** HTML-escapes a value for the card (also used by the sections other modules render). */
+export const esc = (s: unknown): string =>
   String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
-const f3 = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
+/** A number with 3 decimals, or "—" when absent or not finite. */
+export const f3 = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
 
 const withCi = (x: number | null | undefined, ci?: CiBounds): string =>
   ci ? `${f3(x)} <span class="ci">(${f3(ci.lo)}, ${f3(ci.hi)})</span>` : f3(x);
@@ -163,7 +183,7 @@ code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}pre{background:var(
 `;
 
 /** Renders the self-contained HTML page of a report card. */
-export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): string {
+export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}, sections: readonly ReportSection[] = []): string {
   const title = meta.title ?? 'cxr-train evaluation';
   const labels = Object.keys(result.labels);
   const binary = result.settings.binary;
@@ -235,6 +255,8 @@ export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): st
     h += `<th>${f3(mac.mcc)}</th>${rd.readers.map((r) => `<th>${f3(r.macro.mcc)}</th>`).join('')}<th>${withCi(rd.mean.macro.mcc, rd.mean.macro.ci?.mcc)}</th><th>${deltaCell(rd.comparison.macro.mcc)}</th></tr></tbody></table></div>`;
   }
 
+  for (const s of sections) h += `<h2 id="${esc(s.id)}">${esc(s.title)}</h2>${s.html}`;
+
   // Curves.
   const curves = result.curves ?? {};
   const withCurves = labels.filter((l) => curves[l]);
@@ -275,17 +297,17 @@ export function renderReportHtml(result: ScoreResult, meta: ReportMeta = {}): st
  * Writes `report.json` and `report.html` into `dir` (created if needed), each atomically. Returns their
  * paths. Non-finite numbers become null in the JSON.
  */
-export function writeReportCard(dir: string, result: ScoreResult, meta: ReportMeta = {}): { json: string; html: string } {
+export function writeReportCard(dir: string, result: ScoreResult, meta: ReportMeta = {}, extras: ReportExtras = {}): { json: string; html: string } {
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {
     throw new CxrError('E_IO', `cannot create ${dir}: ${(e as Error).message}`, { dir }, { cause: e });
   }
   const m: ReportMeta = { ...meta, createdAt: meta.createdAt ?? new Date().toISOString() };
-  const json: ReportJson = { version: 1, meta: m, result };
+  const json: ReportJson = { ...extras.json, version: 1, meta: m, result };
   const jsonPath = path.join(dir, 'report.json');
   const htmlPath = path.join(dir, 'report.html');
   writeFileAtomic(jsonPath, JSON.stringify(json, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
-  writeFileAtomic(htmlPath, renderReportHtml(result, m));
+  writeFileAtomic(htmlPath, renderReportHtml(result, m, extras.sections));
   return { json: jsonPath, html: htmlPath };
 }

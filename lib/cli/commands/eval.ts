@@ -13,6 +13,11 @@ interface EvalArgs {
   prompts: string;
   temperature?: string;
   ensemble?: string;
+  'ensemble-average': 'probabilities' | 'logits';
+  retrieval: boolean;
+  'retrieval-sections': 'findings+impression' | 'impression' | 'findings' | 'all';
+  kx200?: string;
+  'kx200-per-label': number;
   bootstrap: number;
   seed: number;
   'threshold-metric': ThresholdCriterion;
@@ -85,17 +90,25 @@ export const command: CommandModule<object, EvalArgs> = {
       .option('split', { type: 'string', default: 'test', describe: 'Split scored' })
       .option('val-split', { type: 'string', describe: 'Split the thresholds are fitted on (e.g. validate); never the scored split' })
       .option('ensemble', { type: 'string', describe: 'Comma-separated further checkpoints: probabilities are averaged' })
+      .option('ensemble-average', { choices: ['probabilities', 'logits'] as const, default: 'probabilities' as const, describe: 'How ensemble members are combined: mean probability (CheXzero) or sigmoid of the mean logit' })
+      .option('retrieval', { type: 'boolean', default: false, describe: 'Also image↔report Recall@1/5/10 and ranks on the scored split (needs reports), and the k×200 label-prompt protocol' })
+      .option('retrieval-sections', { choices: ['findings+impression', 'impression', 'findings', 'all'] as const, default: 'findings+impression' as const, describe: 'Report sections of the retrieval text (whole, cut to the context length)' })
+      .option('kx200', { type: 'string', describe: 'k×200 labels, comma-separated, or none; default the CheXpert 5×200 five (Atelectasis, Cardiomegaly, Consolidation, Edema, Pleural Effusion)' })
+      .option('kx200-per-label', { type: 'number', default: 200, describe: 'k×200: images per label (fewer when the split has fewer; said in the report)' })
       .option('labeler', { type: 'string', describe: 'mimic-cxr: chexpert or negbio labels' })
       .option('reports-root', { type: 'string', describe: 'mimic-cxr: folder of the reports files/ tree' })
       .option('uncertain', { type: 'string', describe: 'chexpert: policy for -1 labels (keep = masked in scoring)' })
       .option('aggregation', { type: 'string', describe: 'vindr-cxr: reader aggregation' })
       .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --out eval/', 'Test-split AUROC with CIs; thresholds fitted on validation')
+      .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --retrieval --out eval/', 'Also image↔report retrieval and CheXpert 5×200 in the report card')
+      .example('$0 eval --checkpoint a/model --ensemble b/model,c/model --dataset mimic-cxr --root data/synth --val-split validate --out eval/', 'An ensemble: every member beside it, deltas over the best member')
       .example('$0 eval --checkpoint model/ --csv test.csv --image-col path --label-cols Edema,Effusion --split-col split --out eval/ --json', 'A labelled CSV (paths relative to it), scores as JSON') as never,
   handler: async (argv) => {
     const { evaluateCheckpoint } = await import('../../jobs/evaluate');
     const { parseTemperature } = await import('../../eval/modelEncoder');
     const { withoutCurves } = await import('../../eval/score');
     const { pickleWarningOnce } = await import('../../jobs/embed');
+    const { formatEnsembleText, formatRetrievalText } = await import('../retrievalText');
     const dataset = argv.dataset ?? (argv.csv !== undefined ? 'csv' : undefined);
     if (dataset === undefined) throw new CxrError('E_CONFIG', 'name the data: --dataset NAME --root DIR, or --csv FILE');
     if (argv.csv !== undefined && dataset !== 'csv') throw new CxrError('E_CONFIG', `--csv is the index of --dataset csv, not of ${dataset}`);
@@ -123,6 +136,17 @@ export const command: CommandModule<object, EvalArgs> = {
     const r = await evaluateCheckpoint({
       checkpoint: argv.checkpoint,
       ...(argv.ensemble ? { ensemble: list(argv.ensemble) } : {}),
+      ensembleAverage: argv['ensemble-average'],
+      ...(argv.retrieval
+        ? {
+            retrieval: {
+              sections: argv['retrieval-sections'],
+              ...(argv.kx200 !== undefined ? { kx200Labels: argv.kx200.trim().toLowerCase() === 'none' ? null : list(argv.kx200) ?? [] } : {}),
+              kx200PerLabel: argv['kx200-per-label'],
+              seed: argv.seed,
+            },
+          }
+        : {}),
       dataset,
       adapterOptions,
       split: argv.split,
@@ -160,10 +184,13 @@ export const command: CommandModule<object, EvalArgs> = {
     });
     (bar as import('cli-progress').SingleBar | null)?.stop();
     if (argv.json) {
-      process.stdout.write(JSON.stringify({ ...withoutCurves(r.result), files: r.files, checkpointHashes: r.checkpointHashes, manifestHash: r.manifestHash, splits: r.splits }, null, 2) + '\n');
+      const extra = { ...(r.retrieval ? { retrieval: r.retrieval } : {}), ...(r.ensemble ? { ensemble: r.ensemble } : {}) };
+      process.stdout.write(JSON.stringify({ ...withoutCurves(r.result), files: r.files, checkpointHashes: r.checkpointHashes, manifestHash: r.manifestHash, splits: r.splits, ...extra }, null, 2) + '\n');
       return;
     }
     process.stdout.write(formatScoreText(r.result));
+    if (r.ensemble) process.stdout.write(formatEnsembleText(r.ensemble));
+    if (r.retrieval) process.stdout.write(formatRetrievalText(r.retrieval));
     for (const [name, s] of Object.entries(r.splits)) {
       process.stdout.write(`${name}: ${s.images} image(s) scored${s.skipped.length ? `, ${s.skipped.length} skipped (first: ${s.skipped[0].id}: ${s.skipped[0].reason})` : ''}\n`);
     }
