@@ -3,30 +3,15 @@
  * with untrained test-vit models (the plumbing is the point; the metrics are tested in test/unit/eval).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { generateSynthetic } from '../../lib/data/synthetic';
-import { ClipModel } from '../../lib/models/ClipModel';
 import { evaluateCheckpoint } from '../../lib/jobs/evaluate';
 import { readCsvTable } from '../../lib/util/csv';
 import { sigmoid } from '../../lib/eval/zeroShot';
 import { runCli as cli } from '../helpers/cli';
+import { tinyEvalSetup } from '../helpers/evalSetup';
 import { rejectsWith } from '../helpers/errors';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-retrieval-e2e-'));
-const ds = path.join(tmp, 'ds');
-const modelA = path.join(tmp, 'model-a');
-const modelB = path.join(tmp, 'model-b');
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-beforeAll(async () => {
-  await generateSynthetic({ n: 100, size: 32, seed: 5, outDir: ds });
-  for (const [dir, seed] of [[modelA, 1], [modelB, 2]] as const) {
-    const m = ClipModel.create('test-vit', { device: 'cpu', seed });
-    m.save(dir);
-    m.dispose();
-  }
-});
+const { tmp, ds, modelA, modelB } = tinyEvalSetup('cxr-retrieval-e2e-');
 
 const common = { dataset: 'mimic-cxr', adapterOptions: { root: ds }, split: 'test', workers: 0, device: 'cpu' } as const;
 
