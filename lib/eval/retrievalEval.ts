@@ -93,7 +93,7 @@ export interface RetrievalMember {
   exclusive?: <T>(call: () => Promise<T>) => Promise<T>;
 }
 
-const DUPLICATE_RULE = 'identical texts (exact string equality after preparation) are one gallery item; text→image counts a hit when any image sharing the text is retrieved';
+const DUPLICATE_RULE = 'Identical texts (exact string equality after preparation) are one gallery item; text→image counts a hit when any image sharing the text is retrieved';
 const TIE_RULE = 'ties count against the query: rank = 1 + non-relevant candidates with similarity ≥ the best relevant one';
 
 /**

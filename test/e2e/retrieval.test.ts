@@ -63,6 +63,9 @@ test('bad input: a split without reports is E_DATA, k×200 labels the data lacks
   const c = await cli(['eval', '--checkpoint', modelA, '--dataset', 'mimic-cxr', '--root', ds, '--retrieval', '--kx200', 'Edema', '--out', path.join(tmp, 'bad-cli'), '--workers', '0', '--device', 'cpu']);
   expect(c.code).not.toBe(0);
   expect(c.err).toMatch(/E_CONFIG/);
+  const d = await cli(['eval', '--checkpoint', modelA, '--dataset', 'mimic-cxr', '--root', ds, '--kx200', 'Edema,Atelectasis', '--out', path.join(tmp, 'bad-cli2'), '--workers', '0', '--device', 'cpu']);
+  expect(d.code).not.toBe(0);
+  expect(d.err).toMatch(/E_CONFIG.*--retrieval/);
 });
 
 test('ensemble: members beside the ensemble, logits averaged on request, retrieval per member', async () => {

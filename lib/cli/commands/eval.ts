@@ -129,6 +129,7 @@ export const command: CommandModule<object, EvalArgs> = {
     put('idCol', argv['id-col']);
     put('splitCol', argv['split-col']);
     put('viewCol', argv['view-col']);
+    if (argv.kx200 !== undefined && !argv.retrieval) throw new CxrError('E_CONFIG', '--kx200 belongs to --retrieval: add --retrieval');
     const temperature = parseTemperature(argv.temperature);
     const tty = !argv.quiet && !argv.json && process.stderr.isTTY;
     let bar: import('cli-progress').SingleBar | null = null;
