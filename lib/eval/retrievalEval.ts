@@ -153,8 +153,9 @@ export function checkRetrievalInputs(split: string, samples: readonly Sample[], 
   return kl;
 }
 
-interface MemberSims {
-  checkpoint: string;
+/** Running sums of the members' similarity matrices (only the sums are kept: a 10-member ensemble on a
+ * full test split would otherwise hold 10 images × texts matrices). */
+interface SimSums {
   i2t: Float64Array;
   kx: Float64Array | null;
 }
@@ -166,7 +167,8 @@ interface MemberSims {
 export class RetrievalEvaluation {
   private readonly opts: RetrievalOptions;
   private readonly kxLabels: string[] | null;
-  private readonly members: MemberSims[] = [];
+  private readonly members: Array<{ checkpoint: string; scores: RetrievalScores }> = [];
+  private sums: SimSums | null = null;
   private texts: Array<string | null> | null = null;
   private textInfo: { noReport: number; noSentence: number; contextLength: number } | null = null;
   private rows: number[] = [];
@@ -234,7 +236,12 @@ export class RetrievalEvaluation {
       this.selection.labels.forEach((l, c) => vecs.set(te.positive[te.labels.indexOf(l)], c * dim));
       kx = cosineSimilarities(gatherRows(m.embeddings, this.selection.rows, dim), this.selection.rows.length, vecs, this.selection.labels.length, dim);
     }
-    this.members.push({ checkpoint: m.checkpoint, i2t, kx });
+    this.members.push({ checkpoint: m.checkpoint, scores: this.scoresOf(i2t, kx) });
+    if (this.sums === null) this.sums = { i2t, kx };
+    else {
+      addInto(this.sums.i2t, i2t);
+      if (this.sums.kx && kx) addInto(this.sums.kx, kx);
+    }
   }
 
   private scoresOf(i2t: Float64Array, kx: Float64Array | null): RetrievalScores {
@@ -247,24 +254,14 @@ export class RetrievalEvaluation {
 
   /** The report over the members added so far. `E_CONFIG` before any member. */
   finish(): RetrievalReport {
-    if (this.members.length === 0 || !this.groups || !this.textInfo) throw new CxrError('E_CONFIG', 'retrieval: no member was added');
+    if (this.members.length === 0 || !this.groups || !this.textInfo || !this.sums) throw new CxrError('E_CONFIG', 'retrieval: no member was added');
     const warnings: string[] = [];
     const info = this.textInfo;
     if (info.noReport) warnings.push(`${info.noReport} scored image(s) of the ${this.split} split have no report and were left out of image–report retrieval`);
     if (info.noSentence) warnings.push(`${info.noSentence} scored image(s) have a report without a usable sentence in the chosen sections and were left out of image–report retrieval`);
-    const mean = (pick: (m: MemberSims) => Float64Array | null): Float64Array | null => {
-      const first = pick(this.members[0]);
-      if (!first) return null;
-      if (this.members.length === 1) return first;
-      const acc = new Float64Array(first.length);
-      for (const m of this.members) {
-        const x = pick(m)!;
-        for (let i = 0; i < acc.length; i++) acc[i] += x[i];
-      }
-      for (let i = 0; i < acc.length; i++) acc[i] /= this.members.length;
-      return acc;
-    };
-    const scores = this.scoresOf(mean((m) => m.i2t)!, mean((m) => m.kx));
+    const M = this.members.length;
+    const mean = (x: Float64Array | null): Float64Array | null => (x === null ? null : x.map((v) => v / M));
+    const scores = M === 1 ? this.members[0].scores : this.scoresOf(mean(this.sums.i2t)!, mean(this.sums.kx));
     const per = this.opts.kx200PerLabel ?? KX200_DEFAULT_PER_LABEL;
     if (this.selection) {
       const short = this.selection.perLabel.filter((p) => p.chosen < per);
@@ -284,10 +281,14 @@ export class RetrievalEvaluation {
       texts: { distinct: g.unique.length, imagesSharingText: sharing },
       kx200: this.kxLabels ? { labels: this.kxLabels, perLabel: per, seed: this.opts.seed ?? 0, prompts: 'positive' } : null,
       scores,
-      ...(this.members.length > 1 ? { members: this.members.map((m) => ({ checkpoint: m.checkpoint, scores: this.scoresOf(m.i2t, m.kx) })) } : {}),
+      ...(M > 1 ? { members: this.members.map((m) => ({ checkpoint: m.checkpoint, scores: m.scores })) } : {}),
       warnings,
     };
   }
+}
+
+function addInto(acc: Float64Array, x: Float64Array): void {
+  for (let i = 0; i < acc.length; i++) acc[i] += x[i];
 }
 
 function gatherRows(x: Float32Array, rows: readonly number[], dim: number): Float32Array {
