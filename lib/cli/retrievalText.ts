@@ -1,12 +1,10 @@
 /** Plain-text tables of `eval --retrieval` and of ensemble members, as the eval command prints them. */
-import path from 'node:path';
 import type { RetrievalReport, RetrievalScores } from '../eval/retrievalEval';
-import type { EnsembleReport } from '../eval/ensemble';
+import { memberNames, type EnsembleReport } from '../eval/ensemble';
 
 const pct = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : (100 * x).toFixed(1));
 const num = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(1));
 const f3 = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
-const short = (p: string): string => path.basename(path.resolve(p));
 
 function table(rows: string[][]): string {
   const w = rows[0].map((_, j) => Math.max(...rows.map((r) => (r[j] ?? '').length)));
@@ -25,7 +23,8 @@ function directionRows(name: string, s: RetrievalScores, ks: number[]): string[]
 export function formatRetrievalText(r: RetrievalReport): string {
   let s = `\nretrieval on ${r.split}: ${r.images.withText}/${r.images.scored} images with a report text (${r.text.sections}, whole, ≤ ${r.text.contextLength} tokens), ${r.texts.distinct} distinct texts; recall in %\n`;
   const rows: string[][] = [['model', 'direction', 'queries', 'candidates', ...r.ks.map((k) => `R@${k}`), 'mean rank', 'median rank']];
-  for (const m of r.members ?? []) rows.push(...directionRows(short(m.checkpoint), m.scores, r.ks));
+  const names = memberNames((r.members ?? []).map((m) => m.checkpoint));
+  (r.members ?? []).forEach((m, i) => rows.push(...directionRows(names[i], m.scores, r.ks)));
   rows.push(...directionRows(r.members ? 'ensemble' : 'model', r.scores, r.ks));
   s += table(rows);
   const kx = r.scores.kx200;
@@ -41,7 +40,7 @@ export function formatRetrievalText(r: RetrievalReport): string {
 
 /** The member table: macro and per-label AUROC of each member and of the ensemble, and the deltas. */
 export function formatEnsembleText(e: EnsembleReport): string {
-  const cols = [...e.members.map((m, i) => short(m.name) + (i === e.best.index ? '*' : '')), 'ensemble'];
+  const cols = [...memberNames(e.members.map((m) => m.name)).map((n, i) => n + (i === e.best.index ? '*' : '')), 'ensemble'];
   const rows: string[][] = [['AUROC', ...cols, 'Δ ens−best (95% CI), p']];
   const d = (x: { delta: number | null; lo: number | null; hi: number | null; p: number | null } | undefined): string =>
     !x || x.delta === null ? '—' : `${x.delta >= 0 ? '+' : ''}${x.delta.toFixed(3)} (${f3(x.lo)}, ${f3(x.hi)}), p ${x.p === null ? '—' : x.p.toFixed(3)}`;

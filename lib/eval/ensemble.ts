@@ -7,11 +7,26 @@
  * validation split when there is one (chosen before the test split is looked at), else on the scored split
  * (which favours the member, so the ensemble's gain is if anything understated).
  */
+import path from 'node:path';
 import { CxrError } from '../errors';
 import { bootstrapMatrix, column, DEFAULT_RESAMPLES, pairedBootstrap, pairedPValue, percentileInterval } from './bootstrap';
 import { macroMean, perLabelAuroc, sortLabel, summarizeSorted, type SortedLabel } from './metrics';
 import type { DeltaResult, ScoreResult } from './score';
 import { sigmoid } from './zeroShot';
+
+/**
+ * Short names of checkpoints for tables: the folder or file name, with as many parent folders as needed to
+ * tell them apart (`a/model`, `b/model`).
+ */
+export function memberNames(paths: readonly string[]): string[] {
+  const parts = paths.map((p) => path.resolve(p).split(path.sep).filter(Boolean));
+  const name = (i: number, depth: number) => parts[i].slice(-depth).join('/');
+  return paths.map((_, i) => {
+    let d = 1;
+    while (d < parts[i].length && paths.some((_, j) => j !== i && name(j, d) === name(i, d))) d++;
+    return name(i, d) || paths[i];
+  });
+}
 
 /** How members are combined. */
 export type EnsembleAverage = 'probabilities' | 'logits';

@@ -2,15 +2,13 @@
  * Report-card sections of the retrieval protocols and of checkpoint ensembles (HTML only; the numbers
  * come from ./retrievalEval and ./ensemble). Same page conventions as the card: inline, escaped, no script.
  */
-import path from 'node:path';
 import { esc, f3, type ReportSection } from './reportCard';
-import type { EnsembleReport } from './ensemble';
+import { memberNames, type EnsembleReport } from './ensemble';
 import type { RetrievalReport, RetrievalScores } from './retrievalEval';
 import type { DeltaResult } from './score';
 
 const pct = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '—' : (100 * x).toFixed(1));
 const r1 = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(1));
-const short = (p: string): string => (p === 'ensemble' ? p : path.basename(path.resolve(p)));
 
 function directionRows(name: string, s: RetrievalScores, ks: number[]): string {
   let h = '';
@@ -30,7 +28,8 @@ export function retrievalSection(r: RetrievalReport): ReportSection {
   h += `${r.texts.distinct} distinct texts, ${r.texts.imagesSharingText} images share their text with another. ${esc(r.text.duplicates)}; ${esc(r.text.ties)}. Recall in %.</div>`;
   h += `<div class="table-wrap"><table class="retrieval"><thead><tr><th class="l">Model</th><th class="l">Direction</th><th>Queries</th><th>Candidates</th>`;
   h += ks.map((k) => `<th>R@${k}</th>`).join('') + `<th>Mean rank</th><th>Median rank</th></tr></thead><tbody>`;
-  for (const m of r.members ?? []) h += directionRows(short(m.checkpoint), m.scores, ks);
+  const names = memberNames((r.members ?? []).map((m) => m.checkpoint));
+  (r.members ?? []).forEach((m, i) => (h += directionRows(names[i], m.scores, ks)));
   h += directionRows(r.members ? 'ensemble' : 'model', r.scores, ks);
   h += `</tbody></table></div>`;
   const kx = r.scores.kx200;
@@ -41,7 +40,9 @@ export function retrievalSection(r: RetrievalReport): ReportSection {
       h += `<div class="table-wrap"><table class="kx200"><thead><tr><th class="l">Label</th><th>Eligible</th><th>Used</th><th>Correct</th><th>Recall %</th></tr></thead><tbody>`;
       for (const p of kx.perLabel) h += `<tr><td class="l">${esc(p.label)}${p.chosen < kx.perLabelTarget ? ' <span class="warn">(fewer than ' + kx.perLabelTarget + ')</span>' : ''}</td><td>${p.eligible}</td><td>${p.chosen}</td><td>${p.correct}</td><td>${pct(p.recall)}</td></tr>`;
       h += `<tr><th class="l">Accuracy${r.members ? ' (ensemble)' : ''}</th><th></th><th>${kx.n}</th><th></th><th>${pct(kx.accuracy)}</th></tr>`;
-      for (const m of r.members ?? []) if (m.scores.kx200) h += `<tr><td class="l">${esc(short(m.checkpoint))}</td><td></td><td>${m.scores.kx200.n}</td><td></td><td>${pct(m.scores.kx200.accuracy)}</td></tr>`;
+      (r.members ?? []).forEach((m, i) => {
+        if (m.scores.kx200) h += `<tr><td class="l">${esc(names[i])}</td><td></td><td>${m.scores.kx200.n}</td><td></td><td>${pct(m.scores.kx200.accuracy)}</td></tr>`;
+      });
       h += `</tbody></table></div>`;
     }
   }
@@ -55,10 +56,11 @@ const delta = (d: DeltaResult | undefined): string =>
 /** The "Ensemble members" section: AUROC per label of every member and of the ensemble, and the deltas. */
 export function ensembleSection(e: EnsembleReport): ReportSection {
   const cols = [...e.members, e.ensemble];
-  let h = `<div class="muted">${e.members.length} members, ${e.average === 'logits' ? 'logits averaged (sigmoid of the mean logit)' : 'probabilities averaged'}. AUROC with intervals; Δ = ensemble − best member (${esc(short(e.best.name))}, chosen on the ${e.best.chosenOn} split by macro AUROC)`;
+  const names = [...memberNames(e.members.map((m) => m.name)), 'ensemble'];
+  let h = `<div class="muted">${e.members.length} members, ${e.average === 'logits' ? 'logits averaged (sigmoid of the mean logit)' : 'probabilities averaged'}. AUROC with intervals; Δ = ensemble − best member (${esc(names[e.best.index])}, chosen on the ${e.best.chosenOn} split by macro AUROC)`;
   h += e.bootstrap ? `, paired bootstrap (${e.bootstrap.resamples} resamples by ${e.bootstrap.unit}, ${e.bootstrap.nUnits} units, seed ${e.bootstrap.seed}).</div>` : ', no bootstrap.</div>';
   h += `<div class="table-wrap"><table class="ensemble"><thead><tr><th class="l">Label</th>`;
-  h += cols.map((c, i) => `<th>${esc(short(c.name))}${i === e.best.index ? ' (best)' : ''}</th>`).join('') + `<th>Δ AUROC</th></tr></thead><tbody>`;
+  h += cols.map((_, i) => `<th>${esc(names[i])}${i === e.best.index ? ' (best)' : ''}</th>`).join('') + `<th>Δ AUROC</th></tr></thead><tbody>`;
   const cell = (x: { auroc: number | null; lo: number | null; hi: number | null } | undefined): string =>
     !x ? '—' : `${f3(x.auroc)}${x.lo !== null ? ` <span class="ci">(${f3(x.lo)}, ${f3(x.hi)})</span>` : ''}`;
   for (const l of e.labels) h += `<tr><td class="l">${esc(l)}</td>${cols.map((c) => `<td>${cell(c.labels[l])}</td>`).join('')}<td>${delta(e.deltas?.labels[l])}</td></tr>`;

@@ -17,7 +17,7 @@ import {
   type Kx200Selection,
 } from '../../../lib/eval/retrieval';
 import { checkRetrievalInputs, RetrievalEvaluation, retrievalTexts } from '../../../lib/eval/retrievalEval';
-import { averageLogits, compareEnsemble } from '../../../lib/eval/ensemble';
+import { averageLogits, compareEnsemble, memberNames } from '../../../lib/eval/ensemble';
 import { pairedBootstrap } from '../../../lib/eval/bootstrap';
 import { encodeTextBatches, sigmoid, ZeroShotClassifier, type ZeroShotEncoder } from '../../../lib/eval/zeroShot';
 import { retrievalSection, ensembleSection } from '../../../lib/eval/retrievalCard';
@@ -295,6 +295,12 @@ describe('RetrievalEvaluation', () => {
 });
 
 describe('ensembles', () => {
+  test('member names: the folder name, with parents only where two would read the same', () => {
+    expect(memberNames(['/r/a/model', '/r/b/model', '/x/other'])).toEqual(['a/model', 'b/model', 'other']);
+    expect(memberNames(['/r/a/run/model', '/r/b/run/model'])).toEqual(['a/run/model', 'b/run/model']);
+    expect(memberNames(['m1', 'm2'])).toEqual(['m1', 'm2']);
+  });
+
   test('logits: sigmoid of the mean logit; the classifier logits give its probabilities', async () => {
     expect(Array.from(averageLogits([[0, 2], [2, -4]]))).toEqual([Math.fround(sigmoid(1)), Math.fround(sigmoid(-1))]);
     expectCode(() => averageLogits([[0], [1, 2]]), 'E_SHAPE');
