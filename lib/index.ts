@@ -112,6 +112,12 @@ export type { AblationResults } from './experiments/ablation/aggregate';
 // Evaluation of checkpoints and inference
 export { evaluateCheckpoint, manifestHash } from './jobs/evaluate';
 export type { EvaluateOptions, EvaluateResult } from './jobs/evaluate';
+export { probeCheckpoint } from './jobs/probe';
+export type { ProbeJobOptions, ProbeJobResult } from './jobs/probe';
+export { runProbe, DEFAULT_C_GRID, DEFAULT_FRACTIONS } from './eval/probe/protocol';
+export type { ProbeResult, ProbeSplit } from './eval/probe/protocol';
+export { fitLogistic, standardization } from './eval/probe/logistic';
+export type { LogisticModel, LogisticFitOptions } from './eval/probe/logistic';
 export { modelEncoder, modelLogitScale, alignPromptLabels, hashCheckpoint } from './eval/modelEncoder';
 export { fitThresholds, readThresholds, writeThresholds } from './eval/thresholds';
 export type { ThresholdsFile } from './eval/thresholds';

@@ -59,7 +59,7 @@ export interface ReportJson {
   [section: string]: unknown;
 }
 
-/** A section another module renders (HTML from {@link esc}-escaped values), placed after the metrics. */
+/** A section another module renders (HTML from {@link escapeHtml}-escaped values), placed after the metrics. */
 export interface ReportSection {
   /** Anchor id. */
   id: string;
@@ -75,8 +75,7 @@ export interface ReportExtras {
   sections?: ReportSection[];
 }
 
-/** HTML-escapes a value for the card (also used by the sections other modules render). */
-export const esc = (s: unknown): string =>
+const esc = (s: unknown): string =>
   String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
 /** A number with 3 decimals, or "—" when absent or not finite. */
@@ -311,3 +310,7 @@ export function writeReportCard(dir: string, result: ScoreResult, meta: ReportMe
   writeFileAtomic(htmlPath, renderReportHtml(result, m, extras.sections));
   return { json: jsonPath, html: htmlPath };
 }
+
+/** The report card's stylesheet and HTML escaping, for pages in the same style (the probe's: lib/eval/probe/html.ts). */
+export const REPORT_CARD_CSS = CSS;
+export const escapeHtml = esc;

@@ -3,11 +3,10 @@ import { CxrError } from '../../errors';
 import type { ThresholdCriterion } from '../../eval/metrics';
 import { formatScoreText } from './score';
 import { opts, withOptions } from '../options';
+import { datasetFromArgs, list, withDatasetOptions, type DatasetArgs } from '../dataArgs';
 
-interface EvalArgs {
+interface EvalArgs extends DatasetArgs {
   checkpoint: string;
-  dataset?: string;
-  root?: string;
   split: string;
   'val-split'?: string;
   prompts: string;
@@ -32,23 +31,7 @@ interface EvalArgs {
   tokenizer?: string;
   json: boolean;
   quiet: boolean;
-  // Adapter options.
-  views?: string;
-  labeler?: string;
-  'reports-root'?: string;
-  uncertain?: string;
-  aggregation?: string;
-  csv?: string;
-  'image-col'?: string;
-  'label-cols'?: string;
-  'patient-col'?: string;
-  'id-col'?: string;
-  'split-col'?: string;
-  'view-col'?: string;
 }
-
-const list = (v: string | undefined): string[] | undefined =>
-  v === undefined || v === '' ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
 
 /**
  * `cxr-train eval`: zero-shot predictions of a checkpoint (or ensemble) on a dataset split, scored like
@@ -58,10 +41,8 @@ export const command: CommandModule<object, EvalArgs> = {
   command: 'eval',
   describe: 'Zero-shot evaluation of a checkpoint on a dataset split: predictions CSV, scores with CIs, report card, thresholds',
   builder: (y) =>
-    withOptions(y, [
+    withOptions(withDatasetOptions(y, { oldFile: true }), [
       opts.checkpoint({ demandOption: true }),
-      opts.dataset({ describe: 'Adapter: mimic-cxr, chexpert, chestx-ray14, padchest, vindr-cxr, openi, csv, or shards (a prepare output); default csv with --csv' }),
-      opts.root({ describe: 'Dataset root (for shards: the shard folder; csv: default the CSV\'s folder)' }),
       opts.prompts(),
       opts.temperature({ describe: '"logit-scale" (the model\'s learned scale) or a number; default 1 (CheXzero)' }),
       opts.bootstrap({ default: 1000 }),
@@ -78,14 +59,6 @@ export const command: CommandModule<object, EvalArgs> = {
       opts.tokenizer(),
       opts.json({ describe: 'Print the scores as JSON on stdout' }),
       opts.quiet(),
-      opts.views({ describe: 'Adapter: keep only these views (e.g. PA,AP)' }),
-      opts.csv({ describe: 'csv: index file (implies --dataset csv)', old: ['file'] }),
-      opts.imageCol(),
-      opts.labelCols(),
-      opts.patientCol(),
-      opts.idCol(),
-      opts.splitCol(),
-      opts.viewCol(),
     ])
       .option('split', { type: 'string', default: 'test', describe: 'Split scored' })
       .option('val-split', { type: 'string', describe: 'Split the thresholds are fitted on (e.g. validate); never the scored split' })
@@ -95,10 +68,6 @@ export const command: CommandModule<object, EvalArgs> = {
       .option('retrieval-sections', { choices: ['findings+impression', 'impression', 'findings', 'all'] as const, default: 'findings+impression' as const, describe: 'Report sections of the retrieval text (whole, cut to the context length)' })
       .option('kx200', { type: 'string', describe: 'k×200 labels, comma-separated, or none; default the CheXpert 5×200 five (Atelectasis, Cardiomegaly, Consolidation, Edema, Pleural Effusion)' })
       .option('kx200-per-label', { type: 'number', default: 200, describe: 'k×200: images per label (fewer when the split has fewer; said in the report)' })
-      .option('labeler', { type: 'string', describe: 'mimic-cxr: chexpert or negbio labels' })
-      .option('reports-root', { type: 'string', describe: 'mimic-cxr: folder of the reports files/ tree' })
-      .option('uncertain', { type: 'string', describe: 'chexpert: policy for -1 labels (keep = masked in scoring)' })
-      .option('aggregation', { type: 'string', describe: 'vindr-cxr: reader aggregation' })
       .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --out eval/', 'Test-split AUROC with CIs; thresholds fitted on validation')
       .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --retrieval --out eval/', 'Also image↔report retrieval and CheXpert 5×200 in the report card')
       .example('$0 eval --checkpoint a/model --ensemble b/model,c/model --dataset mimic-cxr --root data/synth --val-split validate --out eval/', 'An ensemble: every member beside it, deltas over the best member')
@@ -109,26 +78,7 @@ export const command: CommandModule<object, EvalArgs> = {
     const { withoutCurves } = await import('../../eval/score');
     const { pickleWarningOnce } = await import('../../jobs/embed');
     const { formatEnsembleText, formatRetrievalText } = await import('../retrievalText');
-    const dataset = argv.dataset ?? (argv.csv !== undefined ? 'csv' : undefined);
-    if (dataset === undefined) throw new CxrError('E_CONFIG', 'name the data: --dataset NAME --root DIR, or --csv FILE');
-    if (argv.csv !== undefined && dataset !== 'csv') throw new CxrError('E_CONFIG', `--csv is the index of --dataset csv, not of ${dataset}`);
-    if (!argv.root && dataset !== 'csv') throw new CxrError('E_CONFIG', `--root is required (the ${dataset === 'shards' ? 'shard folder' : 'dataset directory'})`);
-    const adapterOptions: { root: string } & Record<string, unknown> = { root: argv.root ?? '' };
-    const put = (k: string, v: unknown): void => {
-      if (v !== undefined) adapterOptions[k] = v;
-    };
-    put('views', list(argv.views));
-    put('labeler', argv.labeler);
-    put('reportsRoot', argv['reports-root']);
-    put('uncertain', argv.uncertain);
-    put('aggregation', argv.aggregation);
-    put('file', argv.csv);
-    put('imageCol', argv['image-col']);
-    put('labelCols', list(argv['label-cols']));
-    put('patientCol', argv['patient-col']);
-    put('idCol', argv['id-col']);
-    put('splitCol', argv['split-col']);
-    put('viewCol', argv['view-col']);
+    const { dataset, adapterOptions } = datasetFromArgs(argv);
     if (argv.kx200 !== undefined && !argv.retrieval) throw new CxrError('E_CONFIG', '--kx200 belongs to --retrieval: add --retrieval');
     const temperature = parseTemperature(argv.temperature);
     const tty = !argv.quiet && !argv.json && process.stderr.isTTY;
