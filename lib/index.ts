@@ -56,6 +56,12 @@ export { zeroShotProbabilities, ensembleProbabilities, ZeroShotClassifier, promp
 export { scoreSplit } from './eval/scoreSplit';
 export type { ScoreSplitOptions, ScoredSplit } from './eval/scoreSplit';
 export type { ZeroShotEncoder, ZeroShotPromptSet } from './eval/zeroShot';
+export { imageTextRetrieval, retrievalRanks, cosineSimilarities, selectKx200, classifyKx200, KX200_DEFAULT_LABELS } from './eval/retrieval';
+export type { ImageTextRetrieval, RetrievalDirection, Kx200Result } from './eval/retrieval';
+export { RetrievalEvaluation, retrievalTexts } from './eval/retrievalEval';
+export type { RetrievalOptions, RetrievalReport } from './eval/retrievalEval';
+export { compareEnsemble, averageLogits } from './eval/ensemble';
+export type { EnsembleReport, EnsembleAverage } from './eval/ensemble';
 
 // Pre-trained checkpoints (OpenAI, Hugging Face CLIPModel, open_clip/BiomedCLIP, own format)
 export { loadPretrained, readCheckpointTensors } from './checkpoints/pretrained';

@@ -23,6 +23,8 @@ export interface ScoreSplitOptions {
   onBatch?: (b: Batch, probs: Float32Array) => Promise<void> | void;
   /** Called after every batch with images processed (scored or skipped) so far. */
   onProgress?: (done: number, total: number) => void;
+  /** Also return the image embeddings of the scored images (for retrieval, or ensembles of logits). Default false. */
+  keepEmbeddings?: boolean;
 }
 
 /** Probabilities of the samples of a split that loaded; the others with their reasons. */
@@ -33,6 +35,8 @@ export interface ScoredSplit {
   probs: Float32Array;
   /** Source indices that failed to load, with reasons. */
   failures: Array<{ index: number; reason: string }>;
+  /** With `keepEmbeddings`: `indices.length × dim` image embeddings (not normalised), same row order. */
+  embeddings?: Float32Array;
 }
 
 function isLoader(x: SplitSource | DataLoader): x is DataLoader {
@@ -63,11 +67,17 @@ export async function scoreSplit(classifier: ZeroShotClassifier, split: SplitSou
   const call = opts.exclusive ?? (<T>(f: () => Promise<T>) => f());
   const indices: number[] = [];
   const chunks: Float32Array[] = [];
+  const embChunks: Float32Array[] = [];
   let planned = 0;
   try {
     await classifier.textEmbeddings();
     for await (const b of loader.epoch(0)) {
-      const p = await call(() => classifier.predict(b.images, b.n));
+      let p: Float32Array;
+      if (opts.keepEmbeddings) {
+        const r = await call(() => classifier.predictWithEmbeddings(b.images, b.n));
+        p = r.probs;
+        embChunks.push(r.embeddings);
+      } else p = await call(() => classifier.predict(b.images, b.n));
       chunks.push(p);
       indices.push(...b.indices);
       await opts.onBatch?.(b, p);
@@ -80,12 +90,7 @@ export async function scoreSplit(classifier: ZeroShotClassifier, split: SplitSou
     if (own) await loader.close();
   }
   if (planned < n) opts.onProgress?.(n, n);
-  const probs = new Float32Array(indices.length * L);
-  let off = 0;
-  for (const c of chunks) {
-    probs.set(c, off);
-    off += c.length;
-  }
+  const probs = concat(chunks, indices.length * L);
   const samples = loader.samples;
   const reasons = new Map<string, string>();
   for (const ex of loader.stats.issues.examples) reasons.set(ex.where, ex.message);
@@ -96,5 +101,15 @@ export async function scoreSplit(classifier: ZeroShotClassifier, split: SplitSou
     const s = samples[i];
     failures.push({ index: i, reason: reasons.get(s.imagePath || s.id) ?? 'failed to load' });
   }
-  return { indices, probs, failures };
+  return { indices, probs, failures, ...(opts.keepEmbeddings ? { embeddings: concat(embChunks, indices.length * classifier.encoder.dim) } : {}) };
+}
+
+function concat(chunks: Float32Array[], length: number): Float32Array {
+  const out = new Float32Array(length);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }

@@ -221,6 +221,26 @@ export interface ZeroShotClassifierOptions extends ZeroShotOptions {
 
 const sharedCache = new Map<string, Promise<TextEmbeddingSet>>();
 
+/**
+ * Embeds texts through an encoder in calls of at most `batchSize` texts: `texts.length × dim` row-major, not
+ * normalised. Prompt embeddings and retrieval's report texts are encoded through this one loop.
+ */
+export async function encodeTextBatches(encoder: ZeroShotEncoder, texts: readonly string[], batchSize = 256, exclusive?: <T>(call: () => Promise<T>) => Promise<T>): Promise<Float32Array> {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new CxrError('E_CONFIG', `text batch size must be a positive integer, got ${batchSize}`);
+  const dim = encoder.dim;
+  const call = exclusive ?? (<T>(f: () => Promise<T>) => f());
+  const all = new Float32Array(texts.length * dim);
+  for (let a = 0; a < texts.length; a += batchSize) {
+    const chunk = texts.slice(a, a + batchSize);
+    const e = await call(() => encoder.encodeTexts(chunk));
+    if (e.length !== chunk.length * dim) {
+      throw new CxrError('E_SHAPE', `encodeTexts returned ${e.length} values for ${chunk.length} texts × dim ${dim}`);
+    }
+    all.set(e, a * dim);
+  }
+  return all;
+}
+
 /** Empties the module-wide text-embedding cache (e.g. after disposing a model whose id may be reused). */
 export function clearTextEmbeddingCache(): void {
   sharedCache.clear();
@@ -292,16 +312,7 @@ export class ZeroShotClassifier {
         }
       }
     }
-    const bs = this.opts.textBatchSize ?? 256;
-    const all = new Float32Array(texts.length * dim);
-    for (let a = 0; a < texts.length; a += bs) {
-      const chunk = texts.slice(a, a + bs);
-      const e = await this.encoder.encodeTexts(chunk);
-      if (e.length !== chunk.length * dim) {
-        throw new CxrError('E_SHAPE', `encodeTexts returned ${e.length} values for ${chunk.length} texts × dim ${dim}`);
-      }
-      all.set(e, a * dim);
-    }
+    const all = await encodeTextBatches(this.encoder, texts, this.opts.textBatchSize ?? 256);
     const gather = (list: string[]): Float32Array => {
       const m = new Float32Array(list.length * dim);
       list.forEach((t, i) => m.set(all.subarray(index.get(t)! * dim, (index.get(t)! + 1) * dim), i * dim));
@@ -328,23 +339,57 @@ export class ZeroShotClassifier {
    * `imageBatchSize`. Returns `n × labels.length` probabilities.
    */
   async predict(batch: ImageBatch, n: number): Promise<Float32Array> {
+    return (await this.predictWithEmbeddings(batch, n)).probs;
+  }
+
+  /**
+   * {@link predict}, also returning the image embeddings it computed (`n × dim`, as the encoder gives them,
+   * not normalised): retrieval and ensembles of logits reuse the zero-shot pass instead of encoding twice.
+   */
+  async predictWithEmbeddings(batch: ImageBatch, n: number): Promise<{ probs: Float32Array; embeddings: Float32Array }> {
     // Pixel batches (a loader opened with pixels: 'uint8') are normalised here on the host.
     const images = isPixelBatch(batch) ? pixelBatchToFloat(batch, Math.round(Math.sqrt(batch.pixels.length / Math.max(1, n)))) : batch;
     if (!Number.isInteger(n) || n < 0 || (n > 0 && images.length % n !== 0) || (n === 0 && images.length !== 0)) {
       throw new CxrError('E_SHAPE', `${images.length} values do not split into ${n} equal images`);
     }
     const L = this.labels.length;
+    const dim = this.encoder.dim;
     const out = new Float32Array(n * L);
-    if (n === 0) return out;
+    const embeddings = new Float32Array(n * dim);
+    if (n === 0) return { probs: out, embeddings };
     const per = images.length / n;
     const bs = this.opts.imageBatchSize ?? 64;
     for (let a = 0; a < n; a += bs) {
       const m = Math.min(bs, n - a);
       const emb = await this.encoder.encodeImages(images.subarray(a * per, (a + m) * per), m);
-      if (emb.length !== m * this.encoder.dim) {
-        throw new CxrError('E_SHAPE', `encodeImages returned ${emb.length} values for ${m} images × dim ${this.encoder.dim}`);
+      if (emb.length !== m * dim) {
+        throw new CxrError('E_SHAPE', `encodeImages returned ${emb.length} values for ${m} images × dim ${dim}`);
       }
+      embeddings.set(emb, a * dim);
       out.set(await this.scoreEmbeddings(emb, m), a * L);
+    }
+    return { probs: out, embeddings };
+  }
+
+  /**
+   * The logits behind the probabilities of {@link scoreEmbeddings}: t·u·(v⁺ − v⁻) per image and label
+   * (`n × labels.length`, double precision), so that p = sigmoid(logit). Ensembles that average logits use them.
+   */
+  async logitsOfEmbeddings(imageEmbeds: Float32Array, n: number): Promise<Float64Array> {
+    const te = await this.textEmbeddings();
+    const dim = this.encoder.dim;
+    const img = normalizeRows(imageEmbeds, n, dim, 'image embeddings');
+    const t = this.opts.temperature ?? 1;
+    const L = this.labels.length;
+    const out = new Float64Array(n * L);
+    for (let j = 0; j < L; j++) {
+      const p = te.positive[j];
+      const q = te.negative[j];
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        for (let k = 0; k < dim; k++) s += img[i * dim + k] * (p[k] - q[k]);
+        out[i * L + j] = t * s;
+      }
     }
     return out;
   }

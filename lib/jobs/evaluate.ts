@@ -26,7 +26,10 @@ import { ensembleProbabilities, promptSetHash } from '../eval/zeroShot';
 import { formatPredictionsCsv, scoreTables } from '../eval/score';
 import type { ScoreResult } from '../eval/score';
 import type { ThresholdCriterion } from '../eval/metrics';
-import { writeReportCard } from '../eval/reportCard';
+import { writeReportCard, type ReportSection } from '../eval/reportCard';
+import { RetrievalEvaluation, type RetrievalOptions, type RetrievalReport } from '../eval/retrievalEval';
+import { averageLogits, compareEnsemble, type EnsembleAverage, type EnsembleReport } from '../eval/ensemble';
+import { ensembleSection, retrievalSection } from '../eval/retrievalCard';
 import { fitThresholds, THRESHOLDS_FORMAT, writeThresholds } from '../eval/thresholds';
 import type { ThresholdsFile } from '../eval/thresholds';
 import { ensureOutDir } from '../util/paths';
@@ -44,6 +47,10 @@ export interface EvaluateOptions extends Omit<ZeroShotModelOptions, 'prompts' | 
   checkpoint: string;
   /** More checkpoints: probabilities are averaged over all (CheXzero's ensemble). */
   ensemble?: string[];
+  /** How ensemble members are combined: `probabilities` (CheXzero, default) or `logits` (sigmoid of the mean logit). */
+  ensembleAverage?: EnsembleAverage;
+  /** Image↔report retrieval and k×200 on the scored split (true: the defaults). Default off. */
+  retrieval?: boolean | RetrievalOptions;
   /** Dataset adapter name (`mimic-cxr`, `chexpert`, `csv`, ...) or `shards` (a `cxr-train prepare` output). */
   dataset: string;
   /** Adapter options; `root` is required (for `shards`, the shard folder). */
@@ -126,6 +133,10 @@ export interface EvaluateResult {
   calibration: CalibrationReport;
   /** With `subgroups`. */
   subgroups?: SubgroupReport;
+  /** With `retrieval`. */
+  retrieval?: RetrievalReport;
+  /** With an ensemble: every member beside the ensemble, and the deltas over the best member. */
+  ensemble?: EnsembleReport;
 }
 
 /** A split ready for the loader. */
@@ -183,9 +194,13 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
   const usedSet: PromptSet = { name: prompts.name, labels: aligned.used };
   const allSamples = data.splits.flatMap((s) => s.source.samples);
   const mHash = manifestHash(data.dataset, data.labelNames, allSamples);
+  const average = opts.ensembleAverage ?? 'probabilities';
+  if (average !== 'probabilities' && average !== 'logits') throw new CxrError('E_CONFIG', `ensemble average must be probabilities or logits, got ${JSON.stringify(average)}`);
+  // Checked before any model is loaded: the split has reports, the k×200 labels exist.
+  const rt = opts.retrieval ? new RetrievalEvaluation(testSplit, data.splits[0].source.samples, labels, aligned.datasetName, opts.retrieval === true ? {} : opts.retrieval) : null;
 
   // Probabilities per checkpoint and split; ensemble members must score the same images.
-  const perSplit = data.splits.map(() => ({ indices: null as number[] | null, probs: [] as Float32Array[], failures: [] as Array<{ index: number; reason: string }> }));
+  const perSplit = data.splits.map(() => ({ indices: null as number[] | null, probs: [] as Float32Array[], logits: [] as Float64Array[], failures: [] as Array<{ index: number; reason: string }> }));
   const hashes: string[] = [];
   const temperatures: number[] = [];
   for (const ck of checkpoints) {
@@ -197,6 +212,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
       for (const [k, sp] of data.splits.entries()) {
         const r = await classifySource(zm, clf, sp.source, {
           ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+          keepEmbeddings: (rt !== null && k === 0) || (average === 'logits' && checkpoints.length > 1),
           ...(opts.onProgress ? { onProgress: (done: number, total: number) => opts.onProgress!({ checkpoint: ck, split: sp.name, done, total }) } : {}),
         });
         if (r.indices.length === 0) throw new CxrError('E_DATA', `every image of the ${sp.name} split failed to load (first: ${r.failures[0]?.reason ?? '?'})`);
@@ -208,6 +224,18 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
           throw new CxrError('E_DATA', `ensemble member ${ck} scored other images of the ${sp.name} split than ${checkpoints[0]} (a file failed to load in one pass only?)`);
         }
         ps.probs.push(r.probs);
+        if (average === 'logits' && checkpoints.length > 1) ps.logits.push(await clf.logitsOfEmbeddings(r.embeddings!, r.indices.length));
+        if (rt && k === 0) {
+          await rt.addMember({
+            checkpoint: ck,
+            samples: r.indices.map((i) => sp.source.samples[i]),
+            embeddings: r.embeddings!,
+            classifier: clf,
+            countTokens: (t) => zm.tokenizer.countTokens(t),
+            contextLength: zm.model.contextLength,
+            exclusive: (f) => zm.exclusive(f),
+          });
+        }
       }
     } finally {
       zm.dispose();
@@ -219,12 +247,13 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
   const tables: Record<string, { truth: string; pred: string }> = {};
   const splitsOut: EvaluateResult['splits'] = {};
   let valTruth: Float64Array | null = null;
+  const test = { ids: [] as string[], patients: [] as string[], samples: [] as Sample[], truth: new Float64Array(0), probs: new Float32Array(0) };
+  let valIds: string[] = [];
   let valProbs: Float32Array | null = null;
-  let test: { truth: Float64Array; probs: Float32Array; samples: Sample[]; ids: string[] } | null = null;
   data.splits.forEach((sp, k) => {
     const ps = perSplit[k];
     const idx = ps.indices!;
-    const probs = ps.probs.length === 1 ? ps.probs[0] : ensembleProbabilities(ps.probs);
+    const probs = ps.probs.length === 1 ? ps.probs[0] : average === 'logits' ? averageLogits(ps.logits) : ensembleProbabilities(ps.probs);
     const samples = idx.map((i) => sp.source.samples[i]);
     const ids = samples.map((s) => s.id);
     const truth = new Float64Array(samples.length * L);
@@ -243,10 +272,11 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
       files.valTruth = truthFile;
       valTruth = truth;
       valProbs = probs;
+      valIds = ids;
     } else {
       files.predictions = predFile;
       files.truth = truthFile;
-      test = { truth, probs, samples, ids };
+      Object.assign(test, { ids, patients: samples.map((s) => s.patientId), samples, truth, probs });
     }
     tables[isVal ? 'val' : 'test'] = { truth: truthCsv, pred: predCsv };
     splitsOut[sp.name] = { images: idx.length, skipped: ps.failures.map((f) => ({ id: sp.source.samples[f.index].id, reason: f.reason })) };
@@ -254,24 +284,46 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
 
   // The same scoring as `cxr-train score` on the CSVs just written.
   const criterion = opts.thresholdCriterion ?? 'mcc';
-  const result = scoreTables(
-    {
-      truth: parseCsvTable(tables.test.truth, { source: files.truth }),
-      pred: parseCsvTable(tables.test.pred, { source: files.predictions }),
-      ...(tables.val
-        ? { valTruth: parseCsvTable(tables.val.truth, { source: files.valTruth }), valPred: parseCsvTable(tables.val.pred, { source: files.valPredictions }) }
-        : {}),
-    },
-    {
+  const scoreOpts = {
+    labels,
+    idCol: 'id',
+    patientCol: 'patient_id',
+    bootstrap: opts.bootstrap ?? 1000,
+    seed: opts.seed ?? 0,
+    thresholdCriterion: criterion,
+    ...(opts.threshold !== undefined ? { threshold: opts.threshold } : {}),
+  };
+  const scoreInput = (pred: string, valPred: string | undefined) => ({
+    truth: parseCsvTable(tables.test.truth, { source: files.truth }),
+    pred: parseCsvTable(pred, { source: files.predictions }),
+    ...(tables.val && valPred !== undefined
+      ? { valTruth: parseCsvTable(tables.val.truth, { source: files.valTruth }), valPred: parseCsvTable(valPred, { source: files.valPredictions }) }
+      : {}),
+  });
+  const result = scoreTables(scoreInput(tables.test.pred, tables.val?.pred), scoreOpts);
+  // An ensemble: each member scored the same way, beside the ensemble, with the deltas over the best member.
+  let ensemble: EnsembleReport | undefined;
+  if (checkpoints.length > 1) {
+    const valMembers = perSplit[1]?.probs;
+    ensemble = compareEnsemble({
+      average,
       labels,
-      idCol: 'id',
-      patientCol: 'patient_id',
+      checkpoints,
+      hashes,
+      memberResults: perSplit[0].probs.map((p, m) =>
+        scoreTables(scoreInput(formatPredictionsCsv(test.ids, labels, p), valMembers ? formatPredictionsCsv(valIds, labels, valMembers[m]) : undefined), scoreOpts),
+      ),
+      ensembleResult: result,
+      truth: test.truth,
+      memberProbs: perSplit[0].probs,
+      ensembleProbs: test.probs,
+      patients: test.patients,
+      ...(valTruth && valMembers ? { val: { truth: valTruth, memberProbs: valMembers } } : {}),
       bootstrap: opts.bootstrap ?? 1000,
       seed: opts.seed ?? 0,
-      thresholdCriterion: criterion,
-      ...(opts.threshold !== undefined ? { threshold: opts.threshold } : {}),
-    },
-  );
+    });
+  }
+  const retrieval = rt?.finish();
   result.inputs = {
     truth: files.truth!,
     pred: files.predictions!,
@@ -303,8 +355,8 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
   const cal = calibrationReport({
     labels,
     testSplit,
-    testTruth: test!.truth,
-    testProbs: test!.probs,
+    testTruth: test.truth,
+    testProbs: test.probs,
     ...(valTruth && valProbs ? { valSplit: valSplit!, valTruth, valProbs } : {}),
     ...(opts.calibrate ? { method: opts.calibrate } : {}),
     ...(opts.calibrationBins !== undefined ? { nBins: opts.calibrationBins } : {}),
@@ -327,10 +379,10 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
     });
     f.file = files.calibration;
     files.calibratedPredictions = path.join(opts.outDir, 'calibrated_predictions.csv');
-    writeFileAtomic(files.calibratedPredictions, formatPredictionsCsv(test!.ids, labels, cal.calibratedTest!));
+    writeFileAtomic(files.calibratedPredictions, formatPredictionsCsv(test.ids, labels, cal.calibratedTest!));
   }
   const subgroups = opts.subgroups?.length
-    ? subgroupAuroc(labels, test!.truth, test!.probs, test!.samples, {
+    ? subgroupAuroc(labels, test.truth, test.probs, test.samples, {
         attributes: opts.subgroups,
         ...(opts.subgroupMinSize !== undefined ? { minSize: opts.subgroupMinSize } : {}),
         ...(opts.ageBands ? { ageBands: opts.ageBands } : {}),
@@ -376,8 +428,10 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
       unmatchedLabels: aligned.unmatched,
       calibrate: opts.calibrate ?? null,
       subgroups: opts.subgroups ?? null,
+      ...(checkpoints.length > 1 ? { ensembleAverage: average } : {}),
+      ...(opts.retrieval ? { retrieval: opts.retrieval === true ? {} : opts.retrieval } : {}),
     },
-  }, sections);
+  }, [...sections, ...(retrieval ? [retrievalSection(retrieval)] : []), ...(ensemble ? [ensembleSection(ensemble)] : [])]);
   files.reportJson = written.json;
   files.reportHtml = written.html;
   return {
@@ -391,5 +445,7 @@ export async function evaluateCheckpoint(opts: EvaluateOptions): Promise<Evaluat
     ...(thresholds ? { thresholds } : {}),
     calibration: cal.report,
     ...(subgroups ? { subgroups } : {}),
+    ...(retrieval ? { retrieval } : {}),
+    ...(ensemble ? { ensemble } : {}),
   };
 }

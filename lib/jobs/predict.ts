@@ -43,6 +43,8 @@ export interface ClassifySourceOptions {
   workers?: number;
   /** Called after every batch with images processed (scored or skipped) so far. */
   onProgress?: ProgressFn;
+  /** Also return the image embeddings (retrieval, ensembles of logits). Default false. */
+  keepEmbeddings?: boolean;
 }
 
 /**

@@ -29,6 +29,7 @@ import { loadPromptSet } from '../text/prompts';
 import type { PromptSet } from '../text/prompts';
 import { ZeroShotClassifier } from '../eval/zeroShot';
 import { scoreSplit } from '../eval/scoreSplit';
+import { checkRetrievalInputs, RetrievalEvaluation } from '../eval/retrievalEval';
 import type { ZeroShotEncoder } from '../eval/zeroShot';
 import { alignPromptLabels, modelEncoder } from '../eval/modelEncoder';
 import { macroMean, perLabelAuroc } from '../eval/metrics';
@@ -56,7 +57,7 @@ import {
   writeBestPointer,
   writeCheckpoint,
 } from './checkpoints';
-import type { BestRecord, CheckpointWriteHooks, EvalMetrics, TrainerState } from './checkpoints';
+import type { BestRecord, CheckpointWriteHooks, EvalMetrics, TrainerState, ValidationRetrieval } from './checkpoints';
 
 /** Emitted before the first step. */
 export interface StartEvent {
@@ -282,6 +283,7 @@ export class Trainer {
 
     // Data.
     this.data = this.opts.data ? { ...this.opts.data, val: limitSource(this.opts.data.val, c.eval.maxSamples) } : await buildRunData(c);
+    if (c.eval.retrieval) checkRetrievalInputs(c.data.valSplit, this.data.val.samples, [], { kx200Labels: null });
     const model = await this.createModel(resumeDir);
     this.modelRef = model;
     const imageSize = c.data.imageSize ?? model.imageSize;
@@ -642,7 +644,7 @@ export class Trainer {
    * Zero-shot probabilities on the validation split: `labels`, `probs` (n × labels, row-major) and the
    * truth (1, 0, -1 uncertain, NaN missing) aligned with them; plus the validation loss.
    */
-  async zeroShot(): Promise<{ labels: string[]; probs: Float32Array; truth: Float64Array; n: number; valLoss: number }> {
+  async zeroShot(): Promise<{ labels: string[]; probs: Float32Array; truth: Float64Array; n: number; valLoss: number; retrieval?: ValidationRetrieval }> {
     await this.setup();
     const model = this.model;
     const prompts = this.prompts!;
@@ -655,6 +657,7 @@ export class Trainer {
     let lossSum = 0;
     let lossN = 0;
     const scored = await scoreSplit(clf, this.valLoader!, {
+      keepEmbeddings: this.config.eval.retrieval,
       onBatch: async (b) => {
         for (const smp of b.samples) for (const l of used) truth.push(smp.labels[canon.get(l.label)!] ?? NaN);
         if (b.n >= 2) {
@@ -668,7 +671,19 @@ export class Trainer {
     });
     const probs = scored.probs;
     const n = scored.indices.length;
-    return { labels: used.map((l) => l.label), probs, truth: Float64Array.from(truth), n, valLoss: lossN ? lossSum / lossN : NaN };
+    const labels = used.map((l) => l.label);
+    let retrieval: ValidationRetrieval | undefined;
+    if (this.config.eval.retrieval) {
+      // Image↔report retrieval from the same pass's embeddings; the report text as `eval --retrieval` forms it, from the run's sections.
+      const samples = scored.indices.map((i) => this.valLoader!.samples[i]);
+      const tok = this.tokenizer!;
+      const ev = new RetrievalEvaluation(this.config.data.valSplit, this.valLoader!.samples, labels, canon, { sections: this.config.text.sections, kx200Labels: null });
+      await ev.addMember({ checkpoint: `step ${this.step}`, samples, embeddings: scored.embeddings!, classifier: clf, countTokens: (t) => tok.countTokens(t), contextLength: model.contextLength });
+      const r = ev.finish();
+      const dir = (d: NonNullable<typeof r.scores.imageToText>) => ({ recall: d.recall, meanRank: d.meanRank, medianRank: d.medianRank });
+      retrieval = { imageToText: dir(r.scores.imageToText!), textToImage: dir(r.scores.textToImage!), images: r.images.withText, texts: r.texts.distinct };
+    }
+    return { labels, probs, truth: Float64Array.from(truth), n, valLoss: lossN ? lossSum / lossN : NaN, ...(retrieval ? { retrieval } : {}) };
   }
 
   /** Validation loss and zero-shot AUROC per label and macro mean on the validation split. */
@@ -676,7 +691,7 @@ export class Trainer {
     const z = await this.zeroShot();
     const per = perLabelAuroc(z.labels, z.truth, z.probs);
     const mm = macroMean(per);
-    return { step: this.step, valLoss: z.valLoss, auroc: per, macroAuroc: mm.mean, skipped: mm.skipped, n: z.n };
+    return { step: this.step, valLoss: z.valLoss, auroc: per, macroAuroc: mm.mean, skipped: mm.skipped, n: z.n, ...(z.retrieval ? { retrieval: z.retrieval } : {}) };
   }
 
   // ------------------------------------------------------------------------------------------------

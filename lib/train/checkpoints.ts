@@ -48,6 +48,17 @@ export interface EvalMetrics {
   skipped: string[];
   /** Validation images scored. */
   n: number;
+  /** With `eval.retrieval`: image↔report retrieval on the validation split (recall keys "1", "5", "10"). */
+  retrieval?: ValidationRetrieval;
+}
+
+/** Retrieval numbers of a validation (see docs/evaluation.md, image–report retrieval). */
+export interface ValidationRetrieval {
+  imageToText: { recall: Record<string, number>; meanRank: number; medianRank: number };
+  textToImage: { recall: Record<string, number>; meanRank: number; medianRank: number };
+  /** Images with a usable report text, and distinct texts. */
+  images: number;
+  texts: number;
 }
 
 /** The best checkpoint so far by the configured metric. */

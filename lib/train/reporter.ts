@@ -32,7 +32,8 @@ export function formatDuration(ms: number): string {
 export function formatEval(e: EvalMetrics): string {
   const loss = Number.isFinite(e.valLoss) ? e.valLoss.toFixed(4) : 'n/a';
   const auc = Number.isFinite(e.macroAuroc) ? e.macroAuroc.toFixed(4) : 'n/a';
-  return `eval @ step ${e.step}: val loss ${loss} | zero-shot macro AUROC ${auc} over ${Object.keys(e.auroc).length - e.skipped.length} labels (${e.n} images)`;
+  const rt = e.retrieval ? ` | retrieval R@1/5/10 image→text ${[1, 5, 10].map((k) => (100 * (e.retrieval!.imageToText.recall[k] ?? NaN)).toFixed(1)).join('/')}%` : '';
+  return `eval @ step ${e.step}: val loss ${loss} | zero-shot macro AUROC ${auc} over ${Object.keys(e.auroc).length - e.skipped.length} labels (${e.n} images)${rt}`;
 }
 
 /** Subscribes console output to the trainer's events; returns a function that detaches it. */

@@ -375,6 +375,10 @@ export const TRAIN_SCHEMA = {
   }),
   'eval.batchSize': opt.int(64, 2, { bound: B.evalBatch, reason: 'encode batches: fast without much memory', describe: 'Images per encode / validation-loss batch' }),
   'eval.maxSamples': opt.intOrNull(null, 2, { reason: 'validate on the whole split', describe: 'Use at most this many validation images; null: all' }),
+  'eval.retrieval': opt.bool(false, {
+    reason: 'a text pass over every validation report costs time; zero-shot AUROC is the selection metric',
+    describe: 'Also image↔report Recall@1/5/10 and ranks on the validation split (needs reports; as eval --retrieval, without k×200)',
+  }),
   'checkpoint.everySteps': opt.int(100, 0, {
     reason: 'at most ~1 minute of work lost on a crash in the default run',
     describe: 'Write a checkpoint every N steps (and at the end / on stop); 0: only at the end',

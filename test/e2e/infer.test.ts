@@ -3,10 +3,7 @@
  * untrained test-vit (fast: the numbers are not the point, the plumbing is).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { generateSynthetic } from '../../lib/data/synthetic';
-import { ClipModel } from '../../lib/models/ClipModel';
 import { evaluateCheckpoint, manifestHash } from '../../lib/jobs/evaluate';
 import { scoreCsv } from '../../lib/eval/score';
 import { readCsvTable } from '../../lib/util/csv';
@@ -15,21 +12,9 @@ import { predict, callColumn } from '../../lib/jobs/predict';
 import { ZeroShotModel } from '../../lib/infer/zeroShotModel';
 import { hashCheckpoint } from '../../lib/eval/modelEncoder';
 import { runCli as cli } from '../helpers/cli';
+import { tinyEvalSetup } from '../helpers/evalSetup';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-infer-e2e-'));
-const ds = path.join(tmp, 'ds');
-const modelA = path.join(tmp, 'model-a');
-const modelB = path.join(tmp, 'model-b');
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-beforeAll(async () => {
-  await generateSynthetic({ n: 100, size: 32, seed: 5, outDir: ds });
-  for (const [dir, seed] of [[modelA, 1], [modelB, 2]] as const) {
-    const m = ClipModel.create('test-vit', { device: 'cpu', seed });
-    m.save(dir);
-    m.dispose();
-  }
-});
+const { tmp, ds, modelA, modelB } = tinyEvalSetup('cxr-infer-e2e-');
 
 
 describe('evaluateCheckpoint', () => {

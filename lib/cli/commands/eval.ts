@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { CxrError } from '../../errors';
 import type { ThresholdCriterion } from '../../eval/metrics';
 import { formatScoreText } from './score';
 import { opts, withOptions } from '../options';
@@ -11,6 +12,11 @@ interface EvalArgs extends DatasetArgs {
   prompts: string;
   temperature?: string;
   ensemble?: string;
+  'ensemble-average': 'probabilities' | 'logits';
+  retrieval: boolean;
+  'retrieval-sections': 'findings+impression' | 'impression' | 'findings' | 'all';
+  kx200?: string;
+  'kx200-per-label': number;
   bootstrap: number;
   seed: number;
   'threshold-metric': ThresholdCriterion;
@@ -67,15 +73,24 @@ export const command: CommandModule<object, EvalArgs> = {
       .option('calibrate', { type: 'string', choices: ['temperature', 'platt'], describe: 'Fit a calibration map per label on --val-split (on the logit of the probability), apply it to the scored split, write calibration.json (predict and serve use it)' })
       .option('subgroups', { type: 'string', describe: 'AUROC with CIs per group of these columns: sex, age (in bands), view' })
       .option('age-bands', { type: 'string', describe: 'Age band edges in years (default 18,40,60,80: <18, 18-39, 40-59, 60-79, 80+)' })
+      .option('ensemble-average', { choices: ['probabilities', 'logits'] as const, default: 'probabilities' as const, describe: 'How ensemble members are combined: mean probability (CheXzero) or sigmoid of the mean logit' })
+      .option('retrieval', { type: 'boolean', default: false, describe: 'Also image↔report Recall@1/5/10 and ranks on the scored split (needs reports), and the k×200 label-prompt protocol' })
+      .option('retrieval-sections', { choices: ['findings+impression', 'impression', 'findings', 'all'] as const, default: 'findings+impression' as const, describe: 'Report sections of the retrieval text (whole, cut to the context length)' })
+      .option('kx200', { type: 'string', describe: 'k×200 labels, comma-separated, or none; default the CheXpert 5×200 five (Atelectasis, Cardiomegaly, Consolidation, Edema, Pleural Effusion)' })
+      .option('kx200-per-label', { type: 'number', default: 200, describe: 'k×200: images per label (fewer when the split has fewer; said in the report)' })
       .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --out eval/', 'Test-split AUROC with CIs; thresholds fitted on validation')
       .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --calibrate temperature --subgroups sex,age,view --out eval/', 'Also calibration (maps in eval/calibration.json) and subgroup AUROC')
+      .example('$0 eval --checkpoint runs/demo/run/model --dataset mimic-cxr --root data/synth --val-split validate --retrieval --out eval/', 'Also image↔report retrieval and CheXpert 5×200 in the report card')
+      .example('$0 eval --checkpoint a/model --ensemble b/model,c/model --dataset mimic-cxr --root data/synth --val-split validate --out eval/', 'An ensemble: every member beside it, deltas over the best member')
       .example('$0 eval --checkpoint model/ --csv test.csv --image-col path --label-cols Edema,Effusion --split-col split --out eval/ --json', 'A labelled CSV (paths relative to it), scores as JSON') as never,
   handler: async (argv) => {
     const { evaluateCheckpoint } = await import('../../jobs/evaluate');
     const { parseTemperature } = await import('../../eval/modelEncoder');
     const { withoutCurves } = await import('../../eval/score');
     const { pickleWarningOnce } = await import('../../jobs/embed');
+    const { formatEnsembleText, formatRetrievalText } = await import('../retrievalText');
     const { dataset, adapterOptions } = datasetFromArgs(argv);
+    if (argv.kx200 !== undefined && !argv.retrieval) throw new CxrError('E_CONFIG', '--kx200 belongs to --retrieval: add --retrieval');
     const temperature = parseTemperature(argv.temperature);
     const { parseSubgroupAttributes, checkAgeBands } = await import('../../eval/subgroups');
     const subgroups = argv.subgroups !== undefined ? parseSubgroupAttributes(argv.subgroups) : undefined;
@@ -86,6 +101,17 @@ export const command: CommandModule<object, EvalArgs> = {
     const r = await evaluateCheckpoint({
       checkpoint: argv.checkpoint,
       ...(argv.ensemble ? { ensemble: list(argv.ensemble) } : {}),
+      ensembleAverage: argv['ensemble-average'],
+      ...(argv.retrieval
+        ? {
+            retrieval: {
+              sections: argv['retrieval-sections'],
+              ...(argv.kx200 !== undefined ? { kx200Labels: argv.kx200.trim().toLowerCase() === 'none' ? null : list(argv.kx200) ?? [] } : {}),
+              kx200PerLabel: argv['kx200-per-label'],
+              seed: argv.seed,
+            },
+          }
+        : {}),
       dataset,
       adapterOptions,
       split: argv.split,
@@ -127,10 +153,13 @@ export const command: CommandModule<object, EvalArgs> = {
     });
     (bar as import('cli-progress').SingleBar | null)?.stop();
     if (argv.json) {
-      process.stdout.write(JSON.stringify({ ...withoutCurves(r.result), files: r.files, checkpointHashes: r.checkpointHashes, manifestHash: r.manifestHash, splits: r.splits, calibration: r.calibration, ...(r.subgroups ? { subgroups: r.subgroups } : {}) }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
+      const extra = { ...(r.retrieval ? { retrieval: r.retrieval } : {}), ...(r.ensemble ? { ensemble: r.ensemble } : {}) };
+      process.stdout.write(JSON.stringify({ ...withoutCurves(r.result), files: r.files, checkpointHashes: r.checkpointHashes, manifestHash: r.manifestHash, splits: r.splits, calibration: r.calibration, ...(r.subgroups ? { subgroups: r.subgroups } : {}), ...extra }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
       return;
     }
     process.stdout.write(formatScoreText(r.result));
+    if (r.ensemble) process.stdout.write(formatEnsembleText(r.ensemble));
+    if (r.retrieval) process.stdout.write(formatRetrievalText(r.retrieval));
     for (const [name, s] of Object.entries(r.splits)) {
       process.stdout.write(`${name}: ${s.images} image(s) scored${s.skipped.length ? `, ${s.skipped.length} skipped (first: ${s.skipped[0].id}: ${s.skipped[0].reason})` : ''}\n`);
     }
