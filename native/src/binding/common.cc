@@ -105,6 +105,16 @@ torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int6
   return torch::from_blob(arr.Data(), shape, torch::kFloat32).clone();
 }
 
+torch::Tensor double_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw_error(env, "E_DTYPE", std::string(what) + " must be a Float64Array");
+  auto arr = v.As<Napi::Float64Array>();
+  if (static_cast<int64_t>(arr.ElementLength()) != numel_of(shape))
+    throw_error(env, "E_SHAPE", std::string(what) + ": " + std::to_string(arr.ElementLength()) +
+                                    " values do not fill the declared shape (" + std::to_string(numel_of(shape)) + ")");
+  return torch::from_blob(arr.Data(), shape, torch::kDouble).clone();
+}
+
 torch::Tensor ids_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     throw_error(env, "E_DTYPE", std::string(what) + " must be an Int32Array");
@@ -149,6 +159,8 @@ ImageArg image_arg(Napi::Env env, const Napi::Value& data, std::vector<int64_t> 
     p->gain = float_tensor(env, o.Get("gain"), {shape[0]}, "pixels.gain");
     p->bias = float_tensor(env, o.Get("bias"), {shape[0]}, "pixels.bias");
   }
+  if (o.Has("meanGain") && !o.Get("meanGain").IsUndefined()) p->mean_gain = float_tensor(env, o.Get("meanGain"), {shape[0]}, "pixels.meanGain");
+  if (o.Has("warp") && !o.Get("warp").IsUndefined()) p->warp = double_tensor(env, o.Get("warp"), {shape[0], 6}, "pixels.warp");
   // Copy on the JS thread (1 byte a pixel): the worker never touches JS memory.
   p->bytes = torch::from_blob(arr.Data(), shape, torch::kUInt8).clone();
   a.pixels = std::move(p);
