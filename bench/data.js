@@ -9,7 +9,8 @@
  * 1 and 2 worker threads, and of packed uint8 shards (no decoding) through the same augmentation, each as
  * float32 batches (normalised N×3×S×S, 12 bytes a pixel) and as uint8 batches (N×S×S bytes normalised on
  * the device by the native step). Host CPU time per image (process.cpuUsage) shows the cycles each
- * costs; the last line says how many such cores would feed a GPU step of --gpu-ips (default 3000) img/s.
+ * costs; the shards lines say how many cores would feed a GPU step of --gpu-ips (default 3000) img/s,
+ * from that CPU time (--gpu-ips × CPU s/image; wall-clock images/s swing with other load).
  * Source images are synthetic radiographs upscaled to --src-size (real MIMIC-CXR-JPG files are
  * ~2500 px; decode cost grows with size). --step-ips (or bench/results/trainStep.json's imagesPerSec)
  * is the native train step's consumption to compare with. uint8 batches leave the geometric warp,
@@ -151,7 +152,8 @@ async function epochRate(loader) {
       const u = find('shards', 'uint8', mode);
       console.log(
         `shards ${mode}: uint8 / float32 images/s ${(u.ips / f.ips).toFixed(2)}x, host CPU per image ${(f.cpuMsPerImage / u.cpuMsPerImage).toFixed(2)}x less, bytes ${(f.bytesPerImage / u.bytesPerImage).toFixed(0)}x less; ` +
-          `cores to feed a ${GPU_IPS} img/s GPU step: ${Math.ceil(GPU_IPS / f.ips)} (float32) vs ${Math.ceil(GPU_IPS / u.ips)} (uint8)`,
+          `cores to feed a ${GPU_IPS} img/s GPU step (from host CPU time per image, which other load inflates less than wall time): ` +
+          `${Math.ceil((GPU_IPS * f.cpuMsPerImage) / 1000)} (float32) vs ${Math.ceil((GPU_IPS * u.cpuMsPerImage) / 1000)} (uint8)`,
       );
     }
     if (conversion)

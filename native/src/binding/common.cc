@@ -92,27 +92,28 @@ static int64_t numel_of(const std::vector<int64_t>& shape) {
   return n;
 }
 
-torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw_error(env, "E_DTYPE", std::string(what) + " must be a Float32Array");
-  auto arr = v.As<Napi::Float32Array>();
+// A copy of a typed array of `type` (named `type_name` in errors) as a `dtype` tensor of `shape`.
+static torch::Tensor typed_copy(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what,
+                                napi_typedarray_type type, const char* type_name, torch::ScalarType dtype) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw_error(env, "E_DTYPE", std::string(what) + " must be a " + type_name);
+  auto arr = v.As<Napi::TypedArray>();
   for (auto s : shape)
     if (s < 0) throw_error(env, "E_SHAPE", std::string(what) + ": negative dimension");
   if (static_cast<int64_t>(arr.ElementLength()) != numel_of(shape))
     throw_error(env, "E_SHAPE", std::string(what) + ": " + std::to_string(arr.ElementLength()) +
                                     " values do not fill the declared shape (" + std::to_string(numel_of(shape)) + ")");
   // Copy on the JS thread: the worker never touches JS memory.
-  return torch::from_blob(arr.Data(), shape, torch::kFloat32).clone();
+  auto* data = static_cast<uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
+  return torch::from_blob(data, shape, dtype).clone();
+}
+
+torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
+  return typed_copy(env, v, std::move(shape), what, napi_float32_array, "Float32Array", torch::kFloat32);
 }
 
 torch::Tensor double_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw_error(env, "E_DTYPE", std::string(what) + " must be a Float64Array");
-  auto arr = v.As<Napi::Float64Array>();
-  if (static_cast<int64_t>(arr.ElementLength()) != numel_of(shape))
-    throw_error(env, "E_SHAPE", std::string(what) + ": " + std::to_string(arr.ElementLength()) +
-                                    " values do not fill the declared shape (" + std::to_string(numel_of(shape)) + ")");
-  return torch::from_blob(arr.Data(), shape, torch::kDouble).clone();
+  return typed_copy(env, v, std::move(shape), what, napi_float64_array, "Float64Array", torch::kDouble);
 }
 
 torch::Tensor ids_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
