@@ -712,20 +712,19 @@ export function concatImageBatches(parts: ImageBatch[]): ImageBatch {
   if (!parts.every(isPixelBatch)) throw new CxrError('E_DTYPE', 'cannot join float and pixel batches');
   const pbs = parts as PixelBatch[];
   const pixels = new Uint8Array(pbs.reduce((a, p) => a + p.pixels.length, 0));
-  const counts: number[] = [];
   let off = 0;
   for (const p of pbs) {
     pixels.set(p.pixels, off);
     off += p.pixels.length;
-    counts.push(p.gain?.length ?? p.meanGain?.length ?? (p.warp ? p.warp.length / 6 : undefined) ?? NaN);
   }
   const out: PixelBatch = { pixels, normalize: pbs[0].normalize };
+  // Bytes per image, from a part that has a per-image array (the parts share one image size).
+  const perImage = (p: PixelBatch) => p.gain?.length ?? p.bias?.length ?? p.meanGain?.length ?? (p.warp ? p.warp.length / 6 : undefined);
+  const withCount = pbs.find((p) => perImage(p) !== undefined);
+  const plane = withCount ? withCount.pixels.length / perImage(withCount)! : 0;
   const join = <T extends Float32Array | Float64Array>(key: 'gain' | 'bias' | 'meanGain' | 'warp', make: (n: number) => T, fill: number[]): T | undefined => {
     if (!pbs.some((p) => p[key])) return undefined;
-    // Every part's image count: from any of its per-image arrays, or its bytes over the plane of a part that has one.
-    const plane = pbs.map((p, i) => p.pixels.length / counts[i]).find((x) => Number.isFinite(x))!;
-    const total = pixels.length / plane;
-    const res = make(total * fill.length);
+    const res = make((pixels.length / plane) * fill.length);
     let k = 0;
     for (const p of pbs) {
       const n = p.pixels.length / plane;
