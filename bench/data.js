@@ -9,11 +9,14 @@
  * 1 and 2 worker threads, and of packed uint8 shards (no decoding) through the same augmentation, each as
  * float32 batches (normalised N×3×S×S, 12 bytes a pixel) and as uint8 batches (N×S×S bytes normalised on
  * the device by the native step). Host CPU time per image (process.cpuUsage) shows the cycles each
- * costs; the last line says how many such cores would feed a GPU step of --gpu-ips (default 3000) img/s.
+ * costs; the shards lines say how many cores would feed a GPU step of --gpu-ips (default 3000) img/s,
+ * from that CPU time (--gpu-ips × CPU s/image; wall-clock images/s swing with other load).
  * Source images are synthetic radiographs upscaled to --src-size (real MIMIC-CXR-JPG files are
  * ~2500 px; decode cost grows with size). --step-ips (or bench/results/trainStep.json's imagesPerSec)
- * is the native train step's consumption to compare with. Prints a table and writes
- * bench/results/data.json.
+ * is the native train step's consumption to compare with. uint8 batches leave the geometric warp,
+ * intensity augmentation and normalisation to the native side (on the training device): the last line
+ * times that conversion on the CPU (cxr::pixels_to_images, per image), the work a CPU-only run adds to
+ * its step. Prints a table and writes bench/results/data.json.
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -112,6 +115,27 @@ async function epochRate(loader) {
         rows.push({ source: 'shards', pixels, mode, ...byIps[Math.floor(ROUNDS / 2)] });
       }
     }
+    // The native conversion of augmented uint8 shard batches, on the CPU (what a GPU does in the step).
+    let conversion = null;
+    try {
+      const { pixelsToImages } = require(path.join(dist, 'models', 'pixels'));
+      const l = new DataLoader(shards, { batchSize: BATCH, image: { size: SIZE, augment }, seed: 1, pixels: 'uint8' });
+      const batches = [];
+      for await (const b of l.epoch(0)) batches.push(b);
+      await l.close();
+      pixelsToImages(batches[0].images, SIZE); // warm-up
+      const c0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
+      let n = 0;
+      for (const b of batches) {
+        pixelsToImages(b.images, SIZE);
+        n += b.n;
+      }
+      const c = process.cpuUsage(c0);
+      conversion = { images: n, msPerImage: Number(process.hrtime.bigint() - t0) / 1e6 / n, cpuMsPerImage: (c.user + c.system) / 1000 / n };
+    } catch (e) {
+      process.stderr.write(`native conversion not timed (${e.message})\n`);
+    }
     const best = Math.max(...rows.filter((r) => r.source === 'JPEG').map((r) => r.ips));
     const find = (source, pixels, mode) => rows.find((r) => r.source === source && r.pixels === pixels && r.mode === mode);
     const jpeg1 = find('JPEG', 'float32', 'in-process').ips;
@@ -128,12 +152,18 @@ async function epochRate(loader) {
       const u = find('shards', 'uint8', mode);
       console.log(
         `shards ${mode}: uint8 / float32 images/s ${(u.ips / f.ips).toFixed(2)}x, host CPU per image ${(f.cpuMsPerImage / u.cpuMsPerImage).toFixed(2)}x less, bytes ${(f.bytesPerImage / u.bytesPerImage).toFixed(0)}x less; ` +
-          `cores to feed a ${GPU_IPS} img/s GPU step: ${Math.ceil(GPU_IPS / f.ips)} (float32) vs ${Math.ceil(GPU_IPS / u.ips)} (uint8)`,
+          `cores to feed a ${GPU_IPS} img/s GPU step (from host CPU time per image, which other load inflates less than wall time): ` +
+          `${Math.ceil((GPU_IPS * f.cpuMsPerImage) / 1000)} (float32) vs ${Math.ceil((GPU_IPS * u.cpuMsPerImage) / 1000)} (uint8)`,
       );
     }
+    if (conversion)
+      console.log(
+        `native conversion of augmented uint8 batches on the CPU (warp + intensity + normalise, pixelsToImages): ${conversion.msPerImage.toFixed(3)} ms/image wall, ${conversion.cpuMsPerImage.toFixed(3)} ms/image CPU ` +
+          `(a GPU does this inside the step; a CPU-only run adds it to the step)`,
+      );
     console.log(`train step consumption: ${Number.isFinite(stepIps) ? stepIps.toFixed(1) + ' images/s' : 'n/a (pass --step-ips or write bench/results/trainStep.json {imagesPerSec})'}; best loader/step: ${Number.isFinite(stepIps) ? (best / stepIps).toFixed(2) + 'x' : 'n/a'}`);
     fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
-    fs.writeFileSync(path.join(__dirname, 'results', 'data.json'), JSON.stringify({ date: new Date().toISOString(), n: N, srcSize: SRC, size: SIZE, batch: BATCH, gpuIps: GPU_IPS, cpus: os.cpus().length, rows, prepareSeconds, loadSeconds, stepIps: Number.isFinite(stepIps) ? stepIps : null }, null, 2) + '\n');
+    fs.writeFileSync(path.join(__dirname, 'results', 'data.json'), JSON.stringify({ date: new Date().toISOString(), n: N, srcSize: SRC, size: SIZE, batch: BATCH, gpuIps: GPU_IPS, cpus: os.cpus().length, rows, conversion, prepareSeconds, loadSeconds, stepIps: Number.isFinite(stepIps) ? stepIps : null }, null, 2) + '\n');
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

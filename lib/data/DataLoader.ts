@@ -23,7 +23,7 @@ import { hashSeed, permutation } from '../util/rng';
 import { IssueLog } from './manifest';
 import type { IssueSummary } from './manifest';
 import type { Sample } from './sample';
-import { finishImage, finishPixels, toBase, type ImageBatch, type PixelBatch } from './images';
+import { finishImage, finishPixels, packPixelAugment, pixelBatchFromRecords, PIXEL_AUGMENT_STRIDE, toBase, type ImageBatch } from './images';
 import type { DecodeOptions, PreprocessOptions } from './images';
 import { processFileBatch } from './loaderCore';
 import type { ItemFailure, WorkerResult, WorkerTask } from './loaderCore';
@@ -72,10 +72,10 @@ export interface DataLoaderOptions {
   /** Failed samples kept by name in `stats`. Default 10. */
   maxExamples?: number;
   /**
-   * 'float32': batches of normalised N×3×S×S floats. 'uint8': {@link PixelBatch}es of N×S×S grayscale
-   * bytes (geometry augmentation applied, intensity augmentation as a per-image gain and bias) that the
-   * native side normalises on the device: 12× fewer bytes per image and no host float work per pixel
-   * beyond the geometric warp. Default 'float32'.
+   * 'float32': batches of normalised N×3×S×S floats. 'uint8': PixelBatches of N×S×S grayscale bytes,
+   * unwarped, with each image's augmentation (geometric warp, intensity affine) as parameters that the
+   * native side applies on the device with the normalisation: 12× fewer bytes per image, no host float
+   * work per pixel, and the same images as float32 (nothing is rounded after resampling). Default 'float32'.
    */
   pixels?: PixelFormat;
 }
@@ -263,10 +263,10 @@ export class DataLoader {
     const samples = indices.map((i) => this.source.samples[i]);
     let buffer: ArrayBuffer;
     let failures: ItemFailure[];
-    let affine: Float32Array | undefined;
+    let affine: Float64Array | undefined;
     if (isMemory(this.source)) {
       buffer = new ArrayBuffer(indices.length * per * elemBytes);
-      affine = bytes ? new Float32Array(2 * indices.length) : undefined;
+      affine = bytes ? new Float64Array(PIXEL_AUGMENT_STRIDE * indices.length) : undefined;
       failures = this.memoryBatch(indices, epoch, buffer, affine);
     } else {
       const root = this.source.root;
@@ -301,7 +301,7 @@ export class DataLoader {
         if (bad.has(r)) continue;
         if (w !== r) {
           data.copyWithin(w * per, r * per, (r + 1) * per);
-          if (affine) affine.copyWithin(2 * w, 2 * r, 2 * r + 2);
+          if (affine) affine.copyWithin(PIXEL_AUGMENT_STRIDE * w, PIXEL_AUGMENT_STRIDE * r, PIXEL_AUGMENT_STRIDE * (r + 1));
         }
         keepIdx.push(indices[r]);
         keepSamples.push(samples[r]);
@@ -310,23 +310,11 @@ export class DataLoader {
     }
     const n = keepIdx.length;
     const kept = n === indices.length ? data : data.subarray(0, n * per);
-    let images: ImageBatch;
-    if (kept instanceof Uint8Array) {
-      const pb: PixelBatch = { pixels: kept, normalize: this.opts.image.normalize };
-      if (affine && this.opts.image.augment) {
-        pb.gain = new Float32Array(n);
-        pb.bias = new Float32Array(n);
-        for (let k = 0; k < n; k++) {
-          pb.gain[k] = affine[2 * k];
-          pb.bias[k] = affine[2 * k + 1];
-        }
-      }
-      images = pb;
-    } else images = kept;
+    const images: ImageBatch = kept instanceof Uint8Array ? pixelBatchFromRecords(kept, affine, n, this.opts.image.normalize) : kept;
     return { images, n, samples: keepSamples, indices: keepIdx, epoch };
   }
 
-  private memoryBatch(indices: number[], epoch: number, buffer: ArrayBuffer, affine?: Float32Array): ItemFailure[] {
+  private memoryBatch(indices: number[], epoch: number, buffer: ArrayBuffer, affine?: Float64Array): ItemFailure[] {
     const src = this.source as MemorySource;
     const S = this.opts.image.size;
     const plane = src.width * src.height;
@@ -339,10 +327,8 @@ export class DataLoader {
         const seed = hashSeed(this.opts.seed, epoch, idx);
         const same = src.width === S && src.height === S;
         if (bytesOut && same && src.pixels instanceof Uint8Array) {
-          // Packed shards and synthetic data: bytes in, bytes out, no float conversion of the plane.
-          const { gain, bias } = finishPixels(src.pixels.subarray(idx * plane, (idx + 1) * plane), this.opts.image, seed, bytesOut, slot * S * S);
-          affine![2 * slot] = gain;
-          affine![2 * slot + 1] = bias;
+          // Packed shards and synthetic data: bytes in, bytes out (a copy); the warp runs on the device.
+          packPixelAugment(affine!, slot, finishPixels(src.pixels.subarray(idx * plane, (idx + 1) * plane), this.opts.image, seed, bytesOut, slot * S * S));
           return;
         }
         let gray: Float32Array;
@@ -352,11 +338,8 @@ export class DataLoader {
           gray = tmp;
         } else gray = src.pixels.subarray(idx * plane, (idx + 1) * plane);
         const base = same ? gray : toBase({ data: gray, width: src.width, height: src.height }, S, this.opts.image.geometry ?? 'pad');
-        if (bytesOut) {
-          const { gain, bias } = finishPixels(base, this.opts.image, seed, bytesOut, slot * S * S);
-          affine![2 * slot] = gain;
-          affine![2 * slot + 1] = bias;
-        } else finishImage(base, this.opts.image, seed, floatOut, slot * 3 * S * S);
+        if (bytesOut) packPixelAugment(affine!, slot, finishPixels(base, this.opts.image, seed, bytesOut, slot * S * S));
+        else finishImage(base, this.opts.image, seed, floatOut, slot * 3 * S * S);
       } catch (e) {
         failures.push({ slot, code: 'E_DATA', message: (e as Error).message });
       }

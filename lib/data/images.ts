@@ -579,19 +579,44 @@ export function finishImage(base: Float32Array, opts: PreprocessOptions, seed = 
 }
 
 /**
- * A batch of grayscale bytes that the native side normalises on the device (`trainStep`,
- * `encodeImages`): 1 byte a pixel crosses instead of 12, and the host does no per-pixel float work for
- * the intensity transform. Image k is `clamp(gain[k]·v + bias[k], 0, 1)` with v = byte / 255, then
- * normalised by `normalize` and repeated on 3 channels, the same arithmetic as {@link finishImage}.
+ * The affine map of a draw's geometric augmentation, as {@link warpInto} applies it: output pixel (x, y)
+ * (integer indices) samples the base image at sx = a0 + a1·x + a2·y, sy = a3 + a4·x + a5·y. The identity
+ * draw gives exactly [0, 1, 0, 0, 0, 1].
+ */
+export function warpAffine(d: AugmentDraw, S: number): number[] {
+  if (isIdentity(d)) return [0, 1, 0, 0, 0, 1];
+  const cos = Math.cos(d.angle);
+  const sin = Math.sin(d.angle);
+  const fu = d.flip ? -1 : 1;
+  const du = (fu * d.cropW) / S;
+  const u0 = fu * (d.cropX + (0.5 / S) * d.cropW - 0.5);
+  const v0 = d.cropY + (0.5 / S) * d.cropH - 0.5;
+  return [(cos * u0 - sin * v0 + 0.5 - d.tx) * S - 0.5, cos * du * S, -sin * d.cropH, (sin * u0 + cos * v0 + 0.5 - d.ty) * S - 0.5, sin * du * S, cos * d.cropH];
+}
+
+/**
+ * A batch of grayscale bytes that the native side turns into model input on the device (`trainStep`,
+ * `encodeImages`): 1 byte a pixel crosses instead of 12, and the host does no per-pixel float work.
+ * Image k is sampled through `warp` (its geometric augmentation; none when absent), giving w in [0, 1],
+ * then `v = clamp(gain[k]·w + bias[k] + meanGain[k]·mean(w), 0, 1)`, normalised by `normalize` and
+ * repeated on 3 channels: the same arithmetic as {@link finishImage} (brightness b and contrast c are
+ * gain b·c, bias 0, meanGain b·(1 − c)), so nothing is rounded after resampling.
  */
 export interface PixelBatch {
-  /** N·S·S bytes, row-major, images contiguous (the layout of packed shards). */
+  /** N·S·S bytes, row-major, images contiguous (the layout of packed shards): the images before any warp. */
   pixels: Uint8Array;
   /** Normalisation, as {@link PreprocessOptions.normalize}. */
   normalize?: Normalize;
   /** Per-image intensity affine (brightness and contrast augmentation); both or neither. */
   gain?: Float32Array;
   bias?: Float32Array;
+  /** Per-image weight of the image's own mean (after the warp) in the intensity affine: contrast. */
+  meanGain?: Float32Array;
+  /**
+   * Per-image geometric warp, N×6 (see {@link warpAffine}): sx = a0 + a1·x + a2·y, sy = a3 + a4·x + a5·y;
+   * bilinear, 0 outside [-0.5, S-0.5]², coordinates clamped to [0, S-1] inside ({@link warpInto}'s rules).
+   */
+  warp?: Float64Array;
 }
 
 /** What the model's image calls take: normalised N×3×S×S floats, or grayscale bytes. */
@@ -601,44 +626,78 @@ export function isPixelBatch(x: ImageBatch): x is PixelBatch {
   return !(x instanceof Float32Array) && typeof x === 'object' && x !== null && (x as PixelBatch).pixels instanceof Uint8Array;
 }
 
+/** What {@link finishPixels} returns for one image: its intensity affine and its warp (null: none). */
+export interface PixelAugment {
+  gain: number;
+  meanGain: number;
+  warp: number[] | null;
+}
+
 /**
- * The uint8 counterpart of {@link finishImage}: writes the S×S (geometrically augmented) bytes of one
- * image into `out` at `offset` and returns the image's intensity affine (gain, bias), which the native
- * side applies with the normalisation. `base` holds bytes (0..255) or floats in [0, 1].
+ * The uint8 counterpart of {@link finishImage}: writes the S×S bytes of one image, unwarped, into `out` at
+ * `offset`, and returns the augmentation the native side applies to them (warp, then intensity affine,
+ * then normalisation). `base` holds bytes (0..255) or floats in [0, 1] (rounded to bytes: exact for
+ * 8-bit sources, whose floats are byte / 255).
  */
-export function finishPixels(base: Float32Array | Uint8Array, opts: PreprocessOptions, seed: number, out: Uint8Array, offset: number): { gain: number; bias: number } {
+export function finishPixels(base: Float32Array | Uint8Array, opts: PreprocessOptions, seed: number, out: Uint8Array, offset: number): PixelAugment {
   const S = opts.size;
   const plane = S * S;
   if (base.length !== plane) throw new CxrError('E_SHAPE', `base image has ${base.length} pixels, expected ${S}x${S}`);
   if (out.length < offset + plane) throw new CxrError('E_SHAPE', `output buffer too small for a ${S}x${S} image at offset ${offset}`);
-  const dst = new Uint8ClampedArray(out.buffer, out.byteOffset + offset, plane);
-  const k = base instanceof Uint8Array ? 1 : 255;
+  if (base instanceof Uint8Array) out.set(base, offset);
+  else {
+    const dst = new Uint8ClampedArray(out.buffer, out.byteOffset + offset, plane);
+    for (let i = 0; i < plane; i++) dst[i] = base[i] * 255;
+  }
   const a = opts.augment;
-  let bright = 1;
-  let contr = 1;
-  let warped = false;
-  if (a) {
-    const d = drawAugment(a, seed);
-    bright = d.brightness;
-    contr = d.contrast;
-    if (!isIdentity(d)) {
-      warpInto(base, S, d, dst, k);
-      warped = true;
-    }
-  }
-  if (!warped) {
-    if (k === 1) dst.set(base as Uint8Array);
-    else for (let i = 0; i < plane; i++) dst[i] = base[i] * 255;
-  }
-  // (v·b − m)·c + m with m = mean(v)·b: gain b·c, bias m·(1 − c); the mean is an integer sum.
-  if (contr === 1) return { gain: bright, bias: 0 };
-  let sum = 0;
-  for (let i = 0; i < plane; i++) sum += dst[i];
-  const mean = (sum / (255 * plane)) * bright;
-  return { gain: bright * contr, bias: mean * (1 - contr) };
+  if (!a) return { gain: 1, meanGain: 0, warp: null };
+  const d = drawAugment(a, seed);
+  // (w·b − m·b)·c + m·b with m = mean(w): gain b·c, mean weight b·(1 − c).
+  return { gain: d.brightness * d.contrast, meanGain: d.brightness * (1 - d.contrast), warp: isIdentity(d) ? null : warpAffine(d, S) };
 }
 
-/** One batch of the images of several (micro-)batches, in order; all of one kind. */
+/** Doubles per image of a packed {@link PixelAugment} record: gain, meanGain, has warp, a0..a5. */
+export const PIXEL_AUGMENT_STRIDE = 9;
+
+/** Packs `r` into `rec` at image `slot` (the loader's per-batch records, moved between threads). */
+export function packPixelAugment(rec: Float64Array, slot: number, r: PixelAugment): void {
+  const o = slot * PIXEL_AUGMENT_STRIDE;
+  rec[o] = r.gain;
+  rec[o + 1] = r.meanGain;
+  rec[o + 2] = r.warp ? 1 : 0;
+  const w = r.warp ?? [0, 1, 0, 0, 0, 1];
+  for (let j = 0; j < 6; j++) rec[o + 3 + j] = w[j];
+}
+
+/**
+ * The {@link PixelBatch} of `n` images' bytes and their packed augment records: only the parts some image
+ * needs (no warp when none is warped, no intensity affine when every gain is 1 and mean weight 0).
+ */
+export function pixelBatchFromRecords(pixels: Uint8Array, rec: Float64Array | undefined, n: number, normalize?: Normalize): PixelBatch {
+  const pb: PixelBatch = { pixels, normalize };
+  if (!rec) return pb;
+  const at = (k: number, j: number) => rec[k * PIXEL_AUGMENT_STRIDE + j];
+  let gains = false;
+  let means = false;
+  let warps = false;
+  for (let k = 0; k < n; k++) {
+    gains ||= at(k, 0) !== 1;
+    means ||= at(k, 1) !== 0;
+    warps ||= at(k, 2) !== 0;
+  }
+  if (gains || means) {
+    pb.gain = Float32Array.from({ length: n }, (_, k) => at(k, 0));
+    pb.bias = new Float32Array(n);
+  }
+  if (means) pb.meanGain = Float32Array.from({ length: n }, (_, k) => at(k, 1));
+  if (warps) pb.warp = Float64Array.from({ length: 6 * n }, (_, i) => at(Math.floor(i / 6), 3 + (i % 6)));
+  return pb;
+}
+
+/**
+ * One batch of the images of several (micro-)batches, in order; all of one kind. Pixel batches that lack
+ * a part another has get its neutral value (gain 1, bias 0, mean weight 0, identity warp).
+ */
 export function concatImageBatches(parts: ImageBatch[]): ImageBatch {
   if (parts.length === 1) return parts[0];
   if (parts.every((p): p is Float32Array => p instanceof Float32Array)) {
@@ -659,32 +718,63 @@ export function concatImageBatches(parts: ImageBatch[]): ImageBatch {
     off += p.pixels.length;
   }
   const out: PixelBatch = { pixels, normalize: pbs[0].normalize };
-  const withAffine = pbs.filter((p) => p.gain && p.bias).length;
-  if (withAffine === pbs.length) {
-    out.gain = new Float32Array(pbs.reduce((a, p) => a + p.gain!.length, 0));
-    out.bias = new Float32Array(out.gain.length);
+  // Bytes per image, from a part that has a per-image array (the parts share one image size).
+  const perImage = (p: PixelBatch) => p.gain?.length ?? p.bias?.length ?? p.meanGain?.length ?? (p.warp ? p.warp.length / 6 : undefined);
+  const withCount = pbs.find((p) => perImage(p) !== undefined);
+  const plane = withCount ? withCount.pixels.length / perImage(withCount)! : 0;
+  const join = <T extends Float32Array | Float64Array>(key: 'gain' | 'bias' | 'meanGain' | 'warp', make: (n: number) => T, fill: number[]): T | undefined => {
+    if (!pbs.some((p) => p[key])) return undefined;
+    const res = make((pixels.length / plane) * fill.length);
     let k = 0;
     for (const p of pbs) {
-      out.gain.set(p.gain!, k);
-      out.bias.set(p.bias!, k);
-      k += p.gain!.length;
+      const n = p.pixels.length / plane;
+      const src = p[key];
+      if (src) {
+        if (src.length !== n * fill.length) throw new CxrError('E_SHAPE', `pixel batch: ${key} has ${src.length} values for ${n} images`);
+        res.set(src, k);
+      } else for (let i = 0; i < n; i++) res.set(fill, k + i * fill.length);
+      k += n * fill.length;
     }
-  } else if (withAffine > 0) throw new CxrError('E_DTYPE', 'cannot join pixel batches with and without a per-image gain and bias');
+    return res;
+  };
+  const gain = join('gain', (n) => new Float32Array(n), [1]);
+  const bias = join('bias', (n) => new Float32Array(n), [0]);
+  const meanGain = join('meanGain', (n) => new Float32Array(n), [0]);
+  const warp = join('warp', (n) => new Float64Array(n), [0, 1, 0, 0, 0, 1]);
+  if (gain) out.gain = gain;
+  if (bias) out.bias = bias;
+  if (meanGain) out.meanGain = meanGain;
+  if (warp) out.warp = warp;
   return out;
 }
 
-/** Normalised N×3×S×S floats of a {@link PixelBatch}, on the host (for consumers without a native path). */
+/**
+ * Normalised N×3×S×S floats of a {@link PixelBatch}, on the host (for consumers without a native path),
+ * with the arithmetic of the native conversion (warp by {@link warpInto}'s rules, then the intensity affine).
+ */
 export function pixelBatchToFloat(b: PixelBatch, size: number): Float32Array {
   const plane = size * size;
   const n = b.pixels.length / plane;
   if (!Number.isInteger(n) || n < 1) throw new CxrError('E_SHAPE', `a pixel batch of ${b.pixels.length} bytes is not N×${size}×${size}`);
   const { scale, offset } = normalizeCoefficients(b.normalize ?? 'clip');
   const out = new Float32Array(3 * plane * n);
+  const w = new Float32Array(plane);
   for (let k = 0; k < n; k++) {
+    const bytes = b.pixels.subarray(k * plane, (k + 1) * plane);
+    if (b.warp) {
+      const src = Float32Array.from(bytes, (v) => v / 255);
+      const a = b.warp.subarray(6 * k, 6 * k + 6);
+      for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) w[y * size + x] = bilinear(src, size, size, a[0] + a[1] * x + a[2] * y, a[3] + a[4] * x + a[5] * y);
+    } else for (let i = 0; i < plane; i++) w[i] = bytes[i] / 255;
     const g = b.gain ? b.gain[k] : 1;
-    const c = b.bias ? b.bias[k] : 0;
+    let c = b.bias ? b.bias[k] : 0;
+    if (b.meanGain && b.meanGain[k] !== 0) {
+      let sum = 0;
+      for (let i = 0; i < plane; i++) sum += w[i];
+      c += b.meanGain[k] * (sum / plane);
+    }
     for (let i = 0; i < plane; i++) {
-      let v = (g * b.pixels[k * plane + i]) / 255 + c;
+      let v = g * w[i] + c;
       v = v < 0 ? 0 : v > 1 ? 1 : v;
       for (let ch = 0; ch < 3; ch++) out[(3 * k + ch) * plane + i] = v * scale[ch] + offset[ch];
     }

@@ -3,7 +3,7 @@
  * base images, augment and normalise, write each into its slot of a (shared) Float32Array.
  */
 import path from 'node:path';
-import { decodeToBase, finishImage, finishPixels } from './images';
+import { decodeToBase, finishImage, finishPixels, packPixelAugment, PIXEL_AUGMENT_STRIDE } from './images';
 import type { DecodeOptions, PreprocessOptions } from './images';
 import { isCxrError } from '../errors';
 
@@ -23,7 +23,7 @@ export interface WorkerTask {
   items: TaskItem[];
   /** Output buffer: slots of 3·size·size floats, or size·size bytes (transferred to the worker and back, never copied). */
   buffer: ArrayBuffer;
-  /** 'uint8': write bytes and return each image's intensity affine in `affine`. */
+  /** 'uint8': write the unwarped bytes and return each image's augmentation in `affine`. */
   pixels: 'float32' | 'uint8';
   image: PreprocessOptions;
   decode: DecodeOptions;
@@ -44,8 +44,8 @@ export interface WorkerResult {
   failures: ItemFailure[];
   /** The task's buffer, filled. */
   buffer: ArrayBuffer;
-  /** uint8 tasks: (gain, bias) per slot. */
-  affine?: Float32Array;
+  /** uint8 tasks: each slot's packed augmentation ({@link packPixelAugment}). */
+  affine?: Float64Array;
 }
 
 /** Decodes the items of `task` into `task.buffer`; never rejects for a bad image. */
@@ -55,7 +55,7 @@ export async function processFileBatch(task: WorkerTask): Promise<WorkerResult> 
   const bytes = task.pixels === 'uint8';
   const out = bytes ? undefined : new Float32Array(task.buffer);
   const outBytes = bytes ? new Uint8Array(task.buffer) : undefined;
-  const affine = bytes ? new Float32Array(2 * task.items.length) : undefined;
+  const affine = bytes ? new Float64Array(PIXEL_AUGMENT_STRIDE * task.items.length) : undefined;
   const failures: ItemFailure[] = [];
   let next = 0;
   const run = async () => {
@@ -63,11 +63,8 @@ export async function processFileBatch(task: WorkerTask): Promise<WorkerResult> 
       const it = task.items[next++];
       try {
         const base = await decodeToBase(it.path, S, task.image.geometry ?? 'pad', task.decode);
-        if (outBytes) {
-          const { gain, bias } = finishPixels(base, task.image, it.seed, outBytes, it.slot * S * S);
-          affine![2 * it.slot] = gain;
-          affine![2 * it.slot + 1] = bias;
-        } else finishImage(base, task.image, it.seed, out, it.slot * chw);
+        if (outBytes) packPixelAugment(affine!, it.slot, finishPixels(base, task.image, it.seed, outBytes, it.slot * S * S));
+        else finishImage(base, task.image, it.seed, out, it.slot * chw);
       } catch (e) {
         failures.push({ slot: it.slot, code: isCxrError(e) ? e.code : 'E_DATA', message: `${path.basename(it.path)}: ${(e as Error)?.message ?? String(e)}` });
       }

@@ -1,7 +1,8 @@
 import { CxrError } from '../errors';
 import { asCxrError, loadNative, setThreads } from '../native';
 import type { NativeModel, NativeOptimizerConfig, NativePixelOptions } from '../native/binding';
-import { isPixelBatch, normalizeCoefficients, type ImageBatch } from '../data/images';
+import { isPixelBatch, type ImageBatch } from '../data/images';
+import { pixelArgs } from './pixels';
 import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../types';
 import { assertFiniteTensors, readModelFolder, writeModelFolder } from './modelFolder';
 import type { ModelConfig } from './config';
@@ -145,16 +146,7 @@ export class ClipModel {
   private imageArgs(images: ImageBatch, n?: number): { data: Float32Array | Uint8Array; shape: number[]; pixels?: NativePixelOptions } {
     const S = this.imageSize;
     if (isPixelBatch(images)) {
-      const plane = S * S;
-      const count = n ?? images.pixels.length / plane;
-      if (!Number.isInteger(count) || count < 1 || count * plane !== images.pixels.length)
-        throw new CxrError('E_SHAPE', `pixels must hold N×${S}×${S} bytes (${plane} per image); got ${images.pixels.length}` + (n !== undefined ? ` for N=${n}` : ''));
-      if ((images.gain === undefined) !== (images.bias === undefined)) throw new CxrError('E_CONFIG', 'pixel batch: gain and bias come together');
-      for (const [k, v] of [['gain', images.gain], ['bias', images.bias]] as const)
-        if (v !== undefined && (!(v instanceof Float32Array) || v.length !== count)) throw new CxrError('E_SHAPE', `pixel batch: ${k} must be a Float32Array of ${count} values`);
-      const { scale, offset } = normalizeCoefficients(images.normalize);
-      const pixels: NativePixelOptions = { scale, offset, ...(images.gain ? { gain: images.gain, bias: images.bias } : {}) };
-      return { data: images.pixels, shape: [count, 1, S, S], pixels };
+      return pixelArgs(images, S, n);
     }
     if (!(images instanceof Float32Array)) throw new CxrError('E_DTYPE', 'images must be a Float32Array (N×3×S×S) or a pixel batch ({ pixels: Uint8Array })');
     const per = 3 * S * S;

@@ -91,14 +91,18 @@ export interface NativeOptimizerConfig {
 export type NativeTensor = NamedTensor;
 
 /**
- * The normalisation of a uint8 image batch, applied on the device: image = clamp(gain·v + bias, 0, 1)·scale
- * + offset per channel, v = byte / 255; gain and bias (one per image) are optional, together.
+ * The augmentation and normalisation of a uint8 image batch, applied on the device: w = the bytes / 255
+ * sampled through `warp` (N×6 affine maps, bilinear, 0 outside; absent: no warp), then image =
+ * clamp(gain·w + bias + meanGain·mean(w), 0, 1)·scale + offset per channel; gain and bias (one per image)
+ * are optional, together; meanGain optional (the PixelBatch of lib/data/images).
  */
 export interface NativePixelOptions {
   scale: number[];
   offset: number[];
   gain?: Float32Array;
   bias?: Float32Array;
+  meanGain?: Float32Array;
+  warp?: Float64Array;
 }
 
 /** One model on one device with its optimizer (native cxr::Engine). */
@@ -170,6 +174,8 @@ export interface NativeAddon {
    * worker thread. Rejects with E_IO or E_CHECKPOINT.
    */
   readTorchFile(path: string): Promise<{ kind: 'torch-save' | 'torchscript'; tensors: NativeFileTensor[] }>;
+  /** The normalised N×3×S×S images of a uint8 batch (shape [N,1,S,S]) as the model calls build them, on the CPU. */
+  pixelsToImages(bytes: Uint8Array, shape: number[], pixels: NativePixelOptions): Float32Array;
   contrastiveLoss(
     u: Float32Array,
     v: Float32Array,

@@ -105,6 +105,26 @@ Napi::Value ContrastiveLoss(const Napi::CallbackInfo& info) {
   }
 }
 
+/**
+ * pixelsToImages(bytes, [N, 1, S, S], pixels): the normalised N×3×S×S float32 images of a uint8 batch, as
+ * the model calls build them on their device, here on the CPU (synchronous; for tests and host consumers).
+ */
+Napi::Value PixelsToImages(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  std::vector<int64_t> shape;
+  if (info[1].IsArray()) {
+    auto a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) shape.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  }
+  auto arg = image_arg(env, info[0], shape, info[2], "pixels");
+  try {
+    return to_float32_array(env, arg.on(torch::Device(torch::kCPU)));
+  } catch (...) {
+    auto e = classify_current_exception();
+    throw_error(env, e.code, e.message);
+  }
+}
+
 /** selfTest(kind): rejects from a worker with a libtorch or std exception (tests the error mapping). */
 Napi::Value SelfTest(const Napi::CallbackInfo& info) {
   auto env = info.Env();
@@ -138,6 +158,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("selfTest", Napi::Function::New(env, SelfTest, "selfTest"));
+  exports.Set("pixelsToImages", Napi::Function::New(env, PixelsToImages, "pixelsToImages"));
   exports.Set("contrastiveLoss", Napi::Function::New(env, ContrastiveLoss, "contrastiveLoss"));
   RegisterIo(env, exports);
   return exports;

@@ -92,17 +92,28 @@ static int64_t numel_of(const std::vector<int64_t>& shape) {
   return n;
 }
 
-torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw_error(env, "E_DTYPE", std::string(what) + " must be a Float32Array");
-  auto arr = v.As<Napi::Float32Array>();
+// A copy of a typed array of `type` (named `type_name` in errors) as a `dtype` tensor of `shape`.
+static torch::Tensor typed_copy(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what,
+                                napi_typedarray_type type, const char* type_name, torch::ScalarType dtype) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw_error(env, "E_DTYPE", std::string(what) + " must be a " + type_name);
+  auto arr = v.As<Napi::TypedArray>();
   for (auto s : shape)
     if (s < 0) throw_error(env, "E_SHAPE", std::string(what) + ": negative dimension");
   if (static_cast<int64_t>(arr.ElementLength()) != numel_of(shape))
     throw_error(env, "E_SHAPE", std::string(what) + ": " + std::to_string(arr.ElementLength()) +
                                     " values do not fill the declared shape (" + std::to_string(numel_of(shape)) + ")");
   // Copy on the JS thread: the worker never touches JS memory.
-  return torch::from_blob(arr.Data(), shape, torch::kFloat32).clone();
+  auto* data = static_cast<uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
+  return torch::from_blob(data, shape, dtype).clone();
+}
+
+torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
+  return typed_copy(env, v, std::move(shape), what, napi_float32_array, "Float32Array", torch::kFloat32);
+}
+
+torch::Tensor double_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
+  return typed_copy(env, v, std::move(shape), what, napi_float64_array, "Float64Array", torch::kDouble);
 }
 
 torch::Tensor ids_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what) {
@@ -149,6 +160,8 @@ ImageArg image_arg(Napi::Env env, const Napi::Value& data, std::vector<int64_t> 
     p->gain = float_tensor(env, o.Get("gain"), {shape[0]}, "pixels.gain");
     p->bias = float_tensor(env, o.Get("bias"), {shape[0]}, "pixels.bias");
   }
+  if (o.Has("meanGain") && !o.Get("meanGain").IsUndefined()) p->mean_gain = float_tensor(env, o.Get("meanGain"), {shape[0]}, "pixels.meanGain");
+  if (o.Has("warp") && !o.Get("warp").IsUndefined()) p->warp = double_tensor(env, o.Get("warp"), {shape[0], 6}, "pixels.warp");
   // Copy on the JS thread (1 byte a pixel): the worker never touches JS memory.
   p->bytes = torch::from_blob(arr.Data(), shape, torch::kUInt8).clone();
   a.pixels = std::move(p);

@@ -62,12 +62,13 @@ class PromiseWorker : public Napi::AsyncWorker {
 
 // Argument helpers (TypeScript has validated types; these guard against misuse of the raw surface).
 torch::Tensor float_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what);
+torch::Tensor double_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what);
 torch::Tensor ids_tensor(Napi::Env env, const Napi::Value& v, std::vector<int64_t> shape, const char* what);
 Napi::Float32Array to_float32_array(Napi::Env env, const torch::Tensor& t);
 
 // An image batch argument: a Float32Array of N×3×S×S normalised values (shape [N,3,S,S]), or a Uint8Array
-// of N×1×S×S grayscale bytes (shape [N,1,S,S]) with `pixels` = {scale: [3], offset: [3], gain?, bias?}
-// (Float32Array of N each). Unpacked on the JS thread (the bytes copied); `on(device)` runs on the worker
+// of N×1×S×S grayscale bytes (shape [N,1,S,S]) with `pixels` = {scale: [3], offset: [3], gain?, bias?,
+// meanGain? (Float32Array of N each), warp? (Float64Array of N×6)}: the fields of cxr::PixelBatch. Unpacked on the JS thread (the bytes copied); `on(device)` runs on the worker
 // and gives the float images there.
 struct ImageArg {
   torch::Tensor floats;
