@@ -77,7 +77,8 @@ function escapeXml(s: string): string {
 
 function checkGrid(what: string, a: Float32Array, size: number): void {
   if (!Number.isInteger(size) || size < 1) throw new CxrError('E_CONFIG', `heatmap size must be a positive integer, got ${size}`);
-  if (!(a instanceof Float32Array) || a.length !== size * size) throw new CxrError('E_SHAPE', `${what} must hold ${size}×${size} values, got ${a?.length}`);
+  // A length check, not instanceof: arrays made by the addon or in another realm (a worker, a vm context) are Float32Arrays too.
+  if (!ArrayBuffer.isView(a) || a.length !== size * size) throw new CxrError('E_SHAPE', `${what} must hold ${size}×${size} values, got ${a?.length}`);
 }
 
 /** RGB bytes of the colour-mapped `map` blended over `grey` with `opacity`. */

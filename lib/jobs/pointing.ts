@@ -101,7 +101,7 @@ export function writeMarkedSection(file: string, body: string): void {
  */
 export async function runPointing(o: PointingOptions): Promise<PointingResult> {
   const stage = o.onStage ?? ((s: string) => process.stderr.write(s + '\n'));
-  const outDir = ensureOutDir(o.outDir, '--out');
+  const outDir = ensureOutDir(o.outDir, '--out', { create: true });
   let demoDir = o.demoDir;
   if (o.checkpoint !== undefined && !demoDir) throw new CxrError('E_CONFIG', '--checkpoint explains another model on a demo\'s data: give --demo DIR too');
   if (!demoDir) {
