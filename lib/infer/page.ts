@@ -99,7 +99,7 @@ details{margin:0 0 6px 198px;font-size:12px;color:#55607a}summary{cursor:pointer
         $('heatmap').src = x.j.map;
         $('heatcap').textContent = x.j.label + ': p = ' + x.j.probability.toFixed(3) + (x.j.empty ? ' (no positive evidence: the map is empty)' : '');
         $('heatcap').setAttribute('data-label', x.j.label);
-        $('caveat').textContent = x.j.method + ' of the label\'s zero-shot score on ' + x.j.layer + ': an ' + x.j.caveat + '.';
+        $('caveat').textContent = x.j.method + " of the label's zero-shot score on " + x.j.layer + ': an ' + x.j.caveat + '.';
         $('heat').style.display = 'block';
         status('Heatmap of ' + x.j.label + ' in ' + x.j.ms + ' ms');
       })
