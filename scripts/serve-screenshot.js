@@ -9,8 +9,10 @@
  *   npx tsc -p tsconfig.json   # the CLI runs from dist/
  *   node scripts/serve-screenshot.js --checkpoint MODEL_DIR --image X.png [--out serve.png]
  *   node scripts/serve-screenshot.js --url http://127.0.0.1:PORT/ --image X.png   # a server already running
+ *   ... --heatmap "Pleural Effusion"   # then click that label, wait for its heatmap, move the opacity slider
  *
- * It prints one line per label ("LABEL  p"), which test/e2e/browser.test.ts compares with the API's answer.
+ * It prints one line per label ("LABEL  p"), which test/e2e/browser.test.ts compares with the API's answer;
+ * with --heatmap, `heatmap-*: ...` lines (the caption, the caveat, the overlay's size, the opacity set).
  * Needs Debian's chromium (CHROMIUM=/path overrides); without it the script says so and exits 0, or 1 under CI=true. Node 20 needs --experimental-websocket for the
  * built-in WebSocket; the script re-runs itself with it.
  */
@@ -32,6 +34,7 @@ const checkpoint = arg('checkpoint');
 const givenUrl = arg('url');
 const image = arg('image');
 const out = path.resolve(arg('out', 'serve.png'));
+const heatmap = arg('heatmap');
 if ((!checkpoint && !givenUrl) || !image) {
   console.error('usage: node scripts/serve-screenshot.js (--checkpoint MODEL_DIR | --url URL) --image X.png [--out serve.png]');
   process.exit(2);
@@ -116,11 +119,27 @@ async function main() {
     }
     const status = await s('Runtime.evaluate', { expression: 'document.getElementById("status").textContent', returnByValue: true });
     if (rows.length === 0) throw new Error(`the page rendered no probabilities (status: ${status.result.value})`);
+    const heatLines = [];
+    if (heatmap) {
+      const ev = async (expression) => (await s('Runtime.evaluate', { expression, returnByValue: true })).result.value;
+      const clicked = await ev(`(function(){var r=[...document.querySelectorAll('.bar-row')].find(e=>e.dataset.label===${JSON.stringify(heatmap)}); if(!r) return false; r.click(); return true;})()`);
+      if (!clicked) throw new Error(`the page has no row for ${heatmap}`);
+      let shown = null;
+      for (let i = 0; i < 150 && !shown; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        shown = await ev(`(function(){var h=document.getElementById('heat'),m=document.getElementById('heatmap'),b=document.getElementById('heatbase'); return h.style.display==='block'&&m.complete&&m.naturalWidth>0&&b.complete&&b.naturalWidth>0 ? JSON.stringify({cap:document.getElementById('heatcap').textContent,label:document.getElementById('heatcap').dataset.label,caveat:document.getElementById('caveat').textContent,w:m.naturalWidth,h:m.naturalHeight,bw:b.naturalWidth}) : null;})()`);
+      }
+      if (!shown) throw new Error(`the heatmap of ${heatmap} did not appear (status: ${await ev('document.getElementById("status").textContent')})`);
+      const opacity = await ev(`(function(){var o=document.getElementById('opacity'); o.value='80'; o.dispatchEvent(new Event('input')); return getComputedStyle(document.getElementById('heatmap')).opacity + ' ' + document.getElementById('opval').textContent;})()`);
+      const h = JSON.parse(shown);
+      heatLines.push(`heatmap-label: ${h.label}`, `heatmap-caption: ${h.cap}`, `heatmap-caveat: ${h.caveat}`, `heatmap-size: ${h.w} ${h.h} ${h.bw}`, `heatmap-opacity: ${opacity}`);
+    }
     await new Promise((r) => setTimeout(r, 300));
     const shot = await s('Page.captureScreenshot', { format: 'png' });
     fs.writeFileSync(out, Buffer.from(shot.data, 'base64'));
     console.log(`status: ${status.result.value}`);
     for (const [l, p] of rows) console.log(`${l.padEnd(28)} ${p.toFixed(3)}`);
+    for (const l of heatLines) console.log(l);
     console.log(`screenshot: ${out}`);
     await send('Browser.close').catch(() => undefined);
     ws.close();

@@ -4,6 +4,9 @@
  *   GET  /             the page (self-contained; a strict Content-Security-Policy forbids any other origin)
  *   GET  /api/info     checkpoint, hash, prompt set, labels, limits
  *   POST /api/predict  raw image bytes (PNG, JPEG or DICOM) → per-label probabilities, sorted
+ *   POST /api/saliency?label=NAME  the same bytes → the label's Grad-CAM map as a viridis PNG and the image
+ *                      as the model saw it (grey PNG), for the page's overlay (an explanation aid, not a
+ *                      localisation claim); an unknown label is 400 E_CONFIG
  *
  * Uploads stay in memory (no file is written); bodies over the limit get 413, bytes that are not PNG,
  * JPEG or DICOM get 415, an image that fails to decode (or declares more pixels than the decode budget) 422.
@@ -14,7 +17,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { CxrError, isCxrError } from '../errors';
-import { DECODE_BYTES_PER_PIXEL, isDicom } from '../data/images';
+import { DECODE_BYTES_PER_PIXEL, isDicom, normalizeCoefficients } from '../data/images';
 import { DecodePool } from '../data/DecodePool';
 import { readThresholds } from '../eval/thresholds';
 import type { ThresholdsFile } from '../eval/thresholds';
@@ -24,6 +27,8 @@ import { renderServePage } from './page';
 import { calibrateProbability, calibrationInfo, calibrationWarnings, resolveCalibration } from './calibration';
 import type { CalibrationInfo } from './calibration';
 import type { CalibrationFile } from '../eval/calibrationMap';
+import { HEATMAP_CAVEAT, colorMapRgba, rasterPng } from './heatmap';
+import { labelSaliency, resolveSaliencyLabels } from './saliency';
 
 /** Default upload limit: 50 MB. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
@@ -173,7 +178,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     app.get('/api/info', async () => info);
 
     const byLabel = new Map(zm.prompts.labels.map((l) => [l.label, l]));
-    app.post('/api/predict', async (req) => {
+    /** The upload, checked and decoded in the worker (the one path of both POST routes). */
+    const decodeUpload = async (req: { body: unknown; headers: Record<string, string | string[] | undefined> }) => {
       const body = req.body;
       if (!Buffer.isBuffer(body) || body.length === 0) throw new HttpError(400, 'E_EMPTY', 'no image in the request body: POST the file\'s bytes (PNG, JPEG or DICOM)');
       const kind = sniffImage(body);
@@ -181,10 +187,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         const ct = req.headers['content-type'] ?? 'none';
         throw new HttpError(415, 'E_NOT_AN_IMAGE', `not a PNG, JPEG or DICOM image (Content-Type ${ct}); upload a chest X-ray in one of these formats`);
       }
-      const t0 = Date.now();
       // Decoded in a worker thread within the decode budget: a hostile upload costs the worker, never the
       // event loop (other requests keep being answered). DICOM comes back with a PNG preview.
-      const d = await decoder.decode(body, kind, zm.image, { maxPixels: maxDecodePixels });
+      return { kind, d: await decoder.decode(body, kind, zm.image, { maxPixels: maxDecodePixels }) };
+    };
+    app.post('/api/predict', async (req) => {
+      const t0 = Date.now();
+      const { kind, d } = await decodeUpload(req);
       const { width, height } = d;
       const preview = d.previewPng ? `data:image/png;base64,${Buffer.from(d.previewPng).toString('base64')}` : undefined;
       const x = d.x;
@@ -203,6 +212,45 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       });
       labels.sort((a, b) => b.probability - a.probability);
       return { labels, ms: Date.now() - t0, image: { width, height, format: kind }, ...(preview ? { preview } : {}), prompts: zm.prompts.name, temperature: zm.temperature, calibrated: cal !== null };
+    });
+
+    app.post('/api/saliency', async (req) => {
+      const q = (req.query ?? {}) as Record<string, unknown>;
+      if (typeof q.label !== 'string' || q.label === '') throw new HttpError(400, 'E_CONFIG', 'give the label to explain: /api/saliency?label=NAME');
+      let label: string;
+      try {
+        [label] = resolveSaliencyLabels(zm.labels, [q.label]);
+      } catch (e) {
+        throw new HttpError(400, 'E_CONFIG', (e as Error).message);
+      }
+      const t0 = Date.now();
+      const { d } = await decodeUpload(req);
+      const S = zm.image.size;
+      const plane = S * S;
+      const [m] = await labelSaliency(zm, d.x, 1, [label]);
+      // The grey image the model saw: channel 0 with the normalisation undone.
+      const { scale, offset } = normalizeCoefficients(zm.image.normalize ?? 'clip');
+      const grey = new Uint8Array(3 * plane);
+      for (let i = 0; i < plane; i++) {
+        const v = Math.round(255 * Math.min(1, Math.max(0, (d.x[i] - offset[0]) / scale[0])));
+        grey[3 * i] = grey[3 * i + 1] = grey[3 * i + 2] = v;
+      }
+      const out = Math.max(S, 384);
+      const [mapPng, greyPng] = await Promise.all([rasterPng(colorMapRgba(m.maps.subarray(0, plane), S), S, 4, out), rasterPng(grey, S, 3, out)]);
+      let peak = 0;
+      for (let i = 0; i < plane; i++) peak = Math.max(peak, m.maps[i]);
+      return {
+        label,
+        probability: m.probabilities[0],
+        score: m.scores[0],
+        method: 'Grad-CAM',
+        layer: m.layer,
+        caveat: HEATMAP_CAVEAT,
+        empty: !(peak > 0),
+        map: `data:image/png;base64,${mapPng.toString('base64')}`,
+        image: `data:image/png;base64,${greyPng.toString('base64')}`,
+        ms: Date.now() - t0,
+      };
     });
 
     // Text embeddings once, and the decode worker started, before the first request.

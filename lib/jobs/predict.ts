@@ -20,6 +20,8 @@ import { nothingUseful } from './outcome';
 import { calibrateProbability, calibrationInfo, calibrationWarnings, resolveCalibration } from '../infer/calibration';
 import type { CalibrationInfo } from '../infer/calibration';
 import type { CalibrationFile } from '../eval/calibrationMap';
+import { resolveSaliencyLabels } from '../infer/saliency';
+import { writeHeatmaps, type HeatmapResult } from './heatmaps';
 
 /** File extensions `--dir` picks up (files without an extension are tried too: DICOM often has none). */
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.dcm', '.dicom'];
@@ -85,6 +87,15 @@ export interface PredictOptions extends PredictInputs, ZeroShotModelOptions {
   calibration?: string | CalibrationFile;
   /** Write the predictions CSV here. */
   out?: string;
+  /**
+   * Write a saliency overlay PNG per scored image and label into this folder (with `heatmaps.json` and
+   * `index.html`): Grad-CAM of each label's zero-shot score, an explanation aid, not a localisation.
+   */
+  heatmaps?: string;
+  /** Labels of the heatmaps (default: every label of the prompt set); an unknown name is E_CONFIG. */
+  heatmapLabels?: string[];
+  /** Progress of the heatmap pass (images done, total). */
+  onHeatmapProgress?: ProgressFn;
   /** Decoder worker threads. Default: the DataLoader default (2). */
   workers?: number;
   /** Progress callback (done, total). */
@@ -133,6 +144,8 @@ export interface PredictResult {
   imagesPerSec: number;
   /** The CSV written, when `out` was given. */
   out?: string;
+  /** The heatmaps written, when `heatmaps` was given. */
+  heatmaps?: HeatmapResult;
 }
 
 /** Column name of a label's 0/1 call in the predictions CSV. */
@@ -222,6 +235,9 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
   const zm = opts.model ?? (await ZeroShotModel.load(opts.checkpoint!, opts));
   try {
     const labels = zm.labels;
+    // Checked before any image is scored: a typo must not cost a whole pass.
+    const heatmapLabels = opts.heatmaps !== undefined ? resolveSaliencyLabels(labels, opts.heatmapLabels) : [];
+    if (opts.heatmaps === undefined && opts.heatmapLabels?.length) throw new CxrError('E_CONFIG', '--labels chooses the heatmaps\' labels: give --heatmaps DIR too');
     const warnings: string[] = [];
     let thresholds: Record<string, number> | undefined;
     if (th) {
@@ -278,6 +294,13 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
     if (opts.out && result.nothingUseful === null) {
       writeFileAtomic(opts.out, formatPredictRows(result));
       result.out = opts.out;
+    }
+    if (opts.heatmaps !== undefined && result.nothingUseful === null) {
+      result.heatmaps = await writeHeatmaps(zm, rows.map((r) => ({ id: r.id, path: r.path })), {
+        dir: opts.heatmaps,
+        labels: heatmapLabels,
+        ...(opts.onHeatmapProgress ? { onProgress: opts.onHeatmapProgress } : {}),
+      });
     }
     return result;
   } finally {

@@ -1,6 +1,6 @@
 import { CxrError } from '../errors';
 import { asCxrError, loadNative, setThreads } from '../native';
-import type { NativeModel, NativeOptimizerConfig, NativePixelOptions } from '../native/binding';
+import type { NativeModel, NativeOptimizerConfig, NativePixelOptions, NativeSaliencyResult } from '../native/binding';
 import { isPixelBatch, type ImageBatch } from '../data/images';
 import { pixelArgs } from './pixels';
 import type { DistOptions, NamedTensor, ResolvedLoss, StepResult } from '../types';
@@ -195,6 +195,36 @@ export class ClipModel {
     const a = this.imageArgs(images, opts.n);
     try {
       return await h.encodeImages(a.data, a.shape, opts.normalize ?? false, a.pixels);
+    } catch (e) {
+      throw asCxrError(e);
+    }
+  }
+
+  /**
+   * Saliency of one label's zero-shot score t·(û·v⁺ − û·v⁻) for a batch of images, in one native call:
+   * Grad-CAM maps at the input resolution (ResNet: last residual stage; ViT: patch tokens entering the last
+   * block), and on request the input gradient ∂score/∂image. `positive` and `negative` are the label's unit
+   * text vectors (D each, e.g. from `ZeroShotClassifier.textEmbeddings()`).
+   * @throws CxrError E_SHAPE (vectors or images of the wrong size), E_DTYPE, E_CONFIG (temperature), E_DISPOSED, E_BUSY.
+   */
+  async saliency(
+    images: ImageBatch,
+    direction: { positive: Float32Array; negative: Float32Array; temperature?: number },
+    opts: { n?: number; inputGradient?: boolean } = {},
+  ): Promise<NativeSaliencyResult> {
+    const h = this.handle();
+    const a = this.imageArgs(images, opts.n);
+    const D = this.embedDim;
+    for (const side of ['positive', 'negative'] as const) {
+      const v = direction[side];
+      if (!(v instanceof Float32Array)) throw new CxrError('E_DTYPE', `saliency: the ${side} text vector must be a Float32Array`);
+      if (v.length !== D) throw new CxrError('E_SHAPE', `saliency: the ${side} text vector has ${v.length} values, the model's embedding has ${D}`);
+    }
+    const temperature = direction.temperature ?? 1;
+    if (!(typeof temperature === 'number' && Number.isFinite(temperature) && temperature > 0))
+      throw new CxrError('E_CONFIG', `saliency: temperature must be a positive finite number, got ${direction.temperature}`);
+    try {
+      return await h.saliency(a.data, a.shape, { positive: direction.positive, negative: direction.negative, temperature, inputGradient: opts.inputGradient ?? false }, a.pixels);
     } catch (e) {
       throw asCxrError(e);
     }

@@ -105,6 +105,34 @@ export interface NativePixelOptions {
   warp?: Float64Array;
 }
 
+/**
+ * One label's zero-shot direction for {@link NativeModel.saliency}: the unit text vectors of its positive
+ * and negative prompts (D each) and the temperature t of the score t·(û·v⁺ − û·v⁻).
+ */
+export interface NativeSaliencyRequest {
+  positive: Float32Array;
+  negative: Float32Array;
+  temperature: number;
+  /** Also return ∂score/∂image (N×3×S×S). */
+  inputGradient: boolean;
+}
+
+/** What {@link NativeModel.saliency} resolves to. */
+export interface NativeSaliencyResult {
+  /** The score explained, per image (N): the logit of the label's pos/neg softmax. */
+  scores: Float32Array;
+  /** Grad-CAM at the input resolution (N×S×S, ≥ 0, not normalised). */
+  maps: Float32Array;
+  /** Grad-CAM before upsampling (N×h×w). */
+  grid: Float32Array;
+  /** [h, w] of `grid`. */
+  gridShape: number[];
+  /** The activation the maps were taken on (checkpoint key names). */
+  layer: string;
+  /** ∂score/∂image (N×3×S×S), when asked for. */
+  inputGradient?: Float32Array;
+}
+
 /** One model on one device with its optimizer (native cxr::Engine). */
 export interface NativeModel {
   /**
@@ -114,6 +142,11 @@ export interface NativeModel {
   encodeImages(images: Float32Array | Uint8Array, shape: number[], normalize: boolean, pixels?: NativePixelOptions): Promise<Float32Array>;
   /** ids (N*L) with shape [N,L] → N×D embeddings. */
   encodeTexts(ids: Int32Array, shape: number[], normalize: boolean): Promise<Float32Array>;
+  /**
+   * Grad-CAM and input-gradient saliency of one label's zero-shot score for an image batch: one forward and
+   * one backward pass (native/include/cxr/saliency.h). Images as {@link encodeImages}.
+   */
+  saliency(images: Float32Array | Uint8Array, shape: number[], request: NativeSaliencyRequest, pixels?: NativePixelOptions): Promise<NativeSaliencyResult>;
   /** Forward, loss, backward, clipping, optimizer step: one call per step. */
   trainStep(images: Float32Array | Uint8Array, imageShape: number[], ids: Int32Array, idShape: number[], opts: NativeStepOptions, pixels?: NativePixelOptions): Promise<NativeStepResult>;
   /** Loss of a batch without updating anything. */

@@ -66,4 +66,37 @@ describe('serve page in Chromium', () => {
     expect(buf.readUInt32BE(16)).toBe(1280); // the page was laid out at 1280 px and captured
     expect(buf.length).toBeGreaterThan(20000);
   }, 180000);
+
+  browserTest()('click a label: its heatmap over the image, an opacity slider, the caveat', async () => {
+    const chrome = chromiumOrFail();
+    if (!server) {
+      const modelDir = path.join(tmp, 'model-heat');
+      const m = ClipModel.create('test-vit', { device: 'cpu', seed: 7 });
+      m.save(modelDir);
+      m.dispose();
+      server = await startServer({ checkpoint: modelDir, port: 0, device: 'cpu' });
+    }
+    const png = await blobPng();
+    const image = path.join(tmp, 'heat.png');
+    fs.writeFileSync(image, png);
+    const shot = path.join(tmp, 'serve-heat.png');
+    const script = path.resolve(__dirname, '../../scripts/serve-screenshot.js');
+    const label = 'Pleural Effusion';
+    const r = await run(process.execPath, [script, '--url', server.url, '--image', image, '--out', shot, '--heatmap', label], { ...process.env, CHROMIUM: chrome });
+    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: expect.any(String) });
+    const line = (k: string) => r.out.split('\n').find((l) => l.startsWith(`${k}: `))?.slice(k.length + 2);
+    expect(line('heatmap-label')).toBe(label);
+    expect(line('heatmap-caveat')).toMatch(/explanation aid, not a localisation claim/);
+    expect(line('heatmap-opacity')).toBe('0.8 80%');
+    const [w, h, bw] = line('heatmap-size')!.split(' ').map(Number);
+    expect([w, h, bw]).toEqual([384, 384, 384]);
+    // The caption's probability is the API's for this label.
+    const api = (await (await fetch(`${server.url}api/saliency?label=${encodeURIComponent(label)}`, { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: png })).json()) as { probability: number; map: string; caveat: string };
+    expect(line('heatmap-caption')).toContain(`p = ${api.probability.toFixed(3)}`);
+    expect(api.map.startsWith('data:image/png;base64,')).toBe(true);
+    // An unknown label is refused with E_CONFIG.
+    const bad = await fetch(`${server.url}api/saliency?label=Effusion`, { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: png });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('E_CONFIG');
+  }, 180000);
 });

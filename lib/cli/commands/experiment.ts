@@ -3,15 +3,20 @@ import { CxrError } from '../../errors';
 import { withStopSignal } from '../signals';
 import { opts, withOptions } from '../options';
 
-/** `cxr-train experiment ablation`: the paper's ablation (four settings × seeds) with confidence intervals. */
+/**
+ * `cxr-train experiment ablation`: the paper's ablation (four settings × seeds) with confidence intervals.
+ * `cxr-train experiment pointing`: the pointing game of the demo model's saliency maps on synthetic findings.
+ */
 export const command: CommandModule = {
   command: 'experiment <name>',
-  describe: 'Run a documented experiment (ablation: CLIP vs + sentence sampling vs + relaxation vs both)',
+  describe: 'Run a documented experiment (ablation: CLIP vs + sentence sampling vs + relaxation vs both; pointing: do saliency maps point at the drawn findings)',
   builder: (y) =>
-    withOptions(y.positional('name', { type: 'string', choices: ['ablation'], describe: 'Experiment to run' }), [
+    withOptions(y.positional('name', { type: 'string', choices: ['ablation', 'pointing'], describe: 'Experiment to run' }), [
       opts.out({ describe: 'Experiment folder (outDir); re-running with the same config continues it' }),
-      opts.checkpoint({ describe: 'Start from this model / CLIP checkpoint instead of pre-training on the shapes domain' }),
+      opts.checkpoint({ describe: 'ablation: start from this model / CLIP checkpoint instead of pre-training on the shapes domain; pointing: the model to explain on the --demo data (default: the demo\'s checkpoint)' }),
       opts.json({ describe: 'Print results.json on stdout at the end' }),
+      opts.device({ default: 'auto', describe: 'pointing: "auto", "cpu" or "cuda:N" (ablation: its config\'s device)' }),
+      opts.threads({ describe: 'pointing: libtorch threads (ablation: its config\'s threads)' }),
     ])
       .option('config', { type: 'string', describe: 'Experiment config (YAML or JSON) over the defaults; its `finetune` section is a training config' })
       .option('quick', { type: 'boolean', default: false, describe: 'Tiny preset (about a minute): checks the pipeline, proves nothing' })
@@ -19,11 +24,31 @@ export const command: CommandModule = {
       .option('alphas', { type: 'string', describe: 'Comma-separated α of the relaxed settings (more than one: a sweep)' })
       .option('results-md', { type: 'string', describe: 'Also write the results markdown here (e.g. docs/results.md)' })
       .option('print-config', { type: 'boolean', default: false, describe: 'Print the resolved experiment config as YAML and exit' })
+      .option('demo', { type: 'string', describe: 'pointing: a finished `cxr-train demo` folder to reuse (its data and checkpoint) instead of fine-tuning here' })
+      .option('doc', { type: 'string', describe: 'pointing: also write the table into this markdown file between its markers (e.g. docs/inference.md)' })
       .option('log-to', { type: 'string', describe: "Files every run logs to, as train --log-to (finetune.log.to): jsonl, tensorboard (each run's tensorboard/)" })
       .example('$0 experiment ablation', 'The default experiment (~15 min on 2 CPU cores), in runs/ablation')
       .example('$0 experiment ablation --quick --out /tmp/abl', 'The pipeline in about a minute')
-      .example('$0 experiment ablation --config examples/ablation-mimic.yaml', 'MIMIC-CXR with a real CLIP checkpoint'),
+      .example('$0 experiment ablation --config examples/ablation-mimic.yaml', 'MIMIC-CXR with a real CLIP checkpoint')
+      .example('$0 experiment pointing --out runs/pointing --doc docs/inference.md', 'Fine-tune the demo model, play the pointing game, update the docs table')
+      .example('$0 experiment pointing --demo runs/demo-20260101-120000 --out runs/pointing', 'The pointing game of a finished demo'),
   handler: async (argv) => {
+    if (argv.name === 'pointing') {
+      const { runPointing } = await import('../../jobs/pointing');
+      const res = await runPointing({
+        outDir: (argv.out as string | undefined) ?? 'runs/pointing',
+        ...(argv.demo !== undefined ? { demoDir: argv.demo as string } : {}),
+        ...(argv.checkpoint !== undefined ? { checkpoint: argv.checkpoint as string } : {}),
+        ...(argv.quick ? { demo: { n: 600, steps: 60, evalEvery: 0, bootstrap: 0 } } : {}),
+        device: argv.device as string,
+        ...(argv.threads !== undefined ? { threads: argv.threads as number } : {}),
+        ...(argv.doc !== undefined ? { doc: argv.doc as string } : {}),
+        commandLine: ['cxr-train', ...process.argv.slice(2)].join(' '),
+        onStage: (l) => process.stderr.write(l + '\n'),
+      });
+      process.stdout.write(argv.json ? JSON.stringify(res, null, 2) + '\n' : res.markdown);
+      return;
+    }
     const { readAblationConfigFile, resolveAblationConfig } = await import('../../experiments/ablation/config');
     const { runAblation } = await import('../../jobs/ablation');
     const list = (s: string, what: string): number[] => {

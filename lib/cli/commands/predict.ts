@@ -11,7 +11,9 @@ interface PredictArgs {
   csv?: string;
   'image-col'?: string;
   'id-col'?: string;
-  out: string;
+  out?: string;
+  heatmaps?: string;
+  labels?: string;
   thresholds?: string;
   calibration?: string;
   json: boolean;
@@ -39,7 +41,7 @@ export const command: CommandModule<object, PredictArgs> = {
       opts.csv({ describe: 'CSV listing images (paths relative to the CSV\'s folder)' }),
       opts.imageCol({ describe: '--csv: column of image paths' }),
       opts.idCol({ describe: '--csv: id column (default: the image path)' }),
-      opts.out({ demandOption: true, describe: 'Predictions CSV: id, one probability column per label, "LABEL (call)" 0/1 columns with --thresholds' }),
+      opts.out({ describe: 'Predictions CSV: id, one probability column per label, "LABEL (call)" 0/1 columns with --thresholds (needed unless --heatmaps)' }),
       opts.thresholds(),
       opts.calibration(),
       opts.json({ describe: 'Print every row, the skipped files and counts as JSON on stdout' }),
@@ -54,8 +56,11 @@ export const command: CommandModule<object, PredictArgs> = {
     ])
       .option('images', { type: 'string', array: true, describe: 'Image files (PNG, JPEG, DICOM)' })
       .option('dir', { type: 'string', describe: 'Folder searched recursively for .png/.jpg/.jpeg/.dcm files (and files without extension)' })
+      .option('heatmaps', { type: 'string', describe: 'Folder for saliency overlays: one PNG per image and label (Grad-CAM of the zero-shot score; an explanation aid, not a localisation claim), heatmaps.json, index.html' })
+      .option('labels', { type: 'string', describe: '--heatmaps: comma-separated labels to explain (default: every label of the prompt set)' })
       .example('$0 predict --checkpoint runs/demo/run/model --dir xrays/ --out predictions.csv', 'Probabilities for every image of a folder')
-      .example('$0 predict --checkpoint model/ --csv list.csv --image-col path --thresholds eval/thresholds.json --out pred.csv --json', 'A CSV list, with 0/1 calls (and calibrated probabilities when eval/calibration.json exists), result as JSON') as never,
+      .example('$0 predict --checkpoint model/ --csv list.csv --image-col path --thresholds eval/thresholds.json --out pred.csv --json', 'A CSV list, with 0/1 calls (and calibrated probabilities when eval/calibration.json exists), result as JSON')
+      .example('$0 predict --checkpoint runs/demo/run/model --dir xrays/ --heatmaps heatmaps/ --labels "Cardiomegaly,Pleural Effusion"', 'Saliency overlays of two labels (open heatmaps/index.html)') as never,
   handler: async (argv) => {
     const { predict } = await import('../../jobs/predict');
     const { parseTemperature } = await import('../../eval/modelEncoder');
@@ -63,6 +68,8 @@ export const command: CommandModule<object, PredictArgs> = {
     const given = [argv.images, argv.dir, argv.csv].filter((x) => x !== undefined).length;
     if (given !== 1) throw new CxrError('E_CONFIG', 'give exactly one of --images, --dir, --csv');
     if (argv.csv !== undefined && !argv['image-col']) throw new CxrError('E_CONFIG', '--csv needs --image-col');
+    if (argv.out === undefined && argv.heatmaps === undefined) throw new CxrError('E_CONFIG', 'give --out (the predictions CSV), --heatmaps DIR, or both');
+    const heatmapLabels = argv.labels !== undefined ? String(argv.labels).split(',').map((l) => l.trim()).filter((l) => l !== '') : undefined;
     const temperature = parseTemperature(argv.temperature);
     const tty = !argv.quiet && process.stderr.isTTY;
     let bar: import('cli-progress').SingleBar | null = null;
@@ -81,7 +88,9 @@ export const command: CommandModule<object, PredictArgs> = {
       ...(argv.thresholds !== undefined ? { thresholds: argv.thresholds } : {}),
       ...(argv.calibration !== undefined ? { calibration: argv.calibration } : {}),
       ...(temperature !== undefined ? { temperature } : {}),
-      out: argv.out,
+      ...(argv.out !== undefined ? { out: argv.out } : {}),
+      ...(argv.heatmaps !== undefined ? { heatmaps: argv.heatmaps } : {}),
+      ...(heatmapLabels !== undefined ? { heatmapLabels } : {}),
       device: argv.device,
       batchSize: argv['batch-size'],
       ...(argv.workers !== undefined ? { workers: argv.workers } : {}),
@@ -110,13 +119,17 @@ export const command: CommandModule<object, PredictArgs> = {
     if (!argv.quiet) {
       for (const w of r.warnings) process.stderr.write(`cxr-train: note: ${w}\n`);
       process.stderr.write(
-        `predict: ${r.counts.predicted} of ${r.counts.total} image(s) scored (${r.labels.length} labels, ${r.imagesPerSec.toFixed(1)} images/s) -> ${argv.out}` +
+        `predict: ${r.counts.predicted} of ${r.counts.total} image(s) scored (${r.labels.length} labels, ${r.imagesPerSec.toFixed(1)} images/s)${argv.out !== undefined ? ` -> ${argv.out}` : ''}` +
           `${r.counts.ignored ? `; ${r.counts.ignored} non-image file(s) ignored` : ''}${r.counts.skipped ? `; ${r.counts.skipped} skipped:` : ''}\n`,
       );
       const SHOW = 20;
       if (r.calibration) process.stderr.write(`predict: probabilities calibrated: ${r.calibration.description}${r.calibration.file ? ` (${r.calibration.file})` : ''}\n`);
       for (const s of r.skipped.slice(0, SHOW)) process.stderr.write(`  ${s.id}: ${s.reason}\n`);
       if (r.skipped.length > SHOW) process.stderr.write(`  ... and ${r.skipped.length - SHOW} more (--json lists them all)\n`);
+      if (r.heatmaps) {
+        process.stderr.write(`predict: ${r.heatmaps.files} heatmap overlay(s) -> ${r.heatmaps.html} (Grad-CAM on ${r.heatmaps.layer}; an explanation aid, not a localisation claim)\n`);
+        for (const f of r.heatmaps.failed) process.stderr.write(`  heatmap of ${f.id} not written: ${f.reason}\n`);
+      }
     }
     exitIfNothingUseful('predict', r.nothingUseful);
   },

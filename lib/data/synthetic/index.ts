@@ -15,11 +15,11 @@ import { CHEXPERT_LABELS, MIMIC_CHEXPERT_COLUMNS, formatLabelCell } from '../sam
 import { sampleCase, stateToLabel } from './findings';
 import type { CaseSpec, PrevalenceOptions } from './findings';
 import { renderCase } from './phantom';
-import type { RenderStyle } from './phantom';
+import type { FindingRegion, RenderStyle } from './phantom';
 import { writeReport } from './report';
 
 export type { CaseSpec, FindingState, PrevalenceOptions } from './findings';
-export type { RenderStyle } from './phantom';
+export type { FindingRegion, RegionBox, RenderStyle } from './phantom';
 
 /** Distribution-shift presets: lower contrast, more noise and blur, over-exposure, larger hearts. */
 export type ShiftPreset = 'none' | 'mild' | 'strong';
@@ -70,6 +70,8 @@ export interface SyntheticSample extends Sample {
   spec: CaseSpec;
   /** Whether the shift preset was applied to this image. */
   shifted: boolean;
+  /** Where each localised finding was drawn (rendered samples only; see {@link FindingRegion}). */
+  regions?: FindingRegion[];
 }
 
 /** Result of {@link generateSynthetic}. */
@@ -213,7 +215,8 @@ function makeSample(index: number, plan: StudyPlan, seed: number, size: number, 
   const spec = sampleCase(new Rng(hashSeed(seed, 1, index)), { ctrShift: ctrShiftFor(eff), prevalence, strength: findingStrength });
   const renderRng = new Rng(hashSeed(seed, 2, index));
   const style = styleFor(renderRng, eff, size);
-  const image = render ? renderCase(spec, size, renderRng, style) : undefined;
+  const regions: FindingRegion[] = [];
+  const image = render ? renderCase(spec, size, renderRng, style, regions) : undefined;
   const report = writeReport(spec, new Rng(hashSeed(seed, 3, index)));
   const labels: Record<string, number> = {};
   for (const l of CHEXPERT_LABELS) labels[l] = stateToLabel(spec.states[l]);
@@ -231,6 +234,7 @@ function makeSample(index: number, plan: StudyPlan, seed: number, size: number, 
     height: size,
     spec,
     shifted,
+    ...(render ? { regions } : {}),
     meta: { findingsSentences: report.findings, impressionSentences: report.impression, ...syntheticDemographics(seed, plan.subjectId) },
   };
 }
@@ -355,6 +359,10 @@ export async function generateSynthetic(opts: SyntheticOptions): Promise<Synthet
   for (const s of samples) if (!patientRows.has(s.patientId)) patientRows.set(s.patientId, `${s.patientId},${s.meta!.sex},${s.meta!.age}`);
   write('patients', ['subject_id,gender,anchor_age', ...patientRows.values()]);
   writeFileAtomic(
+    path.join(outDir, SYNTHETIC_REGIONS_FILE),
+    JSON.stringify({ generator: 'cxr-train synthetic', version: 1, units: 'normalised image coordinates [x0, y0, x1, y1], x right, y down', size, images: Object.fromEntries(samples.map((s) => [s.id, s.regions ?? []])) }) + '\n',
+  );
+  writeFileAtomic(
     path.join(outDir, 'synthetic.json'),
     JSON.stringify({ generator: 'cxr-train synthetic', version: 1, n: opts.n, seed, size, shift, shiftSplits, splitFractions: opts.splitFractions ?? [0.8, 0.1, 0.1], jpegQuality: quality, prevalence: opts.prevalence ?? {}, findingStrength: opts.findingStrength ?? 1 }, null, 2) + '\n',
   );
@@ -363,6 +371,31 @@ export async function generateSynthetic(opts: SyntheticOptions): Promise<Synthet
 
 /** Split names in official order. */
 export const SYNTHETIC_SPLITS: readonly Split[] = SPLITS;
+
+/** The file beside a written dataset that holds every image's finding regions, by image (dicom) id. */
+export const SYNTHETIC_REGIONS_FILE = 'synthetic-regions.json';
+
+/**
+ * The finding regions of a dataset written by {@link generateSynthetic}, by image id.
+ * @throws CxrError E_IO (no regions file: not a synthetic dataset, or written before regions were recorded), E_PARSE.
+ */
+export function readSyntheticRegions(dir: string): Map<string, FindingRegion[]> {
+  const file = path.join(dir, SYNTHETIC_REGIONS_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CxrError('E_IO', `cannot read ${file}: ${(e as Error).message} (regions are written by the synthetic generator of this version)`, { path: file });
+  }
+  let doc: { images?: Record<string, FindingRegion[]> };
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new CxrError('E_PARSE', `${file}: ${(e as Error).message}`, { path: file });
+  }
+  if (!doc || typeof doc.images !== 'object' || doc.images === null) throw new CxrError('E_PARSE', `${file}: no "images" object`, { path: file });
+  return new Map(Object.entries(doc.images));
+}
 
 /**
  * Packs in-memory synthetic samples into a DataLoader memory source (one contiguous Float32Array), e.g.

@@ -8,6 +8,7 @@
  */
 import { Canvas } from './raster';
 import type { CaseSpec, Side, Zone } from './findings';
+import type { ChexpertLabel } from '../sample';
 import { Rng } from '../../util/rng';
 
 /** Acquisition / display style; the distribution-shift preset changes these. */
@@ -87,11 +88,73 @@ function zoneY(g: LungGeom, zone: Zone): number {
   return zone === 'upper' ? g.top + 0.25 * span : zone === 'middle' ? g.top + 0.55 * span : g.top + 0.85 * span;
 }
 
+/** An axis-aligned box [x0, y0, x1, y1] in normalised image units (0..1, x to the right, y down). */
+export type RegionBox = [number, number, number, number];
+
+/**
+ * Where the renderer drew one finding: the union of `boxes`. Recorded for the localised findings only
+ * (Edema is bilateral and diffuse, Lung Opacity a summary label, Support Devices many objects).
+ */
+export interface FindingRegion {
+  label: ChexpertLabel;
+  boxes: RegionBox[];
+  /** What the boxes cover, in words. */
+  what: string;
+}
+
+function clampBox(b: RegionBox): RegionBox {
+  const c = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+  return [c(Math.min(b[0], b[2])), c(Math.min(b[1], b[3])), c(Math.max(b[0], b[2])), c(Math.max(b[1], b[3]))];
+}
+
+/** The bounding box of an ellipse of radii (rx, ry) rotated by `angle`. */
+function ellipseBox(cx: number, cy: number, rx: number, ry: number, angle = 0): RegionBox {
+  const c = Math.cos(angle);
+  const s = Math.sin(angle);
+  const hx = Math.sqrt(rx * rx * c * c + ry * ry * s * s);
+  const hy = Math.sqrt(rx * rx * s * s + ry * ry * c * c);
+  return [cx - hx, cy - hy, cx + hx, cy + hy];
+}
+
+/** The bounding box of points (flat [x, y, ...]) grown by `pad`. */
+function pointsBox(pts: number[], pad: number): RegionBox {
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (let k = 0; k + 1 < pts.length; k += 2) {
+    x0 = Math.min(x0, pts[k]);
+    x1 = Math.max(x1, pts[k]);
+    y0 = Math.min(y0, pts[k + 1]);
+    y1 = Math.max(y1, pts[k + 1]);
+  }
+  return [x0 - pad, y0 - pad, x1 + pad, y1 + pad];
+}
+
+/** The bounding box of the pixels of a layer at or above `level`, or null when there is none. */
+function layerBox(data: Float32Array, W: number, H: number, level: number): RegionBox | null {
+  let x0 = W, y0 = H, x1 = -1, y1 = -1;
+  for (let py = 0; py < H; py++) {
+    for (let px = 0; px < W; px++) {
+      if (data[py * W + px] < level) continue;
+      if (px < x0) x0 = px;
+      if (px > x1) x1 = px;
+      if (py < y0) y0 = py;
+      if (py > y1) y1 = py;
+    }
+  }
+  return x1 < 0 ? null : [x0 / W, y0 / H, (x1 + 1) / W, (y1 + 1) / H];
+}
+
 /**
  * Renders `spec` at `size`×`size` pixels, values in [0, 1]. `rng` supplies the patient-to-patient
  * variation (habitus, inspiration, positioning, markings) and the noise; `style` the acquisition.
+ * When `regions` is given, the region of every localised finding drawn is appended to it; recording
+ * reads values the renderer computes anyway and draws nothing from `rng`, so the picture is the same
+ * with or without it.
  */
-export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: RenderStyle): Float32Array {
+export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: RenderStyle, regions?: FindingRegion[]): Float32Array {
+  const drawn = (label: ChexpertLabel, boxes: RegionBox[], what: string) => {
+    if (regions && boxes.length) regions.push({ label, boxes: boxes.map(clampBox), what });
+  };
+  const present = (label: ChexpertLabel) => spec.states[label] === 'positive' || spec.states[label] === 'uncertain';
   const W = size;
   const H = size;
   const c = new Canvas(W, H, 0.03);
@@ -220,6 +283,7 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
   // Mediastinum, spine, trachea, aortic knob.
   const mw = spec.mediastinumHalfWidth;
   c.ellipse(mid, 0.36 + dy, mw, 0.26, 0.52, 'over', 0, 1.5);
+  if (present('Enlarged Cardiomediastinum')) drawn('Enlarged Cardiomediastinum', [ellipseBox(mid, 0.36 + dy, mw, 0.26)], 'the upper mediastinum');
   c.line(mid, 0.0, mid, 0.95, 0.06, 0.06, 'add');
   c.line(mid, 0.04, mid, 0.33 + dy, 0.024, -0.14, 'add');
   c.line(mid, 0.33 + dy, mid - 0.045, 0.39 + dy, 0.017, -0.1, 'add');
@@ -234,6 +298,7 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
   const hcx = mid + 0.13 * heartW;
   const hcy = (geoms[0].domeTop + geoms[1].domeTop) / 2 - hry * 0.35 + 0.02;
   c.ellipse(hcx, hcy, hrx, hry, 0.55, 'over', -0.2, 1.5);
+  if (present('Cardiomegaly')) drawn('Cardiomegaly', [ellipseBox(hcx, hcy, hrx, hry, -0.2)], "the heart's outline");
 
   // Clavicles and the gastric bubble under the left hemidiaphragm.
   c.line(mid - 0.03, 0.17 + dy, mid - 0.3, 0.1 + dy, 0.022, 0.13, 'add');
@@ -261,6 +326,11 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
     const blob = new Canvas(W, H, 0);
     for (let j = 0; j < 7; j++) blob.ellipse(cx + rng.uniform(-R, R) * 0.6, cy + rng.uniform(-R, R) * 0.5, R * rng.uniform(0.45, 0.7), R * rng.uniform(0.35, 0.6), 1, 'max', rng.uniform(0, 3), 2.5);
     blob.boxBlur(Math.max(1, Math.round(W / 96)));
+    const box = layerBox(blob.data, W, H, 0.5);
+    if (box) {
+      drawn('Consolidation', [box], 'the consolidation blob');
+      if (present('Pneumonia')) drawn('Pneumonia', [box], 'the consolidation blob (the picture of pneumonia)');
+    }
     const k = 0.3 * strength('Consolidation');
     for (let i = 0; i < d.length; i++) op.data[i] += k * blob.data[i];
     // Air bronchograms: dark branching lucencies inside the opacity.
@@ -271,6 +341,7 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
     const y = spec.atelectasis.zone === 'lower' ? g.domeTop - 0.06 : g.hy + 0.06;
     const tilt = rng.uniform(-0.03, 0.03);
     op.line(g.lateral - g.s * 0.04, y + tilt, g.medial + g.s * 0.05, y - tilt, 0.022, 0.17 * strength('Atelectasis'), 'add');
+    drawn('Atelectasis', [pointsBox([g.lateral - g.s * 0.04, y + tilt, g.medial + g.s * 0.05, y - tilt], 0.011)], 'the band of collapsed lung');
   }
   if (spec.lesion) {
     const g = gOf(spec.lesion.side);
@@ -278,12 +349,17 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
     const cx = g.cx + g.s * rng.uniform(-0.03, 0.04);
     const R = spec.lesion.radius;
     const k = 0.3 * strength('Lung Lesion');
-    if (spec.lesion.kind === 'nodule') op.ellipse(cx, cy, R, R * rng.uniform(0.85, 1), k, 'add', 0, 1.2);
-    else {
+    if (spec.lesion.kind === 'nodule') {
+      const ry = R * rng.uniform(0.85, 1);
+      op.ellipse(cx, cy, R, ry, k, 'add', 0, 1.2);
+      drawn('Lung Lesion', [ellipseBox(cx, cy, R, ry)], 'the nodule');
+    } else {
       const blob = new Canvas(W, H, 0);
       blob.ellipse(cx, cy, R, R * 0.85, 1, 'max', rng.uniform(0, 3), 1.5);
       for (let j = 0; j < 3; j++) blob.ellipse(cx + rng.uniform(-R, R) * 0.5, cy + rng.uniform(-R, R) * 0.5, R * 0.55, R * 0.5, 1, 'max', 0, 1.5);
       for (let i = 0; i < d.length; i++) op.data[i] += k * blob.data[i];
+      const box = layerBox(blob.data, W, H, 0.5);
+      if (box) drawn('Lung Lesion', [box], 'the mass');
     }
   }
   for (let i = 0; i < d.length; i++) d[i] += op.data[i] * (0.35 + 0.65 * lung[i]);
@@ -302,17 +378,25 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
     }
     const inside = masks[g.s < 0 ? 0 : 1];
     c.polyline(pts, 0.005, 0.14 * strength('Pneumothorax'), 'add', inside);
+    // The pleural line and the air between it and the chest wall: the lung's extent down to the line's ends.
+    const lineBox = pointsBox(pts, 0.0025);
+    drawn('Pneumothorax', [[Math.min(lineBox[0], g.cx - g.rx), Math.min(lineBox[1], g.cy - g.ry), Math.max(lineBox[2], g.cx + g.rx), lineBox[3]]], 'the pleural line and the air outside it');
   }
 
   // Pleural effusion: dependent fluid fills the base with a meniscus rising laterally, blunting the
   // costophrenic angle and effacing the hemidiaphragm.
   if (spec.effusion) {
     const frac = (spec.effusion.severity === 'mild' ? 0.14 : spec.effusion.severity === 'moderate' ? 0.27 : 0.42) * (spec.states['Pleural Effusion'] === 'uncertain' ? 0.6 : 1) * spec.strength;
+    const boxes: RegionBox[] = [];
     for (const side of spec.effusion.sides) {
       const g = gOf(side);
       const m = masks[g.s < 0 ? 0 : 1];
       const lungH = g.domeBase - g.top;
       const level = g.domeBase - frac * lungH;
+      // The fluid: from the meniscus' top at the chest wall down to the lung's lowest point (the
+      // costophrenic angle), across the lung.
+      const bottom = Math.min(g.cy + g.ry, g.domeTop + 1.4 * (g.domeBase - g.domeTop));
+      boxes.push([Math.min(g.lateral, g.medial), level - 0.09, Math.max(g.lateral, g.medial), bottom]);
       const x0 = Math.max(0, Math.floor(Math.min(g.lateral, g.medial) * W) - 3);
       const x1 = Math.min(W, Math.ceil(Math.max(g.lateral, g.medial) * W) + 3);
       for (let px = x0; px < x1; px++) {
@@ -328,12 +412,14 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
         }
       }
     }
+    drawn('Pleural Effusion', boxes, 'the fluid at the lung base and costophrenic angle');
   }
 
   if (spec.pleuralOther) {
     const g = gOf(spec.pleuralOther.side);
     const x = g.lateral - g.s * 0.012;
     c.curve(x, g.top + 0.1, x - g.s * 0.03, g.hy, x, g.domeTop - 0.05, 0.02, 0.2 * strength('Pleural Other'), 'add', lung);
+    drawn('Pleural Other', [pointsBox([x, g.top + 0.1, x - g.s * 0.03, g.hy, x, g.domeTop - 0.05], 0.01)], 'the pleural thickening along the chest wall');
   }
 
   if (spec.fracture) {
@@ -341,6 +427,7 @@ export function renderCase(spec: CaseSpec, size: number, rng: Rng, style: Render
     const y = ribY[spec.fracture.rib] + 0.035;
     const x = g.lateral - g.s * 0.05;
     c.gaussian(x, y, 0.018, 0.013, 0.3 * strength('Fracture'));
+    drawn('Fracture', [[x - 0.036, y - 0.026, x + 0.036, y + 0.026]], 'the callus on the rib (2 sigma)');
     c.line(x - 0.004, y - 0.02, x + 0.004, y + 0.02, 0.006, -0.12, 'add');
   }
 

@@ -12,6 +12,7 @@
 #include "cxr/distributed.h"
 #include "cxr/loss.h"
 #include "cxr/model.h"
+#include "cxr/saliency.h"
 
 namespace cxr {
 
@@ -38,6 +39,9 @@ class Engine {
   torch::Tensor encode_images(const torch::Tensor& images, bool normalize);
   // ids: (N, L) int64 on CPU.
   torch::Tensor encode_texts(const torch::Tensor& ids, bool normalize);
+  // Saliency maps of a zero-shot score for images (N, 3, S, S) float32 on CPU (saliency.h): one forward and
+  // one backward pass, float32 even under bf16 (gradients need the precision); results float32 on CPU.
+  SaliencyResult saliency(const torch::Tensor& images, const SaliencyRequest& req);
   // Both towers and the scaled logits in one pass (eval mode, no grad).
   void configure_optimizer(const OptimizerConfig& cfg);
   // One step: forward both towers, loss, backward, optional clipping, optimizer step, logit-scale clamp.

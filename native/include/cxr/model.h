@@ -56,6 +56,13 @@ TORCH_MODULE(Transformer);
 // Common interface of the image towers.
 struct ImageTower : torch::nn::Module {
   virtual torch::Tensor encode(const torch::Tensor& images) = 0;
+  // The split Grad-CAM uses (saliency.h): encode(x) == cam_head(cam_features(x)). cam_features is the
+  // activation the map is taken on, cam_spatial views it (or its gradient) as (N, C, h, w), cam_layer
+  // names it.
+  virtual torch::Tensor cam_features(const torch::Tensor& images) = 0;
+  virtual torch::Tensor cam_head(const torch::Tensor& features) = 0;
+  virtual torch::Tensor cam_spatial(const torch::Tensor& features) const { return features; }
+  virtual std::string cam_layer() const = 0;
   virtual void init_parameters(at::Generator& gen) = 0;
   // Called when the model switches to train mode (ResNet keeps BatchNorm frozen unless configured).
   virtual void after_train_mode(bool on) {}
@@ -64,6 +71,10 @@ struct ImageTower : torch::nn::Module {
 struct VisionTransformer : ImageTower {
   VisionTransformer(const VisionConfig& cfg, int64_t embed_dim);
   torch::Tensor encode(const torch::Tensor& images) override;
+  torch::Tensor cam_features(const torch::Tensor& images) override;
+  torch::Tensor cam_head(const torch::Tensor& features) override;
+  torch::Tensor cam_spatial(const torch::Tensor& features) const override;
+  std::string cam_layer() const override;
   void init_parameters(at::Generator& gen) override;
   VisionConfig cfg;
   torch::nn::Conv2d conv1{nullptr};
@@ -77,6 +88,9 @@ struct AttentionPool2d;
 struct ModifiedResNet : ImageTower {
   ModifiedResNet(const VisionConfig& cfg, int64_t embed_dim);
   torch::Tensor encode(const torch::Tensor& images) override;
+  torch::Tensor cam_features(const torch::Tensor& images) override;
+  torch::Tensor cam_head(const torch::Tensor& features) override;
+  std::string cam_layer() const override;
   void init_parameters(at::Generator& gen) override;
   void after_train_mode(bool on) override;
   VisionConfig cfg;
@@ -110,6 +124,7 @@ class ClipModel : public torch::nn::Module {
   // Switches train/eval mode, keeping towers' special rules (frozen BatchNorm).
   void set_training(bool on);
   const ModelConfig& config() const { return cfg_; }
+  ImageTower& visual() { return *visual_; }
   void init_parameters(uint64_t seed);
   // Checks inputs and throws cxr::Error (E_SHAPE, E_DTYPE, E_NUMERIC) with a clear message.
   void check_images(const torch::Tensor& images) const;

@@ -74,6 +74,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {InstanceMethod("encodeImages", &ModelWrap::EncodeImages),
                       InstanceMethod("encodeTexts", &ModelWrap::EncodeTexts),
+                      InstanceMethod("saliency", &ModelWrap::Saliency),
                       InstanceMethod("trainStep", &ModelWrap::TrainStep),
                       InstanceMethod("evalLoss", &ModelWrap::EvalLoss),
                       InstanceMethod("configureOptimizer", &ModelWrap::ConfigureOptimizer),
@@ -182,6 +183,38 @@ Napi::Value ModelWrap::EncodeTexts(const Napi::CallbackInfo& info) {
   auto out = std::make_shared<torch::Tensor>();
   return Run(env, [&eng, ids, normalize, out]() { *out = eng.encode_texts(ids, normalize); },
              [out](Napi::Env e) -> Napi::Value { return to_float32_array(e, *out); });
+}
+
+// saliency(images, shape, {positive, negative, temperature, inputGradient}, pixels?) → Promise of
+// {scores (N), maps (N×S×S), grid (N×h×w), gridShape [h, w], layer, inputGradient? (N×3×S×S)}.
+Napi::Value ModelWrap::Saliency(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& eng = Checked(env, true);
+  auto x = image_arg(env, info[0], shape_of(info[1]), info[3], "images");
+  cxr::SaliencyRequest req;
+  {
+    auto o = req_object(env, info[2], "the saliency request");
+    const int64_t D = eng.config().embed_dim;
+    req.positive = float_tensor(env, o.Get("positive"), {D}, "saliency positive text vector");
+    req.negative = float_tensor(env, o.Get("negative"), {D}, "saliency negative text vector");
+    req.temperature = req_num(env, o, "temperature", "saliency.");
+    req.input_gradient = req_bool(env, o, "inputGradient", "saliency.");
+  }
+  auto res = std::make_shared<cxr::SaliencyResult>();
+  return Run(env, [&eng, x, req, res]() { *res = eng.saliency(x.on(eng.device()), req); },
+             [res](Napi::Env e) -> Napi::Value {
+               auto o = Napi::Object::New(e);
+               o.Set("scores", to_float32_array(e, res->score));
+               o.Set("maps", to_float32_array(e, res->cam));
+               o.Set("grid", to_float32_array(e, res->cam_grid));
+               auto gs = Napi::Array::New(e, 2);
+               gs.Set(uint32_t{0}, static_cast<double>(res->cam_grid.size(1)));
+               gs.Set(uint32_t{1}, static_cast<double>(res->cam_grid.size(2)));
+               o.Set("gridShape", gs);
+               o.Set("layer", res->layer);
+               if (res->input_grad.defined()) o.Set("inputGradient", to_float32_array(e, res->input_grad));
+               return o;
+             });
 }
 
 Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {

@@ -20,6 +20,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Run(Napi::Env env, std::function<void()> run, std::function<Napi::Value(Napi::Env)> pack);
   Napi::Value EncodeImages(const Napi::CallbackInfo& info);
   Napi::Value EncodeTexts(const Napi::CallbackInfo& info);
+  Napi::Value Saliency(const Napi::CallbackInfo& info);
   Napi::Value TrainStep(const Napi::CallbackInfo& info);
   Napi::Value EvalLoss(const Napi::CallbackInfo& info);
   Napi::Value ConfigureOptimizer(const Napi::CallbackInfo& info);

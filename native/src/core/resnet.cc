@@ -134,14 +134,21 @@ void ModifiedResNet::after_train_mode(bool on) {
   }
 }
 
-torch::Tensor ModifiedResNet::encode(const torch::Tensor& images) {
+torch::Tensor ModifiedResNet::encode(const torch::Tensor& images) { return cam_head(cam_features(images)); }
+
+// The output of the last residual stage, (N, C, S/32, S/32) for the RN50 layout.
+torch::Tensor ModifiedResNet::cam_features(const torch::Tensor& images) {
   auto x = torch::relu(bn1(conv1(images)));
   x = torch::relu(bn2(conv2(x)));
   x = torch::relu(bn3(conv3(x)));
   x = F::avg_pool2d(x, F::AvgPool2dFuncOptions(2));
   for (auto& stage : stages)
     for (auto& b : stage) x = b->forward(x);
-  return attnpool->forward(x);
+  return x;
 }
+
+torch::Tensor ModifiedResNet::cam_head(const torch::Tensor& features) { return attnpool->forward(features); }
+
+std::string ModifiedResNet::cam_layer() const { return "layer" + std::to_string(stages.size()) + " (output)"; }
 
 }  // namespace cxr

@@ -36,14 +36,36 @@ void VisionTransformer::init_parameters(at::Generator& gen) {
   init::transformer(*transformer, gen);
 }
 
-torch::Tensor VisionTransformer::encode(const torch::Tensor& images) {
+torch::Tensor VisionTransformer::encode(const torch::Tensor& images) { return cam_head(cam_features(images)); }
+
+// The tokens entering the last block: (N, 1 + g*g, W). The last block's output patch tokens never reach the
+// class token, so they carry no gradient; its input tokens are the last ones that do.
+torch::Tensor VisionTransformer::cam_features(const torch::Tensor& images) {
   auto x = conv1(images);                   // (N, W, g, g)
   x = x.flatten(2).transpose(1, 2);         // (N, g*g, W)
   const int64_t N = x.size(0);
   auto cls = class_embedding.to(x.dtype()).view({1, 1, -1}).expand({N, 1, cfg.width});
   x = torch::cat({cls, x}, 1) + positional_embedding.to(x.dtype());
-  x = transformer(ln_pre ? ln_pre(x) : x);
+  if (ln_pre) x = ln_pre(x);
+  auto& blocks = transformer->blocks;
+  for (size_t i = 0; i + 1 < blocks.size(); ++i) x = blocks[i]->forward(x);
+  return x;
+}
+
+torch::Tensor VisionTransformer::cam_head(const torch::Tensor& features) {
+  auto x = transformer->blocks.empty() ? features : transformer->blocks.back()->forward(features);
   return ln_post(x.select(1, 0)).matmul(proj);
+}
+
+torch::Tensor VisionTransformer::cam_spatial(const torch::Tensor& features) const {
+  const int64_t g = cfg.image_size / cfg.patch_size;
+  return features.narrow(1, 1, g * g).transpose(1, 2).reshape({features.size(0), features.size(2), g, g});
+}
+
+std::string VisionTransformer::cam_layer() const {
+  const auto L = static_cast<int64_t>(transformer->blocks.size());
+  return L > 1 ? "transformer.resblocks." + std::to_string(L - 2) + " (output patch tokens)"
+               : std::string(ln_pre ? "ln_pre" : "conv1") + " (patch tokens)";
 }
 
 }  // namespace cxr
