@@ -130,7 +130,11 @@ export class DecodePool {
     slot.ready = new Promise<void>((r) => (ready = r));
     worker.once('exit', () => ready());
     worker.on('message', (r: DecodeReply | { ready: true }) => {
-      if ('ready' in r) return ready();
+      if ('ready' in r) {
+        // Held until its modules are loaded (warm() waits for this), then idle workers keep nothing alive.
+        if (!slot.busy) worker.unref();
+        return ready();
+      }
       const b = slot.busy;
       if (!b || b.task.id !== r.id) return;
       clearTimeout(b.timer);
@@ -148,7 +152,6 @@ export class DecodePool {
     worker.on('exit', (code) => {
       if (slot.worker === worker && !this.closed) this.fail(slot, new CxrError('E_DATA', `cannot decode the image: the decoder exited (code ${code})`));
     });
-    worker.unref();
     return worker;
   }
 

@@ -2,6 +2,7 @@
  * `cxr-train serve` over loopback: an untrained test-vit on an ephemeral port of 127.0.0.1; a good image,
  * bad files, a too-large upload, concurrent requests queued onto the one model.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -131,4 +132,31 @@ describe('serve', () => {
     expect(sniffImage(dcm)).toBe('dicom');
     expect(sniffImage(Buffer.from('GIF89a....'))).toBeNull();
   });
+
+  test('the serve command as a process stays up, answers and stops on SIGINT (its decode workers keep nothing alive before it listens)', async () => {
+    const root = path.resolve(__dirname, '../..');
+    const p = spawn(process.execPath, [path.join(root, 'bin/cxr-train.js'), 'serve', '--checkpoint', modelDir, '--port', '0', '--device', 'cpu', '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        p.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('\n')) resolve(out.split('\n')[0]);
+        });
+        void exited.then((code) => reject(new Error(`serve exited (code ${code}) before listening; stderr: ${err}`)));
+      });
+      const { url } = JSON.parse(line) as { url: string };
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      const r = await fetch(`${url}api/predict`, { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: png });
+      expect(r.status).toBe(200);
+      expect(((await r.json()) as { labels: unknown[] }).labels).toHaveLength(14);
+    } finally {
+      p.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    expect(err).toContain('stopping');
+  }, 120_000);
 });
