@@ -2,6 +2,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <dlfcn.h>
+
+#include <cmath>
 #include <torch/version.h>
 
 #include "common.h"
@@ -89,9 +91,21 @@ Napi::Value ContrastiveLoss(const Napi::CallbackInfo& info) {
   try {
     CXR_CHECK(torch::isfinite(u).all().item<bool>() && torch::isfinite(v).all().item<bool>(), Numeric,
               "embeddings contain NaN or Inf");
-    auto loss = cxr::contrastive_loss(u, v, theta, cfg);
+    cxr::LossStats st;
+    auto loss = cxr::contrastive_loss(u, v, theta, cfg, {}, &st);
     loss.backward();
     auto o = Napi::Object::New(env);
+    auto so = Napi::Object::New(env);
+    so.Set("relaxEngaged", st.engaged);
+    so.Set("relaxAlpha", st.alpha);
+    if (std::isnan(st.batch_quantile)) so.Set("relaxBatchQuantile", env.Null());
+    else so.Set("relaxBatchQuantile", st.batch_quantile);
+    so.Set("posSimMean", st.pos_mean);
+    so.Set("posSimQ10", st.pos_q10);
+    so.Set("posSimQ50", st.pos_q50);
+    so.Set("posSimQ90", st.pos_q90);
+    so.Set("negSimMean", st.neg_mean);
+    o.Set("stats", so);
     o.Set("loss", loss.item<double>());
     o.Set("gradU", to_float32_array(env, u.grad()));
     o.Set("gradV", to_float32_array(env, v.grad()));
