@@ -2,8 +2,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <dlfcn.h>
-
-#include <cmath>
 #include <torch/version.h>
 
 #include "common.h"
@@ -96,15 +94,7 @@ Napi::Value ContrastiveLoss(const Napi::CallbackInfo& info) {
     loss.backward();
     auto o = Napi::Object::New(env);
     auto so = Napi::Object::New(env);
-    so.Set("relaxEngaged", st.engaged);
-    so.Set("relaxAlpha", st.alpha);
-    if (std::isnan(st.batch_quantile)) so.Set("relaxBatchQuantile", env.Null());
-    else so.Set("relaxBatchQuantile", st.batch_quantile);
-    so.Set("posSimMean", st.pos_mean);
-    so.Set("posSimQ10", st.pos_q10);
-    so.Set("posSimQ50", st.pos_q50);
-    so.Set("posSimQ90", st.pos_q90);
-    so.Set("negSimMean", st.neg_mean);
+    set_loss_stats(env, so, st);
     o.Set("stats", so);
     o.Set("loss", loss.item<double>());
     o.Set("gradU", to_float32_array(env, u.grad()));

@@ -252,4 +252,16 @@ cxr::LossConfig loss_config(const Napi::Value& v) {
   return c;
 }
 
+void set_loss_stats(Napi::Env env, Napi::Object& o, const cxr::LossStats& st) {
+  o.Set("relaxEngaged", st.engaged);
+  o.Set("relaxAlpha", st.alpha);
+  if (std::isnan(st.batch_quantile)) o.Set("relaxBatchQuantile", env.Null());
+  else o.Set("relaxBatchQuantile", st.batch_quantile);
+  o.Set("posSimMean", st.pos_mean);
+  o.Set("posSimQ10", st.pos_q10);
+  o.Set("posSimQ50", st.pos_q50);
+  o.Set("posSimQ90", st.pos_q90);
+  o.Set("negSimMean", st.neg_mean);
+}
+
 }  // namespace cxr_binding

@@ -2,8 +2,6 @@
 // cleanup hook share one idempotent release. Heavy calls run as PromiseWorkers; overlapping ones get E_BUSY.
 #include "model_wrap.h"
 
-#include <cmath>
-
 #include "cxr/engine.h"
 
 namespace cxr_binding {
@@ -215,16 +213,7 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
                o.Set("worldSize", static_cast<double>(res->world_size));
                o.Set("buckets", static_cast<double>(res->buckets));
                o.Set("bucketsDuringBackward", static_cast<double>(res->buckets_during_backward));
-               const auto& st = res->relax;
-               o.Set("relaxEngaged", st.engaged);
-               o.Set("relaxAlpha", st.alpha);
-               if (std::isnan(st.batch_quantile)) o.Set("relaxBatchQuantile", e.Null());
-               else o.Set("relaxBatchQuantile", st.batch_quantile);
-               o.Set("posSimMean", st.pos_mean);
-               o.Set("posSimQ10", st.pos_q10);
-               o.Set("posSimQ50", st.pos_q50);
-               o.Set("posSimQ90", st.pos_q90);
-               o.Set("negSimMean", st.neg_mean);
+               set_loss_stats(e, o, res->relax);
                return o;
              });
 }
