@@ -25,6 +25,23 @@ export interface StepResult {
   /** Distributed: gradient buckets, and how many were all-reduced while backward was still running. */
   buckets: number;
   bucketsDuringBackward: number;
+  /**
+   * Statistics of the step's contrastive loss, from the fused op's forward pass (no extra pass over the
+   * B×B similarities; over the global batch when distributed). relaxEngaged: fraction of positive pairs
+   * whose loss term the relaxation changed (0 for plain CLIP).
+   */
+  relaxEngaged: number;
+  /** Threshold α used this step (1: no clamp; the running α of `alpha: {quantile}`; margin: mean threshold n + m). */
+  relaxAlpha: number;
+  /** `alpha: {quantile: q}`: the q-quantile of this batch's positive similarities; null otherwise. */
+  relaxBatchQuantile: number | null;
+  /** Positive-pair cosine similarities s_ii: mean and 10/50/90 % quantiles (linear interpolation). */
+  posSimMean: number;
+  posSimQ10: number;
+  posSimQ50: number;
+  posSimQ90: number;
+  /** Mean off-diagonal (negative) cosine similarity. */
+  negSimMean: number;
 }
 
 /** One parameter or buffer: OpenAI key name, shape and float32 values (row-major). */
@@ -37,11 +54,19 @@ export interface NamedTensor {
 /** A loss with every field resolved (`resolveLoss`): what the native step and the tfjs loss receive. */
 export interface ResolvedLoss {
   kind: 'clip' | 'relaxed';
-  /** Positive-pair threshold α in (0, 1]; 1 for the plain CLIP loss. */
+  /** Positive-pair threshold α in (0, 1]; 1 for the plain CLIP loss (unused by margin and adaptive α). */
   alpha: number;
-  variant: 'clamp-diag' | 'clamp-numerator';
+  variant: 'clamp-diag' | 'clamp-numerator' | 'margin';
   /** Label smoothing of the cross-entropy in [0, 1). */
   labelSmoothing: number;
+  /** Adaptive threshold: α is the running q-quantile of the positive similarities; 0 = the fixed alpha. */
+  alphaQuantile: number;
+  /** EMA momentum β of the running quantile. */
+  alphaMomentum: number;
+  /** Running α of the previous step (trainer state; null: none yet, the first step uses the batch quantile). */
+  alphaRunning: number | null;
+  /** Margin variant: m in cosine units (Infinity: plain CLIP). */
+  margin: number;
 }
 
 /** Process-group options of `ClipModel.initDistributed` (torchrun's environment resolved by lib/train/distributed). */

@@ -23,7 +23,8 @@ import type { PromptSet } from '../text/prompts';
 import { writeFileAtomic } from '../util/atomic';
 import { generateShapes, shapesPromptSet } from '../experiments/pretrainDomain';
 import { resolveModelConfig } from '../models/registry';
-import { planRuns, runTrainConfig, type AblationConfig, type RunResult, type RunSpec } from '../experiments/ablation/config';
+import { planRuns, runTrainConfig, type AblationConfig, type RunLossStats, type RunResult, type RunSpec, type StepSims } from '../experiments/ablation/config';
+import type { StepEvent } from '../train/Trainer';
 import type { AblationData } from '../experiments/ablation/data';
 import { buildAblationData, scoreSource } from '../experiments/ablation/data';
 import { aggregate, macroAurocOf, writeReportCards, type AblationResults } from '../experiments/ablation/aggregate';
@@ -126,6 +127,26 @@ function loadModelSize(name: string): number {
   return resolveModelConfig(name).vision.imageSize;
 }
 
+/** Collects a run's loss statistics from its step events. */
+function lossStatsCollector(): { on: (e: StepEvent) => void; result: () => RunLossStats } {
+  let n = 0;
+  let engaged = 0;
+  let alpha = 0;
+  let first: StepSims | null = null;
+  let last: StepSims | null = null;
+  return {
+    on: (e) => {
+      const sims: StepSims = { step: e.step, posQ10: e.posSimQ10, posQ50: e.posSimQ50, posQ90: e.posSimQ90, posMean: e.posSimMean, negMean: e.negSimMean, engaged: e.relaxEngaged, alpha: e.relaxAlpha };
+      if (!first) first = sims;
+      last = sims;
+      n++;
+      engaged += e.relaxEngaged;
+      alpha += e.relaxAlpha;
+    },
+    result: () => ({ steps: n, engagedMean: n ? engaged / n : NaN, alphaMean: n ? alpha / n : NaN, first, last }),
+  };
+}
+
 async function runOne(a: AblationConfig, spec: RunSpec, modelDir: string, data: AblationData, prompts: PromptSet, outDir: string, opts: RunAblationOptions): Promise<RunResult | null> {
   const dir = path.join(outDir, 'runs', spec.id);
   const tc = runTrainConfig(a, spec, modelDir, path.join(dir, 'train'));
@@ -134,9 +155,13 @@ async function runOne(a: AblationConfig, spec: RunSpec, modelDir: string, data: 
     let steps = 0;
     let elapsedMs = 0;
     let finalLoss: number | null = null;
+    let lossStats: RunLossStats | null = null;
     if (spec.kind === 'pretrained') await trainer.setup();
     else {
+      const stats = lossStatsCollector();
+      trainer.on('step', stats.on);
       const r = await trainer.fit();
+      lossStats = stats.result();
       if (r.status !== 'completed') return null;
       steps = r.step;
       elapsedMs = r.elapsedMs;
@@ -149,7 +174,7 @@ async function runOne(a: AblationConfig, spec: RunSpec, modelDir: string, data: 
       test: await scoreSource(trainer, data.test, prompts, ds, names),
       shifted: data.shifted ? await scoreSource(trainer, data.shifted, prompts, ds, names) : null,
     };
-    const res: RunResult = { ...spec, steps, elapsedMs, finalLoss, scores };
+    const res: RunResult = { ...spec, steps, elapsedMs, finalLoss, lossStats, scores };
     writeJson(path.join(dir, 'result.json'), res);
     // The run is done: its optimizer checkpoints only served resuming (the final weights stay in train/model).
     fs.rmSync(path.join(dir, 'train', 'checkpoints'), { recursive: true, force: true });
@@ -209,7 +234,9 @@ export async function runAblation(a: AblationConfig, opts: RunAblationOptions = 
     if (!r) return { status: 'stopped', ran, skipped, results: null, outDir };
     results.push(r);
     ran.push(spec.id);
-    opts.log?.(`run ${spec.id} done in ${((Date.now() - tr) / 1000).toFixed(0)} s: test macro AUROC ${fmt(macroAurocOf(r.scores.test, data.test.samples))}`);
+    const ls = r.lossStats;
+    const sims = ls && ls.first && ls.last ? `; s+ median ${fmt(ls.first.posQ50, 2)} → ${fmt(ls.last.posQ50, 2)}, relaxed ${fmt(100 * ls.engagedMean, 0)}% of positives` : '';
+    opts.log?.(`run ${spec.id} done in ${((Date.now() - tr) / 1000).toFixed(0)} s: test macro AUROC ${fmt(macroAurocOf(r.scores.test, data.test.samples))}${sims}`);
   }
   const res = aggregate(a, results, data, { pretrain: pre.summary, elapsedMs: Date.now() - t0, commandLine: opts.commandLine ?? process.argv.slice(1).join(' ') });
   writeJson(path.join(outDir, 'results.json'), res);

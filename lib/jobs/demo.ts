@@ -25,7 +25,7 @@ export const DEMO_DEFAULTS = Object.freeze({
   /** Peak learning rate: the training default for test-vit from scratch. */
   lr: TRAIN_SCHEMA['optimizer.lr'].default,
   /** Relaxation threshold α of the relaxed contrastive loss: the training default. */
-  alpha: TRAIN_SCHEMA['loss.alpha'].default,
+  alpha: TRAIN_SCHEMA['loss.alpha'].default as number,
   /** Visibility of findings in the synthetic pictures: the training default (the generator's standard difficulty). */
   findingStrength: TRAIN_SCHEMA['data.synthetic.findingStrength'].default,
   /** Seed of the data, the weights and the training order: the training default. */

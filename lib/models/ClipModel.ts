@@ -24,10 +24,18 @@ export interface ModelOptions {
 /** Loss of a train step: the CLIP loss, or the relaxed loss of METHOD.md §2. */
 export interface LossOptions {
   kind: 'clip' | 'relaxed';
-  /** Positive-pair similarity threshold α in (0, 1]; 1 is plain CLIP. Default 1. */
-  alpha?: number;
-  /** "clamp-diag" (default) or "clamp-numerator". */
-  variant?: 'clamp-diag' | 'clamp-numerator';
+  /**
+   * Positive-pair similarity threshold α in (0, 1]; 1 is plain CLIP. Default 1. Or `{ quantile: q }`:
+   * α is the running q-quantile of the positive similarities (an EMA with momentum `momentum` of each
+   * batch's q-quantile, taken over the batch itself on the first step); q = 1 is plain CLIP.
+   */
+  alpha?: number | { quantile: number; momentum?: number };
+  /** "clamp-diag" (default), "clamp-numerator" or "margin". */
+  variant?: 'clamp-diag' | 'clamp-numerator' | 'margin';
+  /** Margin variant: a positive stops being pulled once s_ii exceeds its row's (column's) largest negative by m (> 0; Infinity = CLIP). */
+  margin?: number;
+  /** The running α of `alpha: {quantile}` from the previous step (trainer state; null or absent: none yet). */
+  alphaRunning?: number | null;
   /** Label smoothing of the cross-entropies. Default 0. */
   labelSmoothing?: number;
 }
@@ -74,14 +82,46 @@ export interface OptimizerOptions {
 export function resolveLoss(l: LossOptions | undefined): ResolvedLoss {
   const kind = l?.kind ?? LOSS_DEFAULTS.kind;
   if (kind !== 'clip' && kind !== 'relaxed') throw new CxrError('E_CONFIG', `loss.kind must be "clip" or "relaxed", got "${kind}"`);
-  const alpha = l?.alpha ?? LOSS_DEFAULTS.alpha;
-  if (!(alpha > 0 && alpha <= 1)) throw new CxrError('E_CONFIG', `loss.alpha must be in (0, 1], got ${alpha}`);
+  const a = l?.alpha ?? LOSS_DEFAULTS.alpha;
+  let alpha = 1;
+  let alphaQuantile = 0;
+  let alphaMomentum: number = LOSS_DEFAULTS.alphaMomentum;
+  if (typeof a === 'number') {
+    if (!(a > 0 && a <= 1)) throw new CxrError('E_CONFIG', `loss.alpha must be in (0, 1], got ${a}`);
+    alpha = a;
+  } else if (typeof a === 'object' && a !== null && !Array.isArray(a)) {
+    const extra = Object.keys(a).filter((k) => k !== 'quantile' && k !== 'momentum');
+    if (extra.length) throw new CxrError('E_CONFIG', `loss.alpha: unknown key(s) ${extra.join(', ')} (expected quantile, momentum)`);
+    if (typeof a.quantile !== 'number' || !(a.quantile > 0 && a.quantile <= 1))
+      throw new CxrError('E_CONFIG', `loss.alpha.quantile must be in (0, 1], got ${JSON.stringify(a.quantile)}`);
+    alphaQuantile = a.quantile;
+    alphaMomentum = a.momentum ?? alphaMomentum;
+    if (typeof alphaMomentum !== 'number' || !(alphaMomentum >= 0 && alphaMomentum < 1))
+      throw new CxrError('E_CONFIG', `loss.alpha.momentum must be in [0, 1), got ${JSON.stringify(a.momentum)}`);
+  } else {
+    throw new CxrError('E_CONFIG', `loss.alpha must be a number in (0, 1] or { quantile: q }, got ${JSON.stringify(a)}`);
+  }
   const variant = l?.variant ?? LOSS_DEFAULTS.variant;
-  if (variant !== 'clamp-diag' && variant !== 'clamp-numerator')
-    throw new CxrError('E_CONFIG', `loss.variant must be "clamp-diag" or "clamp-numerator", got "${variant}"`);
+  if (variant !== 'clamp-diag' && variant !== 'clamp-numerator' && variant !== 'margin')
+    throw new CxrError('E_CONFIG', `loss.variant must be "clamp-diag", "clamp-numerator" or "margin", got "${variant}"`);
+  const margin = l?.margin ?? LOSS_DEFAULTS.margin;
+  if (typeof margin !== 'number' || !(margin > 0)) throw new CxrError('E_CONFIG', `loss.margin must be a number > 0 (Infinity: plain CLIP), got ${margin}`);
+  if (variant === 'margin' && alphaQuantile > 0) throw new CxrError('E_CONFIG', 'loss.alpha: { quantile } is a threshold of the clamp variants; the margin variant takes loss.margin');
   const labelSmoothing = l?.labelSmoothing ?? LOSS_DEFAULTS.labelSmoothing;
   if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new CxrError('E_CONFIG', 'loss.labelSmoothing must be in [0, 1)');
-  return { kind, alpha: kind === 'clip' ? 1 : alpha, variant, labelSmoothing };
+  const run = l?.alphaRunning ?? null;
+  if (run !== null && !(Number.isFinite(run) && run <= 1)) throw new CxrError('E_CONFIG', `loss.alphaRunning must be null or a finite number <= 1, got ${run}`);
+  const clip = kind === 'clip';
+  return {
+    kind,
+    alpha: clip ? 1 : alpha,
+    variant: clip ? 'clamp-diag' : variant,
+    labelSmoothing,
+    alphaQuantile: clip ? 0 : alphaQuantile,
+    alphaMomentum,
+    alphaRunning: clip || alphaQuantile === 0 ? null : run,
+    margin,
+  };
 }
 
 /**

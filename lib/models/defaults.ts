@@ -53,6 +53,8 @@ export const OPTIMIZER_DEFAULTS = Object.freeze({
 export const LOSS_DEFAULTS = Object.freeze({
   kind: 'clip' as 'clip' | 'relaxed', // no loss given: the standard CLIP loss
   alpha: 1, // α = 1 is plain CLIP (no relaxation)
-  variant: 'clamp-diag' as 'clamp-diag' | 'clamp-numerator', // zero gradient for positives above α (METHOD.md default)
+  variant: 'clamp-diag' as 'clamp-diag' | 'clamp-numerator' | 'margin', // zero gradient for positives above α (METHOD.md default)
+  alphaMomentum: 0.9, // `alpha: {quantile}`: EMA momentum of the running quantile (about the last 10 batches)
+  margin: 0.1, // margin variant: m in cosine units (used only with variant "margin")
   labelSmoothing: 0, // exact one-hot targets, as CLIP
 });

@@ -1,6 +1,7 @@
 import { CxrError } from '../errors';
 import { asCxrError, loadNative } from '../native';
 import { resolveLoss, type LossOptions } from './ClipModel';
+import type { LossStepStats } from '../native/binding';
 
 /** Loss value and exact gradients of the contrastive loss for given embeddings. */
 export interface LossAndGrads {
@@ -11,6 +12,8 @@ export interface LossAndGrads {
   gradV: Float32Array;
   /** dL/dθ where the logit scale is exp(θ). */
   gradTheta: number;
+  /** The op's statistics: share of positives the relaxation changed, threshold used, positive / negative similarities. */
+  stats: LossStepStats;
 }
 
 /**

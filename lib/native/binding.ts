@@ -69,6 +69,9 @@ export interface NativeStepOptions {
   loss: NativeLossConfig;
 }
 
+/** The loss statistics of a step (the relax and similarity fields of {@link StepResult}). */
+export type LossStepStats = Pick<StepResult, 'relaxEngaged' | 'relaxAlpha' | 'relaxBatchQuantile' | 'posSimMean' | 'posSimQ10' | 'posSimQ50' | 'posSimQ90' | 'negSimMean'>;
+
 /** What one native train step returns: the public {@link StepResult}. */
 export type NativeStepResult = StepResult;
 
@@ -215,5 +218,5 @@ export interface NativeAddon {
     shape: [number, number],
     logitScaleLog: number,
     loss: NativeLossConfig,
-  ): { loss: number; gradU: Float32Array; gradV: Float32Array; gradTheta: number };
+  ): { loss: number; gradU: Float32Array; gradV: Float32Array; gradTheta: number; stats: LossStepStats };
 }

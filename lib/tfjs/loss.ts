@@ -19,6 +19,14 @@ const NORM_EPS = 1e-12;
  * min(s_ii, α) everywhere; `clamp-numerator` keeps the raw logits in the log-sum-exp and clamps only the
  * target term. α = 1 (or kind "clip") is plain CLIP. Label smoothing ε follows PyTorch's cross_entropy.
  */
+
+/** {@link resolveLoss} for the tfjs variant, which implements the fixed-α forms only (E_UNSUPPORTED otherwise). */
+export function resolveTfLoss(loss: LossOptions | undefined): ResolvedLoss {
+  const cfg = resolveLoss(loss);
+  if (cfg.variant === 'margin' || cfg.alphaQuantile > 0)
+    throw new CxrError('E_UNSUPPORTED', 'the tfjs variant implements the fixed-α relaxation only (clamp-diag, clamp-numerator), not the margin form or alpha: {quantile} (use the native model)');
+  return cfg;
+}
 export function tfContrastiveLossTensor(tf: Tf, U: Tensor, V: Tensor, theta: Tensor, loss: ResolvedLoss): Scalar {
   const { mm } = tfOps(tf);
   const B = U.shape[0];
@@ -69,7 +77,7 @@ export async function tfContrastiveLoss(
   if (!(Number.isInteger(B) && Number.isInteger(D) && B >= 2 && D >= 1) || u.length !== B * D || v.length !== B * D)
     throw new CxrError('E_SHAPE', `u and v must both hold B×D = ${B}×${D} values with B >= 2`);
   if (!Number.isFinite(logitScaleLog)) throw new CxrError('E_NUMERIC', 'the log logit scale must be finite');
-  const cfg = resolveLoss(loss);
+  const cfg = resolveTfLoss(loss);
   const { tf } = await useBackend(backend);
   const out = tf.tidy(() => {
     const U = tf.tensor2d(u, [B, D]);

@@ -9,13 +9,13 @@
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
 import { CxrError } from '../errors';
 import { assertFiniteTensors, readModelFolder } from '../models/modelFolder';
-import { resolveLoss, type LossOptions } from '../models/ClipModel';
+import type { LossOptions } from '../models/ClipModel';
 import type { ModelConfig } from '../models/config';
 import { OPTIMIZER_DEFAULTS } from '../models/defaults';
 import { resolveModelConfig } from '../models/registry';
 import type { NamedTensor, StepResult } from '../types';
 import { useBackend, type Tf, type TfBackendName } from './backend';
-import { tfContrastiveLossTensor } from './loss';
+import { resolveTfLoss, tfContrastiveLossTensor } from './loss';
 import { tfOps, type TfActivation, type TfOps } from './ops';
 
 /** Options of `TfClipModel.create` / `TfClipModel.load`. */
@@ -494,7 +494,7 @@ export class TfClipModel {
   async evalLoss(batch: TfTrainBatch, loss?: LossOptions): Promise<number> {
     this.#check();
     this.#checkIds(batch.tokenIds, batch.n, batch.length);
-    const cfg = resolveLoss(loss);
+    const cfg = resolveTfLoss(loss);
     await this.#ensureBackend();
     const tf = this.#tf;
     const out = tf.tidy(() =>
@@ -518,7 +518,7 @@ export class TfClipModel {
     if (n < 2) throw new CxrError('E_SHAPE', `the contrastive loss needs a batch of at least 2 pairs, got ${n}`);
     if (!(typeof opts.lr === 'number' && Number.isFinite(opts.lr) && opts.lr >= 0))
       throw new CxrError('E_CONFIG', `lr must be a finite number >= 0, got ${opts.lr}`);
-    const lossCfg = resolveLoss(opts.loss);
+    const lossCfg = resolveTfLoss(opts.loss);
     const clip = opts.clipGradNorm ?? 0;
     const trainable = this.#specs.filter((s) => !this.#isFrozen(s.name));
     if (trainable.length === 0) throw new CxrError('E_CONFIG', 'every parameter is frozen: nothing to train');

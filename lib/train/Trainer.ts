@@ -95,6 +95,14 @@ export interface StepEvent {
   msData: number;
   /** Distributed: ms of the step spent waiting on other processes (all-gather, all-reduce); 0 alone. */
   msComm: number;
+  /** Loss statistics of the step (see {@link StepResult}): how often the relaxation engaged, the threshold, the similarities. */
+  relaxEngaged: number;
+  relaxAlpha: number;
+  posSimMean: number;
+  posSimQ10: number;
+  posSimQ50: number;
+  posSimQ90: number;
+  negSimMean: number;
 }
 
 /** Emitted after a checkpoint is written. */
@@ -459,7 +467,8 @@ export class Trainer {
         const b = r.value;
         const lr = lrAt(s.step, { lr: c.optimizer.lr, warmupSteps: c.schedule.warmupSteps, totalSteps: s.totalSteps, minLrRatio: c.schedule.minLrRatio });
         const tStep = Date.now();
-        const pending = model.trainStep(b, { lr, clipGradNorm: c.clipGradNorm, loss: c.loss, microBatch: c.accumSteps > 1 ? c.batchSize : 0 });
+        const loss = { ...c.loss, alphaRunning: s.relaxAlpha ?? null };
+        const pending = model.trainStep(b, { lr, clipGradNorm: c.clipGradNorm, loss, microBatch: c.accumSteps > 1 ? c.batchSize : 0 });
         // Prepare the next batch (augment, sample sentences, tokenise) while the native step runs.
         next = s.step + 1 < s.totalSteps ? batches.next() : Promise.resolve({ done: true, value: undefined });
         next.catch(() => undefined);
@@ -477,6 +486,8 @@ export class Trainer {
         s.stepInEpoch = b.stepInEpoch + 1;
         const pairs = res.worldSize > 1 ? res.batch : b.n;
         s.samplesSeen += pairs;
+        // The running α of `loss.alpha: {quantile}` is state: checkpointed, so a resumed run continues it.
+        if (res.relaxBatchQuantile !== null) s.relaxAlpha = res.relaxAlpha;
         losses.push(res.loss);
         this.emit('step', {
           step: s.step,
@@ -491,6 +502,13 @@ export class Trainer {
           msStep,
           msData: b.msData,
           msComm: res.msComm,
+          relaxEngaged: res.relaxEngaged,
+          relaxAlpha: res.relaxAlpha,
+          posSimMean: res.posSimMean,
+          posSimQ10: res.posSimQ10,
+          posSimQ50: res.posSimQ50,
+          posSimQ90: res.posSimQ90,
+          negSimMean: res.negSimMean,
         });
 
         const last = s.step === s.totalSteps;
@@ -664,7 +682,7 @@ export class Trainer {
           // Validation texts: sampled as at epoch 0, the same every evaluation.
           const texts = b.indices.map((idx, i) => this.textFor(idx, b.samples[i].report, 0, this.preparedVal));
           const tok = this.tokenizer!.encodeBatch(texts, model.contextLength);
-          lossSum += b.n * (await model.evalLoss({ images: b.images, tokenIds: tok.ids, n: b.n, length: tok.length }, this.config.loss));
+          lossSum += b.n * (await model.evalLoss({ images: b.images, tokenIds: tok.ids, n: b.n, length: tok.length }, { ...this.config.loss, alphaRunning: this.state.relaxAlpha ?? null }));
           lossN += b.n;
         }
       },

@@ -92,6 +92,8 @@ export interface TrainerState {
    * whole RNG state.
    */
   rng: { kind: 'counter-based'; seed: number };
+  /** `loss.alpha: {quantile}`: the running α after the last step (absent before the first step or for other losses). */
+  relaxAlpha?: number | null;
   /** The resolved config of the run. */
   config: TrainConfig;
   /** Wall time spent training before this checkpoint, in ms. */

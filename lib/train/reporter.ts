@@ -5,7 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { LogSection } from './config';
-import type { Trainer, TrainerEvents } from './Trainer';
+import type { StepEvent, Trainer, TrainerEvents } from './Trainer';
 import type { EvalMetrics } from './checkpoints';
 
 /** Options of {@link attachReporter}. */
@@ -26,6 +26,12 @@ export function formatDuration(ms: number): string {
   if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
   if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${s}s`;
+}
+
+/** The loss statistics of a step: positive similarities (median [10 %, 90 %]), mean negative, and the share of positives the relaxation changed at its threshold. */
+export function relaxText(e: StepEvent): string {
+  const a = Number.isFinite(e.relaxAlpha) ? e.relaxAlpha.toFixed(3) : '∞';
+  return `s+ ${e.posSimQ50.toFixed(2)} [${e.posSimQ10.toFixed(2)}, ${e.posSimQ90.toFixed(2)}] s- ${e.negSimMean.toFixed(2)} | relaxed ${(100 * e.relaxEngaged).toFixed(0)}% @ ${a}`;
 }
 
 /** One line per evaluation: step, validation loss, macro AUROC. */
@@ -103,7 +109,7 @@ export function attachReporter(trainer: Trainer, opts: ReporterOptions): () => v
     if (e.step % every !== 0 && e.step !== e.totalSteps) return;
     const done = e.step - startStep;
     const eta = done > 0 ? ((Date.now() - t0) / done) * (e.totalSteps - e.step) : NaN;
-    line(`step ${e.step}/${e.totalSteps} | epoch ${e.epoch} | loss ${e.loss.toFixed(4)} (avg ${lossEma.toFixed(4)}) | lr ${e.lr.toExponential(2)} | ${e.imagesPerSec.toFixed(0)} pairs/s | ETA ${formatDuration(eta)}`);
+    line(`step ${e.step}/${e.totalSteps} | epoch ${e.epoch} | loss ${e.loss.toFixed(4)} (avg ${lossEma.toFixed(4)}) | ${relaxText(e)} | lr ${e.lr.toExponential(2)} | ${e.imagesPerSec.toFixed(0)} pairs/s | ETA ${formatDuration(eta)}`);
   });
   on('eval', (e) => say(formatEval(e)));
   on('checkpoint', (e) => say(`checkpoint (${e.reason}) @ step ${e.step}: ${e.dir}`));

@@ -10,7 +10,7 @@ import { CxrError } from '../errors';
 import { availableCores } from '../util/limits';
 import type { AugmentOptions, Geometry } from '../data/images';
 import type { Split } from '../data/sample';
-import { OPTIMIZER_DEFAULTS } from '../models/defaults';
+import { LOSS_DEFAULTS, OPTIMIZER_DEFAULTS } from '../models/defaults';
 import { DEFAULT_SAMPLER_OPTIONS, type SamplingMode, type SectionChoice } from '../text/sentenceSampler';
 
 /** One option of the training config. */
@@ -63,6 +63,19 @@ function checkStr(v: unknown, key: string, nullable: boolean): void {
 }
 function checkOneOf(v: unknown, key: string, allowed: readonly unknown[]): void {
   if (!allowed.includes(v)) configFail(key, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}; got ${JSON.stringify(v)}`);
+}
+
+/** `loss.alpha`: a number in (0, 1], or { quantile: q in (0, 1], momentum?: β in [0, 1) }. */
+function checkAlpha(v: unknown, key: string): void {
+  if (typeof v === 'number') return checkNum(v, key, 0, 1, true);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) configFail(key, `must be a number in (0, 1] or {quantile: q}, got ${JSON.stringify(v)}`);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'quantile' && k !== 'momentum') configFail(`${key}.${k}`, 'is not an option (expected quantile, momentum)');
+  checkNum(o.quantile, `${key}.quantile`, 0, 1, true);
+  if (o.momentum !== undefined) {
+    checkNum(o.momentum, `${key}.momentum`, 0, 1, false);
+    if (o.momentum === 1) configFail(`${key}.momentum`, 'must be < 1');
+  }
 }
 
 /** Builders of option descriptors, one per kind of value. */
@@ -270,15 +283,19 @@ export const TRAIN_SCHEMA = {
     describe: 'clip | relaxed',
     flag: 'loss',
   }),
-  'loss.alpha': opt.num(0.8, 0, 1, {
-    loOpen: true,
+  'loss.alpha': opt.custom<number | { quantile: number; momentum?: number }>(0.8, checkAlpha, {
     reason: 'relaxes only near-saturated positives; α = 1 is plain CLIP',
-    describe: 'Relaxation threshold α in (0, 1] (relaxed only)',
+    describe: 'Relaxation threshold: α in (0, 1], or {quantile: q, momentum?: β} for the running q-quantile of the positive similarities (relaxed only)',
     flag: 'alpha',
   }),
-  'loss.variant': opt.oneOf(['clamp-diag', 'clamp-numerator'] as const, 'clamp-diag', {
+  'loss.variant': opt.oneOf(['clamp-diag', 'clamp-numerator', 'margin'] as const, 'clamp-diag', {
     reason: 'zero gradient for positives above α (METHOD.md default)',
-    describe: 'clamp-diag | clamp-numerator',
+    describe: 'clamp-diag | clamp-numerator | margin',
+  }),
+  'loss.margin': opt.num(LOSS_DEFAULTS.margin, 0, 2, {
+    loOpen: true,
+    reason: 'the margin form only: a positive stops being pulled once it beats its hardest negative by m (cosine units)',
+    describe: 'Margin m in (0, 2] of variant "margin" (relaxed only)',
   }),
   'optimizer.kind': opt.oneOf(['adamw', 'sgd'] as const, 'adamw', {
     reason: 'robust for fine-tuning and training from scratch alike',

@@ -69,7 +69,41 @@ void expect_close(const Result& a, const Result& b, double tol, const std::strin
   check(max_diff(a.dT, b.dT), max_abs(b.dT), "dtheta");
 }
 
-const char* vname(RelaxVariant v) { return v == RelaxVariant::ClampDiag ? "clamp-diag" : "clamp-numerator"; }
+const char* vname(RelaxVariant v) {
+  return v == RelaxVariant::ClampDiag ? "clamp-diag" : v == RelaxVariant::ClampNumerator ? "clamp-numerator" : "margin";
+}
+
+bool bit_equal(const Result& a, const Result& b) {
+  return a.loss == b.loss && torch::equal(a.dU, b.dU) && torch::equal(a.dV, b.dV) && torch::equal(a.dT, b.dT);
+}
+
+// Plain double-precision similarities of the inputs (no fused op involved).
+Tensor plain_sims(const Tensor& U, const Tensor& V) {
+  Tensor u = U.to(torch::kDouble), v = V.to(torch::kDouble);
+  return at::mm(u / u.norm(2, {1}, true), (v / v.norm(2, {1}, true)).t());
+}
+
+// Largest off-diagonal entry per row (dim 1) or per column (dim 0).
+Tensor offdiag_max(const Tensor& S, int64_t dim) {
+  Tensor m = S.masked_fill(torch::eye(S.size(0), torch::kBool), -INFINITY);
+  return std::get<0>(m.max(dim));
+}
+
+// The margin form's loss with its per-row / per-column thresholds given (frozen), in plain ATen ops on
+// double: the function whose derivative the op's gradient is (the thresholds are constants of the step).
+double margin_loss_frozen(const Tensor& U, const Tensor& V, const Tensor& T, const Tensor& thr_r, const Tensor& thr_c,
+                          double eps) {
+  Tensor S = plain_sims(U, V);
+  const int64_t B = S.size(0);
+  Tensor l = T.to(torch::kDouble).exp().reshape({});
+  Tensor labels = torch::arange(B, torch::kLong);
+  Tensor Sr = S.diagonal_scatter(torch::minimum(S.diagonal(), thr_r));
+  Tensor Sc = S.diagonal_scatter(torch::minimum(S.diagonal(), thr_c));
+  Tensor L = (at::cross_entropy_loss(l * Sr, labels, {}, at::Reduction::Mean, -100, eps) +
+              at::cross_entropy_loss((l * Sc).t(), labels, {}, at::Reduction::Mean, -100, eps)) /
+             2;
+  return L.item<double>();
+}
 
 }  // namespace
 
@@ -532,6 +566,305 @@ CXR_DEVICE_TEST(training_sized_batches_match_cpu_op_and_reference) {
         }
   std::printf("  %d cases on %s (largest batch %lld)\n", cases, device.c_str(), static_cast<long long>(sizes.back()));
   EXPECT_TRUE(cases == static_cast<int>(sizes.size()) * 8);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The adaptive threshold (alpha_quantile) and the margin form; the per-step statistics.
+
+namespace {
+// The new forms' option sets, each engaging on make_pair inputs.
+std::vector<std::pair<std::string, ContrastiveLossOptions>> new_forms() {
+  std::vector<std::pair<std::string, ContrastiveLossOptions>> v;
+  for (double m : {0.05, 0.3}) {
+    ContrastiveLossOptions o;
+    o.variant = RelaxVariant::Margin;
+    o.margin = m;
+    v.emplace_back("margin m=" + std::to_string(m), o);
+  }
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
+    for (double q : {0.3, 0.7})
+      for (double run : {std::nan(""), 0.4}) {
+        ContrastiveLossOptions o;
+        o.variant = var;
+        o.alpha_quantile = q;
+        o.alpha_running = run;
+        o.alpha_momentum = 0.9;
+        v.emplace_back(std::string(vname(var)) + " q=" + std::to_string(q) + " running=" + std::to_string(run), o);
+      }
+  return v;
+}
+}  // namespace
+
+CXR_DEVICE_TEST(new_forms_match_float64_reference) {
+  DeviceScope scope(device);
+  int engaged = 0, cases = 0;
+  for (auto& [name, opt0] : new_forms())
+    for (int64_t B : {2, 7, 128})
+      for (int64_t D : {3, 16, 64})
+        for (double eps : {0.0, 0.1}) {
+          auto [U, V] = make_pair(B, D, 2000 + B * 7 + D);
+          Tensor T = torch::full({}, std::log(20.0), torch::kDouble);
+          ContrastiveLossOptions opt = opt0;
+          opt.label_smoothing = eps;
+          ContrastiveLossStats st;
+          opt.stats = &st;
+          Result f = run(relaxed_contrastive_loss, U, V, T, opt);
+          opt.stats = nullptr;
+          Result r = run(relaxed_contrastive_loss_reference, U, V, T, opt);
+          expect_close(f, r, 1e-11, name + " B=" + std::to_string(B) + " D=" + std::to_string(D));
+          engaged += st.engaged > 0 ? 1 : 0;
+          ++cases;
+        }
+  EXPECT_TRUE(cases == 10 * 18);
+  // Not a vacuous comparison: most cases have clamped positives.
+  EXPECT_TRUE(engaged > cases / 2);
+}
+
+CXR_DEVICE_TEST(new_forms_float32_match_float64_reference) {
+  DeviceScope scope(device);
+  for (auto& [name, opt] : new_forms()) {
+    auto [U, V] = make_pair(300, 48, 13);
+    Tensor T = torch::full({}, std::log(20.0), torch::kDouble);
+    Result f = run(relaxed_contrastive_loss, U.to(torch::kFloat), V.to(torch::kFloat), T.to(torch::kFloat), opt);
+    Result r = run(relaxed_contrastive_loss_reference, U, V, T, opt);
+    EXPECT_TRUE(f.dU.scalar_type() == torch::kFloat);
+    expect_close(f, r, 1e-5, "float32 " + name);
+  }
+}
+
+CXR_DEVICE_TEST(margin_finite_differences_float64) {
+  DeviceScope scope(device);
+  const double h = 1e-6;
+  for (double eps : {0.0, 0.1})
+    for (double m : {0.02, 0.15}) {
+      auto [U, V] = make_pair(6, 5, 23);
+      Tensor T = torch::full({1}, std::log(15.0), torch::kDouble);
+      ContrastiveLossOptions opt;
+      opt.variant = RelaxVariant::Margin;
+      opt.margin = m;
+      opt.label_smoothing = eps;
+      ContrastiveLossStats st;
+      opt.stats = &st;
+      Result f = run(relaxed_contrastive_loss, U, V, T, opt);
+      opt.stats = nullptr;
+      Tensor S = plain_sims(U, V);
+      Tensor thr_r = offdiag_max(S, 1) + m, thr_c = offdiag_max(S, 0) + m;
+      Tensor d = S.diagonal();
+      // Some positives clamped, some not, none at the kink.
+      EXPECT_TRUE(st.engaged > 0 && st.engaged < 1);
+      EXPECT_TRUE(((d - thr_r).abs() > 1e-3).all().item<bool>() && ((d - thr_c).abs() > 1e-3).all().item<bool>());
+      // The frozen-threshold function is the op's loss at this point...
+      EXPECT_NEAR(margin_loss_frozen(U, V, T, thr_r, thr_c, eps), f.loss, 1e-12);
+      // ...and the op's gradient is its derivative.
+      auto fd_check = [&](const Tensor& x, const Tensor& g, int which) {
+        for (int64_t k = 0; k < x.numel(); ++k) {
+          Tensor xp = x.clone(), xm = x.clone();
+          xp.view({-1})[k] += h;
+          xm.view({-1})[k] -= h;
+          auto L = [&](const Tensor& xx) {
+            return which == 0 ? margin_loss_frozen(xx, V, T, thr_r, thr_c, eps)
+                 : which == 1 ? margin_loss_frozen(U, xx, T, thr_r, thr_c, eps)
+                              : margin_loss_frozen(U, V, xx, thr_r, thr_c, eps);
+          };
+          const double fd = (L(xp) - L(xm)) / (2 * h);
+          EXPECT_NEAR(g.flatten()[k].item<double>(), fd, 1e-7 + 1e-6 * std::fabs(fd));
+        }
+      };
+      fd_check(U, f.dU, 0);
+      fd_check(V, f.dV, 1);
+      fd_check(T, f.dT, 2);
+    }
+}
+
+CXR_DEVICE_TEST(quantile_form_is_the_clamp_at_its_alpha_with_finite_differences) {
+  DeviceScope scope(device);
+  const double h = 1e-6;
+  for (RelaxVariant var : {RelaxVariant::ClampDiag, RelaxVariant::ClampNumerator})
+    for (double run_alpha : {std::nan(""), 0.2}) {
+      auto [U, V] = make_pair(6, 5, 29);
+      Tensor T = torch::full({1}, std::log(15.0), torch::kDouble);
+      ContrastiveLossOptions opt;
+      opt.variant = var;
+      opt.alpha_quantile = 0.5;
+      opt.alpha_running = run_alpha;
+      opt.alpha_momentum = 0.8;
+      opt.label_smoothing = 0.05;
+      ContrastiveLossStats st;
+      opt.stats = &st;
+      Result f = run(relaxed_contrastive_loss, U, V, T, opt);
+      // α_t: the batch median (torch.quantile), blended into the running value.
+      Tensor d = plain_sims(U, V).diagonal();
+      const double q = at::quantile(d, 0.5).item<double>();
+      EXPECT_NEAR(st.batch_quantile, q, 1e-12);
+      const double a = std::isnan(run_alpha) ? q : 0.8 * run_alpha + 0.2 * q;
+      EXPECT_NEAR(st.alpha, a, 1e-12);
+      EXPECT_TRUE(((d - a).abs() > 1e-3).all().item<bool>());
+      EXPECT_TRUE(st.engaged > 0 && st.engaged < 1);
+      // Within the step α is a constant: the op is the fixed-α clamp at α_t...
+      ContrastiveLossOptions fixed;
+      fixed.variant = var;
+      fixed.alpha = a;
+      fixed.label_smoothing = 0.05;
+      Result g = run(relaxed_contrastive_loss, U, V, T, fixed);
+      expect_close(f, g, 1e-13, std::string("quantile vs fixed alpha ") + vname(var));
+      // ...whose gradient is the finite difference of the loss at fixed α.
+      auto L = [&](const Tensor& u, const Tensor& v, const Tensor& t) {
+        torch::NoGradGuard ng;
+        return relaxed_contrastive_loss(on_dev(u), on_dev(v), on_dev(t), fixed).item<double>();
+      };
+      for (int which = 0; which < 3; ++which) {
+        const Tensor& x = which == 0 ? U : which == 1 ? V : T;
+        const Tensor& gr = which == 0 ? f.dU : which == 1 ? f.dV : f.dT;
+        for (int64_t k = 0; k < x.numel(); ++k) {
+          Tensor xp = x.clone(), xm = x.clone();
+          xp.view({-1})[k] += h;
+          xm.view({-1})[k] -= h;
+          const double lp = which == 0 ? L(xp, V, T) : which == 1 ? L(U, xp, T) : L(U, V, xp);
+          const double lm = which == 0 ? L(xm, V, T) : which == 1 ? L(U, xm, T) : L(U, V, xm);
+          const double fd = (lp - lm) / (2 * h);
+          EXPECT_NEAR(gr.flatten()[k].item<double>(), fd, 1e-7 + 1e-6 * std::fabs(fd));
+        }
+      }
+    }
+}
+
+CXR_DEVICE_TEST(limits_equal_clip_bit_for_bit) {
+  DeviceScope scope(device);
+  for (auto dt : {torch::kDouble, torch::kFloat})
+    for (int64_t B : {2, 33, 128}) {
+      auto [U, V] = make_pair(B, 24, 5 + B, dt);
+      Tensor T = torch::full({}, std::log(40.0), dt);
+      for (double eps : {0.0, 0.1}) {
+        ContrastiveLossOptions clip;
+        clip.label_smoothing = eps;
+        Result c = run(relaxed_contrastive_loss, U, V, T, clip);
+        ContrastiveLossOptions m = clip;
+        m.variant = RelaxVariant::Margin;
+        m.margin = INFINITY;
+        ContrastiveLossOptions q = clip;
+        q.alpha_quantile = 1.0;
+        q.alpha_running = 0.3;  // ignored at q = 1
+        ContrastiveLossOptions n = clip;
+        n.variant = RelaxVariant::ClampNumerator;
+        ContrastiveLossStats st;
+        m.stats = &st;
+        EXPECT_TRUE(bit_equal(run(relaxed_contrastive_loss, U, V, T, m), c));
+        EXPECT_TRUE(st.engaged == 0);
+        EXPECT_TRUE(bit_equal(run(relaxed_contrastive_loss, U, V, T, q), c));
+        EXPECT_TRUE(bit_equal(run(relaxed_contrastive_loss, U, V, T, n), c));
+        // And the fused CLIP is the composite CLIP loss (to rounding).
+        Result r = run([](const Tensor& u, const Tensor& v, const Tensor& t, const ContrastiveLossOptions& o) {
+          return clip_loss_reference(u, v, t, o.label_smoothing);
+        }, U, V, T, clip);
+        expect_close(c, r, dt == torch::kDouble ? 1e-12 : 1e-6, "fused CLIP vs composite");
+      }
+    }
+}
+
+CXR_DEVICE_TEST(statistics_equal_a_plain_computation) {
+  DeviceScope scope(device);
+  for (auto dt : {torch::kDouble, torch::kFloat})
+    for (int64_t B : {2, 9, 200}) {
+      auto [U, V] = make_pair(B, 16, 40 + B, dt);
+      Tensor T = torch::full({}, std::log(30.0), dt);
+      Tensor S = plain_sims(U, V);
+      Tensor d = S.diagonal();
+      const double tol = dt == torch::kDouble ? 1e-12 : 2e-6;
+      const double neg = ((S.sum() - d.sum()) / static_cast<double>(B * (B - 1))).item<double>();
+      for (int form = 0; form < 4; ++form) {
+        ContrastiveLossOptions o;
+        Tensor changed;
+        if (form == 0) {  // CLIP
+          changed = torch::zeros({B}, torch::kBool);
+        } else if (form == 1) {
+          o.alpha = 0.5;
+          changed = d > 0.5;
+        } else if (form == 2) {
+          o.variant = RelaxVariant::ClampNumerator;
+          o.alpha = 0.2;
+          changed = d > 0.2;
+        } else {
+          o.variant = RelaxVariant::Margin;
+          o.margin = 0.1;
+          changed = (d > offdiag_max(S, 1) + 0.1).logical_or(d > offdiag_max(S, 0) + 0.1);
+        }
+        ContrastiveLossStats st;
+        o.stats = &st;
+        run(relaxed_contrastive_loss, U, V, T, o);
+        // Kinks within rounding of a threshold could flip a float32 count; these inputs have none.
+        EXPECT_NEAR(st.engaged, changed.to(torch::kDouble).mean().item<double>(), 1e-15);
+        EXPECT_NEAR(st.pos_mean, d.mean().item<double>(), tol);
+        EXPECT_NEAR(st.pos_q10, at::quantile(d, 0.1).item<double>(), tol);
+        EXPECT_NEAR(st.pos_q50, at::quantile(d, 0.5).item<double>(), tol);
+        EXPECT_NEAR(st.pos_q90, at::quantile(d, 0.9).item<double>(), tol);
+        EXPECT_NEAR(st.neg_mean, neg, tol);
+        if (form == 1) EXPECT_TRUE(st.alpha == 0.5);
+        if (form == 0) EXPECT_TRUE(st.alpha == 1.0 && std::isnan(st.batch_quantile));
+        if (form == 3) {
+          const double thr = ((offdiag_max(S, 1) + offdiag_max(S, 0)) / 2 + 0.1).mean().item<double>();
+          EXPECT_NEAR(st.alpha, thr, tol);
+        }
+      }
+    }
+}
+
+CXR_DEVICE_TEST(margin_clamped_positives_get_exactly_zero_gradient) {
+  DeviceScope scope(device);
+  // V̂ = identity rows: the diagonal of dU is the gradient of s_ii. Row i's hardest negative is
+  // s_{i,i+3} = sqrt(1 - c²); with a small margin the large positives are clamped in both directions.
+  const int64_t B = 8;
+  Tensor V = torch::eye(B, torch::kDouble);
+  Tensor cs = torch::tensor({0.95, 0.2, 0.8, -0.3, 0.6, 0.1, 0.99, 0.4}, torch::kDouble);
+  Tensor U = torch::zeros({B, B}, torch::kDouble);
+  for (int64_t i = 0; i < B; ++i) {
+    const double c = cs[i].item<double>();
+    U[i][i] = c;
+    U[i][(i + 3) % B] = std::sqrt(1 - c * c);
+  }
+  Tensor T = torch::full({}, std::log(30.0), torch::kDouble);
+  ContrastiveLossOptions opt;
+  opt.variant = RelaxVariant::Margin;
+  opt.margin = 0.05;
+  opt.inputs_normalized = true;
+  Result f = run(relaxed_contrastive_loss, U, V, T, opt);
+  Tensor S = at::mm(U, V.t());
+  Tensor nr = offdiag_max(S, 1), nc = offdiag_max(S, 0);
+  for (int64_t i = 0; i < B; ++i) {
+    const double s = cs[i].item<double>();
+    const bool both = s > nr[i].item<double>() + 0.05 && s > nc[i].item<double>() + 0.05;
+    const double g = f.dU[i][i].item<double>();
+    if (both) EXPECT_TRUE(g == 0.0);
+    else EXPECT_TRUE(g != 0.0);
+  }
+}
+
+CXR_DEVICE_TEST(new_form_errors) {
+  DeviceScope scope(device);
+  auto [U0, V0] = make_pair(4, 3, 1);
+  Tensor U = on_dev(U0), V = on_dev(V0);
+  Tensor T = on_dev(torch::zeros({}, torch::kDouble));
+  for (double m : {0.0, -0.1, std::nan("")}) {
+    ContrastiveLossOptions o;
+    o.variant = RelaxVariant::Margin;
+    o.margin = m;
+    EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, o), Config);
+  }
+  for (double q : {-0.1, 1.5, std::nan("")}) {
+    ContrastiveLossOptions o;
+    o.alpha_quantile = q;
+    EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, o), Config);
+  }
+  ContrastiveLossOptions o;
+  o.alpha_quantile = 0.5;
+  o.alpha_momentum = 1.0;
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, o), Config);
+  o.alpha_momentum = 0.9;
+  o.alpha_running = 1.5;
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, o), Config);
+  o.alpha_running = std::nan("");
+  o.variant = RelaxVariant::Margin;
+  o.margin = 0.1;
+  EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, o), Config);
 }
 
 CXR_TEST_MAIN()

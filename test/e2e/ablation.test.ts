@@ -70,6 +70,44 @@ describe('experiment ablation --quick', () => {
     expect(md).toContain('+ sampling + relaxation');
   });
 
+  it('sweeps α, running quantiles and margins: engagement statistics per setting and Δ against sampling alone', async () => {
+    const dir = path.join(tmpRoot, 'sweep');
+    const a = resolveAblationConfig([{ config: { outDir: dir, settings: ['clip', 'sampling', 'both'], alphas: [0.5], quantiles: [0.5], margins: [0.1], finetune: { threads: 1 } } }], { quick: true });
+    const out = await runAblation(a, { commandLine: 'test' });
+    expect(out.status).toBe('completed');
+    expect(out.ran).toEqual(['pretrained', 'clip-s0', 'sampling-s0', 'both-a0.5-s0', 'both-q0.5-s0', 'both-m0.1-s0']);
+    const res: AblationResults = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8'));
+    expect(res.samplingSetting).toBe('sampling');
+    for (const s of res.settings) {
+      if (s.setting === 'pretrained') {
+        expect(s.engagement).toBeNull();
+        continue;
+      }
+      const e = s.engagement!;
+      // The statistics of every step: a share in [0, 1], ordered quantiles.
+      expect(e.engaged!).toBeGreaterThanOrEqual(0);
+      expect(e.engaged!).toBeLessThanOrEqual(1);
+      expect(e.first.q10!).toBeLessThanOrEqual(e.first.q50!);
+      expect(e.first.q50!).toBeLessThanOrEqual(e.first.q90!);
+      if (!s.setting.startsWith('both')) expect(e.engaged).toBe(0);
+      const d = s.splits.test.deltaVsSampling;
+      if (s.setting.startsWith('both')) {
+        const sampling = res.settings.find((t) => t.setting === 'sampling')!.splits.test.macroAuroc.mean!;
+        expect(d!.delta).toBeCloseTo(s.splits.test.macroAuroc.mean! - sampling, 9);
+      } else expect(d ?? null).toBeNull();
+    }
+    // The adaptive threshold engages from the first step (its α is the batch median there): about half the positives.
+    const q = runResult(dir, 'both-q0.5-s0').lossStats!;
+    expect(q.first!.engaged).toBeGreaterThanOrEqual(0.4);
+    expect(q.first!.engaged).toBeLessThanOrEqual(0.6);
+    expect(q.steps).toBe(res.config.finetune.maxSteps);
+    const md = fs.readFileSync(path.join(dir, 'results.md'), 'utf8');
+    expect(md).toContain('## How often the relaxation engages');
+    expect(md).toContain('Δ AUROC vs sampling');
+    expect(md).toContain('α = running 50 % quantile');
+    expect(md).toContain('margin m = 0.1');
+  });
+
   it('a killed experiment continues with the runs not yet done and gives the same numbers (determinism by seed)', async () => {
     const stopped = await runAblation(quick(dirB), { stopAfterRuns: 2, commandLine: 'test' });
     expect(stopped.status).toBe('stopped');

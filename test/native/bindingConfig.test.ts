@@ -57,7 +57,7 @@ describe('binding: unknown enum strings are E_CONFIG', () => {
     const u = new Float32Array(8).fill(0.5);
     const loss = (l: Record<string, unknown>) => () => addon.contrastiveLoss(u, u, [2, 4], 0, l as never);
     expectConfigError(loss({ kind: 'siglip', alpha: 1, variant: 'clamp-diag' }), 'loss.kind', ['clip', 'relaxed']);
-    expectConfigError(loss({ kind: 'relaxed', alpha: 0.8, variant: 'clamp-all' }), 'loss.variant', ['clamp-diag', 'clamp-numerator']);
+    expectConfigError(loss({ kind: 'relaxed', alpha: 0.8, variant: 'clamp-all' }), 'loss.variant', ['clamp-diag', 'clamp-numerator', 'margin']);
   });
 
   it('a known value still builds a model', () => {
@@ -70,7 +70,7 @@ describe('binding: unknown enum strings are E_CONFIG', () => {
 describe('binding: engine, optimizer, loss and step options are required field by field', () => {
   const vit = resolveModelConfig('test-vit') as unknown as NativeModelConfig;
   const adamw = { kind: 'adamw', lr: 1e-3, weightDecay: 0.1, beta1: 0.9, beta2: 0.98, eps: 1e-6, momentum: 0.9, nesterov: false } as const;
-  const loss = { kind: 'relaxed', alpha: 0.8, variant: 'clamp-diag', labelSmoothing: 0 } as const;
+  const loss = { kind: 'relaxed', alpha: 0.8, variant: 'clamp-diag', labelSmoothing: 0, alphaQuantile: 0, alphaMomentum: 0.9, alphaRunning: null, margin: 0.1 } as const;
 
   function missingField(fn: () => unknown, field: string): void {
     const e = rawError(fn);
@@ -108,6 +108,8 @@ describe('binding: engine, optimizer, loss and step options are required field b
     const u = new Float32Array(8).fill(0.5);
     const { labelSmoothing: _ls, ...noSmoothing } = loss;
     missingField(() => addon.contrastiveLoss(u, u, [2, 4], 0, noSmoothing as never), 'loss.labelSmoothing');
+    const { margin: _m, ...noMargin } = loss;
+    missingField(() => addon.contrastiveLoss(u, u, [2, 4], 0, noMargin as never), 'loss.margin');
     expect(addon.contrastiveLoss(u, u, [2, 4], 0, loss).loss).toBeGreaterThan(0);
   });
 

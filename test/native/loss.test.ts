@@ -150,3 +150,148 @@ describe('fused contrastive loss through the binding', () => {
     expect(() => contrastiveLoss(v, v, 4, 4, 1, { kind: 'relaxed', alpha: 0 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
   });
 });
+
+/** Plain float64 similarities S = Û·V̂ᵀ of row-major B×D embeddings. */
+function sims(u: Float64Array, v: Float64Array, B: number, D: number): number[][] {
+  const n = (x: Float64Array, i: number) => Math.sqrt(Array.from({ length: D }, (_, d) => x[i * D + d] ** 2).reduce((a, b) => a + b, 0));
+  return Array.from({ length: B }, (_, i) =>
+    Array.from({ length: B }, (_, j) => {
+      let s = 0;
+      for (let d = 0; d < D; d++) s += u[i * D + d] * v[j * D + d];
+      return s / (n(u, i) * n(v, j));
+    }),
+  );
+}
+
+/** Linear-interpolation quantile (numpy / torch default). */
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = (s.length - 1) * q;
+  const lo = Math.floor(h);
+  const hi = Math.min(lo + 1, s.length - 1);
+  return s[lo] + (h - lo) * (s[hi] - s[lo]);
+}
+
+/**
+ * The symmetric loss with the diagonal of the row loss clamped at thrRow[i] and that of the column loss at
+ * thrCol[i] (frozen thresholds: constants of the step), both in the log-sum-exp and the target.
+ */
+function frozenClampLoss(u: Float64Array, v: Float64Array, B: number, D: number, theta: number, thrRow: number[], thrCol: number[]): number {
+  const S = sims(u, v, B, D);
+  const l = Math.exp(theta);
+  const lse = (xs: number[]) => {
+    const m = Math.max(...xs);
+    return m + Math.log(xs.reduce((a, x) => a + Math.exp(x - m), 0));
+  };
+  let total = 0;
+  for (let i = 0; i < B; i++) {
+    const pr = Math.min(S[i][i], thrRow[i]);
+    const pc = Math.min(S[i][i], thrCol[i]);
+    total += -l * pr + lse(Array.from({ length: B }, (_, j) => l * (j === i ? pr : S[i][j])));
+    total += -l * pc + lse(Array.from({ length: B }, (_, j) => l * (j === i ? pc : S[j][i])));
+  }
+  return total / (2 * B);
+}
+
+describe('relaxation forms: adaptive threshold and margin; the statistics', () => {
+  const B = 12;
+  const D = 8;
+  const u = randomEmbeddings(B, D, 91);
+  const v = randomEmbeddings(B, D, 92);
+  for (let i = 0; i < B * D; i += 2) v[i] = u[i] + 0.3 * v[i];
+  const u64 = Float64Array.from(u);
+  const v64 = Float64Array.from(v);
+  const theta = Math.log(12);
+  const S = sims(u64, v64, B, D);
+  const diag = S.map((r, i) => r[i]);
+  const offMax = (i: number, byRow: boolean) => Math.max(...S.map((_, j) => (j === i ? -Infinity : byRow ? S[i][j] : S[j][i])));
+
+  function checkAgainstFrozen(out: ReturnType<typeof contrastiveLoss>, thrRow: number[], thrCol: number[]): void {
+    const ref = frozenClampLoss(u64, v64, B, D, theta, thrRow, thrCol);
+    expect(Math.abs(out.loss - ref)).toBeLessThan(1e-5 * Math.max(1, Math.abs(ref)));
+    const h = 1e-6;
+    for (let c = 0; c < B * D; c += 5) {
+      for (const [x, g] of [
+        [u64, out.gradU],
+        [v64, out.gradV],
+      ] as Array<[Float64Array, Float32Array]>) {
+        const keep = x[c];
+        x[c] = keep + h;
+        const up = frozenClampLoss(u64, v64, B, D, theta, thrRow, thrCol);
+        x[c] = keep - h;
+        const down = frozenClampLoss(u64, v64, B, D, theta, thrRow, thrCol);
+        x[c] = keep;
+        expect(Math.abs(g[c] - (up - down) / (2 * h))).toBeLessThan(1e-4);
+      }
+    }
+    const dt = (frozenClampLoss(u64, v64, B, D, theta + h, thrRow, thrCol) - frozenClampLoss(u64, v64, B, D, theta - h, thrRow, thrCol)) / (2 * h);
+    expect(Math.abs(out.gradTheta - dt)).toBeLessThan(1e-4);
+  }
+
+  it('margin: the row (column) loss clamps s_ii at its hardest negative + m; gradients are those of the frozen thresholds', () => {
+    const m = 0.1;
+    const out = contrastiveLoss(u, v, B, D, theta, { kind: 'relaxed', variant: 'margin', margin: m });
+    const thrRow = diag.map((_, i) => offMax(i, true) + m);
+    const thrCol = diag.map((_, i) => offMax(i, false) + m);
+    const changed = diag.filter((s, i) => s > thrRow[i] || s > thrCol[i]).length / B;
+    expect(changed).toBeGreaterThan(0);
+    expect(changed).toBeLessThan(1);
+    expect(out.stats.relaxEngaged).toBeCloseTo(changed, 12);
+    checkAgainstFrozen(out, thrRow, thrCol);
+  });
+
+  it('alpha {quantile}: α is the running q-quantile of the positives, constant within the step', () => {
+    const q = 0.5;
+    const first = contrastiveLoss(u, v, B, D, theta, { kind: 'relaxed', alpha: { quantile: q } });
+    const bq = quantile(diag, q);
+    expect(first.stats.relaxBatchQuantile).toBeCloseTo(bq, 6);
+    expect(first.stats.relaxAlpha).toBeCloseTo(bq, 6);
+    const thr = diag.map(() => first.stats.relaxAlpha);
+    checkAgainstFrozen(first, thr, thr);
+    // Later steps blend the batch quantile into the running value: α = β·previous + (1-β)·quantile.
+    const next = contrastiveLoss(u, v, B, D, theta, { kind: 'relaxed', alpha: { quantile: q, momentum: 0.8 }, alphaRunning: 0.3 });
+    expect(next.stats.relaxAlpha).toBeCloseTo(0.8 * 0.3 + 0.2 * bq, 6);
+    expect(next.stats.relaxEngaged).toBeCloseTo(diag.filter((s) => s > next.stats.relaxAlpha).length / B, 12);
+  });
+
+  it('q = 1 and m = ∞ give the CLIP loss bit for bit', () => {
+    const clip = contrastiveLoss(u, v, B, D, theta, { kind: 'clip' });
+    for (const o of [
+      { kind: 'relaxed' as const, alpha: { quantile: 1 } },
+      { kind: 'relaxed' as const, variant: 'margin' as const, margin: Infinity },
+      { kind: 'relaxed' as const, alpha: 1 },
+    ]) {
+      const r = contrastiveLoss(u, v, B, D, theta, o);
+      expect(r.loss).toBe(clip.loss);
+      expect(r.gradTheta).toBe(clip.gradTheta);
+      expect(Buffer.compare(Buffer.from(r.gradU.buffer), Buffer.from(clip.gradU.buffer))).toBe(0);
+      expect(Buffer.compare(Buffer.from(r.gradV.buffer), Buffer.from(clip.gradV.buffer))).toBe(0);
+      expect(r.stats.relaxEngaged).toBe(0);
+    }
+  });
+
+  it('the statistics equal a plain computation of them', () => {
+    const out = contrastiveLoss(u, v, B, D, theta, { kind: 'relaxed', alpha: 0.6 });
+    let neg = 0;
+    for (let i = 0; i < B; i++) for (let j = 0; j < B; j++) if (i !== j) neg += S[i][j];
+    expect(out.stats.negSimMean).toBeCloseTo(neg / (B * (B - 1)), 6);
+    expect(out.stats.posSimMean).toBeCloseTo(diag.reduce((a, b) => a + b, 0) / B, 6);
+    expect(out.stats.posSimQ10).toBeCloseTo(quantile(diag, 0.1), 6);
+    expect(out.stats.posSimQ50).toBeCloseTo(quantile(diag, 0.5), 6);
+    expect(out.stats.posSimQ90).toBeCloseTo(quantile(diag, 0.9), 6);
+    expect(out.stats.relaxAlpha).toBe(0.6);
+    expect(out.stats.relaxEngaged).toBeCloseTo(diag.filter((s) => s > 0.6).length / B, 12);
+    expect(out.stats.relaxBatchQuantile).toBeNull();
+  });
+
+  it('bad forms → E_CONFIG', () => {
+    for (const o of [
+      { kind: 'relaxed' as const, alpha: { quantile: 0 } },
+      { kind: 'relaxed' as const, alpha: { quantile: 1.2 } },
+      { kind: 'relaxed' as const, alpha: { quantile: 0.5, momentum: 1 } },
+      { kind: 'relaxed' as const, variant: 'margin' as const, margin: 0 },
+      { kind: 'relaxed' as const, variant: 'margin' as const, alpha: { quantile: 0.5 } },
+    ])
+      expect(() => contrastiveLoss(u, v, B, D, theta, o)).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+  });
+});

@@ -21,7 +21,10 @@ export const command: CommandModule = {
       .option('config', { type: 'string', describe: 'Experiment config (YAML or JSON) over the defaults; its `finetune` section is a training config' })
       .option('quick', { type: 'boolean', default: false, describe: 'Tiny preset (about a minute): checks the pipeline, proves nothing' })
       .option('seeds', { type: 'string', describe: 'Comma-separated fine-tuning seeds, e.g. 0,1,2' })
-      .option('alphas', { type: 'string', describe: 'Comma-separated α of the relaxed settings (more than one: a sweep)' })
+      .option('alphas', { type: 'string', describe: 'Comma-separated fixed α of the relaxed settings ("" for none; more than one value in all: a sweep)' })
+      .option('quantiles', { type: 'string', describe: 'Comma-separated q of the adaptive threshold (α = running q-quantile of the positive similarities) to sweep' })
+      .option('margins', { type: 'string', describe: 'Comma-separated margins m of the margin form to sweep' })
+      .option('settings', { type: 'string', describe: 'Comma-separated settings to run, baseline first: clip, sampling, relaxed, both' })
       .option('results-md', { type: 'string', describe: 'Also write the results markdown here (e.g. docs/results.md)' })
       .option('print-config', { type: 'boolean', default: false, describe: 'Print the resolved experiment config as YAML and exit' })
       .option('demo', { type: 'string', describe: 'pointing: a finished `cxr-train demo` folder to reuse (its data and checkpoint) instead of fine-tuning here' })
@@ -29,6 +32,7 @@ export const command: CommandModule = {
       .option('log-to', { type: 'string', describe: "Files every run logs to, as train --log-to (finetune.log.to): jsonl, tensorboard (each run's tensorboard/)" })
       .example('$0 experiment ablation', 'The default experiment (~15 min on 2 CPU cores), in runs/ablation')
       .example('$0 experiment ablation --quick --out /tmp/abl', 'The pipeline in about a minute')
+      .example('$0 experiment ablation --settings clip,sampling,both --alphas 0.3,0.5,0.8 --quantiles 0.5 --margins 0.1 --seeds 0,1,2,3,4', 'A relaxation sweep with sampling on, against the baseline and sampling alone')
       .example('$0 experiment ablation --config examples/ablation-mimic.yaml', 'MIMIC-CXR with a real CLIP checkpoint')
       .example('$0 experiment pointing --out runs/pointing --doc docs/inference.md', 'Fine-tune the demo model, play the pointing game, update the docs table')
       .example('$0 experiment pointing --demo runs/demo-20260101-120000 --out runs/pointing', 'The pointing game of a finished demo'),
@@ -52,6 +56,7 @@ export const command: CommandModule = {
     const { readAblationConfigFile, resolveAblationConfig } = await import('../../experiments/ablation/config');
     const { runAblation } = await import('../../jobs/ablation');
     const list = (s: string, what: string): number[] => {
+      if (s.trim() === '') return [];
       const v = s.split(',').map((x) => Number(x.trim()));
       if (v.some((x) => !Number.isFinite(x))) throw new CxrError('E_CONFIG', `--${what} wants comma-separated numbers, got "${s}"`);
       return v;
@@ -60,6 +65,9 @@ export const command: CommandModule = {
     if (argv.out !== undefined) flags.outDir = argv.out;
     if (argv.seeds !== undefined) flags.seeds = list(String(argv.seeds), 'seeds');
     if (argv.alphas !== undefined) flags.alphas = list(String(argv.alphas), 'alphas');
+    if (argv.quantiles !== undefined) flags.quantiles = list(String(argv.quantiles), 'quantiles');
+    if (argv.margins !== undefined) flags.margins = list(String(argv.margins), 'margins');
+    if (argv.settings !== undefined) flags.settings = String(argv.settings).split(',').map((x) => x.trim());
     if (argv.checkpoint !== undefined) flags.pretrain = { checkpoint: argv.checkpoint };
     if (argv['log-to'] !== undefined) flags.finetune = { log: { to: argv['log-to'] } };
     const file = argv.config ? readAblationConfigFile(argv.config as string) : undefined;

@@ -13,7 +13,7 @@ import { scoreTables } from '../../eval/score';
 import type { ScoreResult } from '../../eval/score';
 import { writeReportCard } from '../../eval/reportCard';
 import type { CsvTable } from '../../util/csv';
-import { planRuns, SETTING_TITLE, type AblationConfig, type AblationSetting, type RunResult, type SplitScores } from './config';
+import { planRuns, relaxTitle, SETTING_TITLE, type AblationConfig, type AblationSetting, type Relaxation, type RunResult, type SplitScores } from './config';
 import type { AblationData } from './data';
 
 // ------------------------------------------------------------------------------------------------
@@ -76,7 +76,29 @@ export interface SettingSplitResult {
   /** Per-label AUROC, mean over seeds. */
   perLabelAuroc: Record<string, number | null>;
   /** Setting minus baseline, macro AUROC averaged over seeds, paired bootstrap over test patients. */
-  deltaVsBaseline: { delta: number | null; lo: number | null; hi: number | null; p: number | null; resamples: number } | null;
+  deltaVsBaseline: PairedDelta | null;
+  /** Setting minus sentence sampling alone (for the settings that add a relaxation to sampling), likewise. */
+  deltaVsSampling?: PairedDelta | null;
+}
+
+/** A paired bootstrap difference of macro AUROC. */
+export interface PairedDelta {
+  delta: number | null;
+  lo: number | null;
+  hi: number | null;
+  p: number | null;
+  resamples: number;
+}
+
+/** How much a setting's relaxation engaged, and the similarities it saw: means over seeds of each run's statistics. */
+export interface SettingEngagement {
+  /** Mean over steps and seeds of the fraction of positive pairs the relaxation changed. */
+  engaged: number | null;
+  /** Mean threshold used (α; the running α of the adaptive form; the mean n + m of the margin form). */
+  alpha: number | null;
+  /** Positive similarities (10 / 50 / 90 % quantiles) and mean negative at the first step and at the last. */
+  first: { q10: number | null; q50: number | null; q90: number | null; neg: number | null };
+  last: { q10: number | null; q50: number | null; q90: number | null; neg: number | null };
 }
 
 /** The experiment's results (results.json). */
@@ -92,13 +114,50 @@ export interface AblationResults {
   baseline: string;
   /** Labels in the macro means of each split (both classes present). */
   macroLabels: Record<string, string[]>;
-  settings: Array<{ setting: string; title: string; alpha: number | null; seeds: number[]; splits: Record<string, SettingSplitResult> }>;
+  settings: Array<{
+    setting: string;
+    title: string;
+    alpha: number | null;
+    relax?: Relaxation | null;
+    seeds: number[];
+    splits: Record<string, SettingSplitResult>;
+    engagement?: SettingEngagement | null;
+  }>;
+  /** The setting the relaxed settings with sampling are also compared against (null when not run). */
+  samplingSetting?: string | null;
 }
 
-function settingTitle(setting: string): string {
+function settingTitle(setting: string, relax: Relaxation | null | undefined): string {
   if (setting === 'pretrained') return 'pre-trained, no fine-tuning';
-  const [kind, alpha] = setting.split('@');
-  return SETTING_TITLE[kind as AblationSetting] + (alpha ? ` (α = ${alpha})` : '');
+  const [kind] = setting.split('@');
+  return SETTING_TITLE[kind as AblationSetting] + (relax ? ` (${relaxTitle(relax)})` : '');
+}
+
+function engagementOf(runs: RunResult[]): SettingEngagement | null {
+  const st = runs.map((r) => r.lossStats).filter((x): x is NonNullable<typeof x> => !!x && x.steps > 0);
+  if (st.length === 0) return null;
+  const mean = (xs: Array<number | null | undefined>) => meanSd(xs.map((x) => (x === undefined ? null : x))).mean;
+  const at = (k: 'first' | 'last') => ({
+    q10: mean(st.map((x) => x[k]?.posQ10)),
+    q50: mean(st.map((x) => x[k]?.posQ50)),
+    q90: mean(st.map((x) => x[k]?.posQ90)),
+    neg: mean(st.map((x) => x[k]?.negMean)),
+  });
+  return { engaged: mean(st.map((x) => x.engagedMean)), alpha: mean(st.map((x) => x.alphaMean)), first: at('first'), last: at('last') };
+}
+
+/** Runs of `setting` and `other` paired by seed. */
+function pairBySeed(runs: RunResult[], other: RunResult[]): [RunResult[], RunResult[]] {
+  const A: RunResult[] = [];
+  const B: RunResult[] = [];
+  for (const r of runs) {
+    const b = other.find((x) => x.seed === r.seed);
+    if (b) {
+      A.push(r);
+      B.push(b);
+    }
+  }
+  return [A, B];
 }
 
 /**
@@ -152,6 +211,7 @@ export function aggregate(a: AblationConfig, results: RunResult[], data: Ablatio
     bySetting.get(r.setting)!.push(r);
   }
   const baseline = planRuns(a).find((r) => r.kind !== 'pretrained')!.setting;
+  const samplingSetting = bySetting.has('sampling') ? 'sampling' : null;
   const splits: Array<'test' | 'shifted'> = data.shifted ? ['test', 'shifted'] : ['test'];
   const macroLabels: Record<string, string[]> = {};
   const out: AblationResults['settings'] = [];
@@ -171,7 +231,15 @@ export function aggregate(a: AblationConfig, results: RunResult[], data: Ablatio
   }
   for (const [setting, runs] of bySetting) {
     runs.sort((x, y) => x.seed - y.seed);
-    const entry = { setting, title: settingTitle(setting), alpha: runs[0].alpha, seeds: runs.map((r) => r.seed), splits: {} as Record<string, SettingSplitResult> };
+    const entry = {
+      setting,
+      title: settingTitle(setting, runs[0].relax),
+      alpha: runs[0].alpha,
+      relax: runs[0].relax ?? null,
+      seeds: runs.map((r) => r.seed),
+      splits: {} as Record<string, SettingSplitResult>,
+      engagement: setting === 'pretrained' ? null : engagementOf(runs),
+    };
     for (const split of splits) {
       const labels = macroLabels[split];
       const per = runs.map((r) => labelAurocs(r.scores[split]!, truths[split]));
@@ -184,18 +252,14 @@ export function aggregate(a: AblationConfig, results: RunResult[], data: Ablatio
       for (const l of runs[0].scores[split]!.labels) perLabelMean[l] = meanSd(per.map((p) => p[l])).mean;
       let delta: SettingSplitResult['deltaVsBaseline'] = null;
       if (setting !== baseline && setting !== 'pretrained' && bySetting.has(baseline)) {
-        // Pair runs by seed.
-        const base = bySetting.get(baseline)!;
-        const pairsA: RunResult[] = [];
-        const pairsB: RunResult[] = [];
-        for (const r of runs) {
-          const b = base.find((x) => x.seed === r.seed);
-          if (b) {
-            pairsA.push(r);
-            pairsB.push(b);
-          }
-        }
+        const [pairsA, pairsB] = pairBySeed(runs, bySetting.get(baseline)!);
         if (pairsA.length) delta = pairedMacroDelta(pairsA, pairsB, split, truths[split], labels, clusters[split], a.eval.bootstrap, a.eval.bootstrapSeed);
+      }
+      // + sampling + relaxation against sampling alone: what the relaxation adds on top of sampling.
+      let deltaS: PairedDelta | null = null;
+      if (runs[0].kind === 'both' && samplingSetting && samplingSetting !== baseline) {
+        const [pairsA, pairsB] = pairBySeed(runs, bySetting.get(samplingSetting)!);
+        if (pairsA.length) deltaS = pairedMacroDelta(pairsA, pairsB, split, truths[split], labels, clusters[split], a.eval.bootstrap, a.eval.bootstrapSeed);
       }
       entry.splits[split] = {
         macroAuroc: { ...meanSd(macroPerSeed), perSeed: macroPerSeed },
@@ -203,6 +267,7 @@ export function aggregate(a: AblationConfig, results: RunResult[], data: Ablatio
         macroMcc: meanSd(scored.map((s) => s.macro.mcc)),
         perLabelAuroc: perLabelMean,
         deltaVsBaseline: delta,
+        deltaVsSampling: deltaS,
       };
     }
     out.push(entry);
@@ -217,6 +282,7 @@ export function aggregate(a: AblationConfig, results: RunResult[], data: Ablatio
     data: data.description,
     pretrain: extra.pretrain,
     baseline,
+    samplingSetting,
     macroLabels,
     settings: out,
   };
@@ -230,7 +296,7 @@ export function writeReportCards(a: AblationConfig, results: RunResult[], data: 
     for (const split of data.shifted ? (['test', 'shifted'] as const) : (['test'] as const)) {
       const res = scoreRun(r, split, data, a.eval.bootstrap, a.eval.bootstrapSeed, true);
       const dir = path.join(outDir, 'report-cards', setting.replace(/[^\w.@-]/g, '_'), split);
-      writeReportCard(dir, res, { title: `Ablation: ${settingTitle(setting)}, seed ${r.seed}, ${split}`, dataset: data.run.dataset, ...(data.description[split] ? { dataSource: data.description[split] } : {}), testSplit: split, thresholdSplit: 'validate', config: { setting, seed: r.seed, alpha: r.alpha } });
+      writeReportCard(dir, res, { title: `Ablation: ${settingTitle(setting, r.relax)}, seed ${r.seed}, ${split}`, dataset: data.run.dataset, ...(data.description[split] ? { dataSource: data.description[split] } : {}), testSplit: split, thresholdSplit: 'validate', config: { setting, seed: r.seed, alpha: r.alpha, relax: r.relax ?? null } });
     }
   }
 }

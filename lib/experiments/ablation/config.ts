@@ -30,8 +30,14 @@ export interface AblationConfig {
   seeds: number[];
   /** Settings to run; the first is the baseline of the paired comparisons. */
   settings: AblationSetting[];
-  /** α of the relaxed settings; more than one value runs a sweep (each relaxed setting once per α). */
+  /**
+   * The sweep axis of the relaxed settings: each relaxed setting runs once per fixed α, once per
+   * adaptive quantile q (`loss.alpha: {quantile: q}`) and once per margin m (`loss.variant: margin`).
+   * More than one value in all runs a sweep.
+   */
   alphas: number[];
+  quantiles: number[];
+  margins: number[];
   /** Sentence sampling mode of the sampling settings (`uniform`: k ~ U{1..n}, `one`, `k`). */
   samplingMode: 'uniform' | 'one' | 'k';
   /** The general-domain model the fine-tuning starts from. */
@@ -94,7 +100,9 @@ export const DEFAULT_ABLATION: Readonly<AblationConfig> = Object.freeze({
   outDir: 'runs/ablation',
   seeds: [0, 1, 2], // the issue's minimum: mean ± sd over 3 seeds
   settings: [...ABLATION_SETTINGS],
-  alphas: [TRAIN_SCHEMA['loss.alpha'].default], // the training default; add values for a sweep
+  alphas: [TRAIN_SCHEMA['loss.alpha'].default as number], // the training default; add values for a sweep
+  quantiles: [], // adaptive thresholds to sweep (none by default)
+  margins: [], // margins to sweep (none by default)
   samplingMode: TRAIN_SCHEMA['text.mode'].default, // the training default: the paper's k ~ U{1..n}
   pretrain: { checkpoint: null, model: 'test-vit', n: 4000, seed: 7, steps: 600, batchSize: TRAIN_SCHEMA.batchSize.default, lr: TRAIN_SCHEMA['optimizer.lr'].default },
   synthetic: { n: 2400, seed: 0, testN: 700, testSeed: 1000, findingStrength: TRAIN_SCHEMA['data.synthetic.findingStrength'].default, prevalenceScale: 1.5, shift: 'strong' as ShiftPreset },
@@ -141,7 +149,11 @@ export function resolveAblationConfig(layers: Array<{ config: unknown; source?: 
   if (new Set(a.seeds).size !== a.seeds.length) bad('seeds', 'has duplicates');
   if (!Array.isArray(a.settings) || a.settings.length === 0 || a.settings.some((s) => !ABLATION_SETTINGS.includes(s))) bad('settings', `must be a non-empty list of ${ABLATION_SETTINGS.join(', ')}`);
   if (new Set(a.settings).size !== a.settings.length) bad('settings', 'has duplicates');
-  if (!Array.isArray(a.alphas) || a.alphas.length === 0 || a.alphas.some((x) => typeof x !== 'number' || !(x > 0 && x <= 1))) bad('alphas', 'must be a non-empty list of numbers in (0, 1]');
+  if (!Array.isArray(a.alphas) || a.alphas.some((x) => typeof x !== 'number' || !(x > 0 && x <= 1))) bad('alphas', 'must be a list of numbers in (0, 1]');
+  if (!Array.isArray(a.quantiles) || a.quantiles.some((x) => typeof x !== 'number' || !(x > 0 && x <= 1))) bad('quantiles', 'must be a list of numbers in (0, 1]');
+  if (!Array.isArray(a.margins) || a.margins.some((x) => typeof x !== 'number' || !(x > 0 && x <= 2))) bad('margins', 'must be a list of numbers in (0, 2]');
+  for (const k of ['alphas', 'quantiles', 'margins'] as const) if (new Set(a[k]).size !== a[k].length) bad(k, 'has duplicates');
+  if (a.settings.some((k) => k === 'relaxed' || k === 'both') && relaxations(a).length === 0) bad('alphas', 'and quantiles and margins are all empty: the relaxed settings need at least one value');
   if (!['uniform', 'one', 'k'].includes(a.samplingMode)) bad('samplingMode', 'must be uniform, one or k');
   const p = a.pretrain;
   if (p.checkpoint !== null && (typeof p.checkpoint !== 'string' || p.checkpoint === '')) bad('pretrain.checkpoint', 'must be a path or null');
@@ -175,6 +187,56 @@ export interface SplitScores {
   probs: number[][];
 }
 
+/** One point of the relaxation sweep: a fixed α, an adaptive quantile q, or a margin m. */
+export interface Relaxation {
+  form: 'alpha' | 'quantile' | 'margin';
+  value: number;
+}
+
+/** The sweep axis in order: fixed α values, then quantiles, then margins. */
+export function relaxations(a: AblationConfig): Relaxation[] {
+  return [
+    ...a.alphas.map((value) => ({ form: 'alpha' as const, value })),
+    ...a.quantiles.map((value) => ({ form: 'quantile' as const, value })),
+    ...a.margins.map((value) => ({ form: 'margin' as const, value })),
+  ];
+}
+
+/** Short key of a relaxation: `0.8` (α, as before the sweep had other forms), `q0.5`, `m0.1`. */
+export function relaxKey(r: Relaxation): string {
+  return r.form === 'alpha' ? String(r.value) : `${r.form === 'quantile' ? 'q' : 'm'}${r.value}`;
+}
+
+/** Human title: `α = 0.8`, `α = running 50 % quantile`, `margin 0.1`. */
+export function relaxTitle(r: Relaxation): string {
+  if (r.form === 'alpha') return `α = ${r.value}`;
+  if (r.form === 'quantile') return `α = running ${+(100 * r.value).toFixed(1)} % quantile`;
+  return `margin m = ${r.value}`;
+}
+
+/** Loss statistics a fine-tuning run recorded from its steps (the fused loss reports them every step). */
+export interface RunLossStats {
+  /** Steps the statistics cover (the steps run in the call that finished the run). */
+  steps: number;
+  /** Mean over those steps of the fraction of positives the relaxation changed, and of the threshold used. */
+  engagedMean: number;
+  alphaMean: number;
+  /** The first step of the run (the starting model on its first batch) and the last. */
+  first: StepSims | null;
+  last: StepSims | null;
+}
+/** Positive (median, 10 %, 90 %) and mean negative similarity of one step. */
+export interface StepSims {
+  step: number;
+  posQ10: number;
+  posQ50: number;
+  posQ90: number;
+  posMean: number;
+  negMean: number;
+  engaged: number;
+  alpha: number;
+}
+
 /** One fine-tuning run (or the pre-trained model evaluated as is). */
 export interface RunSpec {
   /** Folder name and key, e.g. `both-a0.8-s1`. */
@@ -183,7 +245,10 @@ export interface RunSpec {
   setting: string;
   kind: AblationSetting | 'pretrained';
   seed: number;
+  /** α of the fixed-α form (null otherwise; kept for results of older versions). */
   alpha: number | null;
+  /** The relaxation of a relaxed setting; null for the others. */
+  relax: Relaxation | null;
 }
 
 /** What a finished run stores in its `result.json`. */
@@ -191,36 +256,49 @@ export interface RunResult extends RunSpec {
   steps: number;
   elapsedMs: number;
   finalLoss: number | null;
+  /** Engagement and similarity statistics of the steps (null for the pre-trained model). */
+  lossStats?: RunLossStats | null;
   scores: { validate: SplitScores; test: SplitScores; shifted: SplitScores | null };
 }
 
 /** The runs of an experiment in execution order: the pre-trained model, then seed by seed, setting by setting. */
 export function planRuns(a: AblationConfig): RunSpec[] {
-  const runs: RunSpec[] = [{ id: 'pretrained', setting: 'pretrained', kind: 'pretrained', seed: a.seeds[0], alpha: null }];
-  const sweep = a.alphas.length > 1;
+  const runs: RunSpec[] = [{ id: 'pretrained', setting: 'pretrained', kind: 'pretrained', seed: a.seeds[0], alpha: null, relax: null }];
+  const axis = relaxations(a);
+  const sweep = axis.length > 1;
   for (const seed of a.seeds) {
     for (const kind of a.settings) {
-      const alphas = kind === 'relaxed' || kind === 'both' ? a.alphas : [null];
-      for (const alpha of alphas) {
-        const setting = alpha !== null && sweep ? `${kind}@${alpha}` : kind;
-        runs.push({ id: `${kind}${alpha !== null ? `-a${alpha}` : ''}-s${seed}`, setting, kind, seed, alpha });
+      const list: Array<Relaxation | null> = kind === 'relaxed' || kind === 'both' ? axis : [null];
+      for (const relax of list) {
+        const key = relax ? relaxKey(relax) : null;
+        const setting = key !== null && sweep ? `${kind}@${key}` : kind;
+        const idPart = relax ? `-${relax.form === 'alpha' ? 'a' : ''}${key}` : '';
+        runs.push({ id: `${kind}${idPart}-s${seed}`, setting, kind, seed, alpha: relax?.form === 'alpha' ? relax.value : null, relax });
       }
     }
   }
   return runs;
 }
 
+/** The loss config of a relaxation. */
+function relaxedLoss(r: Relaxation): Record<string, unknown> {
+  if (r.form === 'alpha') return { kind: 'relaxed', alpha: r.value, variant: 'clamp-diag' };
+  if (r.form === 'quantile') return { kind: 'relaxed', alpha: { quantile: r.value }, variant: 'clamp-diag' };
+  return { kind: 'relaxed', variant: 'margin', margin: r.value };
+}
+
 /** The training config of one run: identical for all settings except text mode and loss. */
 export function runTrainConfig(a: AblationConfig, spec: RunSpec, modelDir: string, outDir: string): TrainConfig {
   const sampled = spec.kind === 'sampling' || spec.kind === 'both';
   const relaxed = spec.kind === 'relaxed' || spec.kind === 'both';
+  if (relaxed && !spec.relax) throw new CxrError('E_INTERNAL', `run ${spec.id}: a relaxed setting without a relaxation`);
   return resolveTrainConfig([
     { config: a.finetune, source: 'finetune' },
     {
       config: {
         model: { checkpoint: modelDir },
         text: { mode: sampled ? a.samplingMode : 'full' },
-        loss: relaxed ? { kind: 'relaxed', alpha: spec.alpha! } : { kind: 'clip' },
+        loss: relaxed ? relaxedLoss(spec.relax!) : { kind: 'clip' },
         seed: spec.seed,
         outDir,
         eval: { promptSet: a.eval.promptSet },

@@ -63,13 +63,27 @@ struct ModelConfig {
 };
 
 enum class LossKind { Clip, Relaxed };
-enum class RelaxVariantCfg { ClampDiag, ClampNumerator };
+enum class RelaxVariantCfg { ClampDiag, ClampNumerator, Margin };
 
 struct LossConfig {
   LossKind kind = LossKind::Clip;
   double alpha = 0.0;
   RelaxVariantCfg variant = RelaxVariantCfg::ClampDiag;
   double label_smoothing = 0.0;
+  // Adaptive threshold (clamp forms): q in (0, 1], 0 = the fixed alpha above. alpha_running is the
+  // caller's running α of the previous step (NaN: none yet), alpha_momentum the EMA momentum β.
+  double alpha_quantile = 0.0;
+  double alpha_running = std::nan("");
+  double alpha_momentum = 0.0;
+  // Margin variant: m in cosine units (> 0; +inf = plain CLIP).
+  double margin = 0.0;
+};
+
+// Statistics of the contrastive loss of a step (cxr::ContrastiveLossStats): engagement of the
+// relaxation and the positive / negative similarities of the batch.
+struct LossStats {
+  double engaged = 0, alpha = 1, batch_quantile = std::nan("");
+  double pos_mean = 0, pos_q10 = 0, pos_q50 = 0, pos_q90 = 0, neg_mean = 0;
 };
 
 struct OptimizerConfig {
@@ -108,6 +122,7 @@ struct StepResult {
   int64_t world_size = 1;
   // Distributed: gradient buckets, and how many of them went out from the hooks before backward ended.
   int64_t buckets = 0, buckets_during_backward = 0;
+  LossStats relax;
 };
 
 }  // namespace cxr

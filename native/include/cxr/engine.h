@@ -76,7 +76,8 @@ class Engine {
 
  private:
   torch::Tensor compute_loss(const torch::Tensor& u, const torch::Tensor& v, const LossConfig& loss,
-                             const GatherFn& gather = {});
+                             const GatherFn& gather = {},
+                             LossStats* stats = nullptr);
   GradReducer& reducer();
   std::shared_ptr<ClipModel> model_;
   EngineOptions opt_;

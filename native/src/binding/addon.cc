@@ -89,9 +89,13 @@ Napi::Value ContrastiveLoss(const Napi::CallbackInfo& info) {
   try {
     CXR_CHECK(torch::isfinite(u).all().item<bool>() && torch::isfinite(v).all().item<bool>(), Numeric,
               "embeddings contain NaN or Inf");
-    auto loss = cxr::contrastive_loss(u, v, theta, cfg);
+    cxr::LossStats st;
+    auto loss = cxr::contrastive_loss(u, v, theta, cfg, {}, &st);
     loss.backward();
     auto o = Napi::Object::New(env);
+    auto so = Napi::Object::New(env);
+    set_loss_stats(env, so, st);
+    o.Set("stats", so);
     o.Set("loss", loss.item<double>());
     o.Set("gradU", to_float32_array(env, u.grad()));
     o.Set("gradV", to_float32_array(env, v.grad()));

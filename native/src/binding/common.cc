@@ -248,14 +248,33 @@ cxr::LossConfig loss_config(const Napi::Value& v) {
   auto o = req_object(env, v, "the loss config");
   cxr::LossConfig c;
   if (!o.Has("kind")) missing(env, "loss.", "kind", "\"clip\" or \"relaxed\"");
-  if (!o.Has("variant")) missing(env, "loss.", "variant", "\"clamp-diag\" or \"clamp-numerator\"");
+  if (!o.Has("variant")) missing(env, "loss.", "variant", "\"clamp-diag\", \"clamp-numerator\" or \"margin\"");
   c.kind = req_enum(env, o, "kind", {"clip", "relaxed"}, "loss.") == "relaxed" ? cxr::LossKind::Relaxed : cxr::LossKind::Clip;
   c.alpha = req_num(env, o, "alpha", "loss.");
-  c.variant = req_enum(env, o, "variant", {"clamp-diag", "clamp-numerator"}, "loss.") == "clamp-numerator"
-                  ? cxr::RelaxVariantCfg::ClampNumerator
-                  : cxr::RelaxVariantCfg::ClampDiag;
+  const std::string variant = req_enum(env, o, "variant", {"clamp-diag", "clamp-numerator", "margin"}, "loss.");
+  c.variant = variant == "clamp-numerator" ? cxr::RelaxVariantCfg::ClampNumerator
+              : variant == "margin"        ? cxr::RelaxVariantCfg::Margin
+                                           : cxr::RelaxVariantCfg::ClampDiag;
   c.label_smoothing = req_num(env, o, "labelSmoothing", "loss.");
+  c.alpha_quantile = req_num(env, o, "alphaQuantile", "loss.");
+  c.alpha_momentum = req_num(env, o, "alphaMomentum", "loss.");
+  c.margin = req_num(env, o, "margin", "loss.");
+  // The running α (null: none yet) is state of the trainer, not configuration.
+  const Napi::Value run = o.Get("alphaRunning");
+  c.alpha_running = run.IsNumber() ? run.As<Napi::Number>().DoubleValue() : std::nan("");
   return c;
+}
+
+void set_loss_stats(Napi::Env env, Napi::Object& o, const cxr::LossStats& st) {
+  o.Set("relaxEngaged", st.engaged);
+  o.Set("relaxAlpha", st.alpha);
+  if (std::isnan(st.batch_quantile)) o.Set("relaxBatchQuantile", env.Null());
+  else o.Set("relaxBatchQuantile", st.batch_quantile);
+  o.Set("posSimMean", st.pos_mean);
+  o.Set("posSimQ10", st.pos_q10);
+  o.Set("posSimQ50", st.pos_q50);
+  o.Set("posSimQ90", st.pos_q90);
+  o.Set("negSimMean", st.neg_mean);
 }
 
 }  // namespace cxr_binding

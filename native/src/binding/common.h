@@ -98,5 +98,7 @@ std::string req_enum(Napi::Env env, const Napi::Object& o, const char* key, std:
 Napi::Object req_object(Napi::Env env, const Napi::Value& v, const char* what);
 // The loss: every field required, the enums checked.
 cxr::LossConfig loss_config(const Napi::Value& v);
+// Sets the loss statistics of a step (cxr::LossStats) as the StepResult fields relaxEngaged, ... negSimMean.
+void set_loss_stats(Napi::Env env, Napi::Object& o, const cxr::LossStats& st);
 
 }  // namespace cxr_binding

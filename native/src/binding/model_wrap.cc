@@ -246,6 +246,7 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
                o.Set("worldSize", static_cast<double>(res->world_size));
                o.Set("buckets", static_cast<double>(res->buckets));
                o.Set("bucketsDuringBackward", static_cast<double>(res->buckets_during_backward));
+               set_loss_stats(e, o, res->relax);
                return o;
              });
 }

@@ -131,8 +131,8 @@ void Engine::configure_optimizer(const OptimizerConfig& c) {
 }
 
 torch::Tensor Engine::compute_loss(const torch::Tensor& u, const torch::Tensor& v, const LossConfig& loss,
-                                   const GatherFn& gather) {
-  return contrastive_loss(u, v, model_->logit_scale, loss, gather);
+                                   const GatherFn& gather, LossStats* stats) {
+  return contrastive_loss(u, v, model_->logit_scale, loss, gather, stats);
 }
 
 Engine::~Engine() {
@@ -220,7 +220,7 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
       AutocastGuard ac(opt_.precision == "bf16");
       auto u = model_->encode_image(x);
       auto v = model_->encode_text(t);
-      loss = compute_loss(u.to(torch::kFloat32), v.to(torch::kFloat32), so.loss, gather);
+      loss = compute_loss(u.to(torch::kFloat32), v.to(torch::kFloat32), so.loss, gather, &r.relax);
     }
     sync(device_);
     r.ms_forward = ms_since(t0);
@@ -265,7 +265,8 @@ StepResult Engine::train_step(const torch::Tensor& images, const torch::Tensor& 
         auto U = us, V = vs;
         U[m] = u;
         V[m] = v;
-        loss = compute_loss(torch::cat(U), torch::cat(V), so.loss, cached);
+        // Every pass sees the same full-batch embeddings: the statistics of the first one are the step's.
+        loss = compute_loss(torch::cat(U), torch::cat(V), so.loss, cached, m == 0 ? &r.relax : nullptr);
       }
       if (m == 0) {
         r.loss = loss.item<double>();

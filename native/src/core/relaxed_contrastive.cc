@@ -102,21 +102,41 @@ template <class T> T k_exp(T x) {
 // ---------------------------------------------------------------------------------------------------
 // CPU B×B passes.
 
-// Forward statistics over the buffer (raw S on entry). Saves the raw diagonal, clamps it in place for
-// clamp-diag, and returns the loss. row_lse / col_lse (2 x B) receive, per row / column, the max m of
-// the buffer (similarity units) and log Σ exp(l·(x - m)), so that log-softmax = l·(x - m) - that.
+// The relaxed diagonal values of METHOD.md §2 for one positive s = s_ii with the largest off-diagonal
+// entries nr (row i) and nc (column i): the value that enters the row log-sum-exp (xr) and the row
+// target (tr), and the same for the column loss (xc, tc). A value below s means the relaxation changed
+// that term; a value equal to s (bit for bit) means it did not, which is also how the backward tells
+// whether the positive keeps its gradient there. The thresholds are constants of the step.
+template <class T>
+inline void relaxed_diag(const detail::RcParams& p, T s, T nr, T nc, T& xr, T& tr, T& xc, T& tc) {
+  if (p.margin_mode) {
+    const T m = static_cast<T>(p.margin);
+    xr = tr = std::min(s, static_cast<T>(nr + m));
+    xc = tc = std::min(s, static_cast<T>(nc + m));
+  } else if (p.clamp && !p.clamp_numerator) {
+    xr = tr = xc = tc = std::min(s, static_cast<T>(p.alpha));
+  } else if (p.clamp) {
+    xr = xc = s;
+    tr = tc = std::min(s, static_cast<T>(p.alpha));
+  } else {
+    xr = tr = xc = tc = s;
+  }
+}
+
+// Forward statistics over the buffer (raw S, left unchanged). Saves the raw diagonal, fills dv (7 x B:
+// xr, tr, xc, tc of relaxed_diag, the off-diagonal row sums, the off-diagonal row and column maxima) and
+// returns the loss. The two sweeps read the off-diagonal entries only; each row's and column's relaxed
+// diagonal value is added to its statistics in O(B). row_lse / col_lse (2 x B) receive, per row /
+// column, the max m (similarity units, over the off-diagonal entries and the relaxed diagonal value)
+// and log Σ exp(l·(x - m)), so that log-softmax = l·(x - m) - that.
 template <class T>
 double cpu_forward_stats_t(at::Tensor& buf_t, const detail::RcParams& p, at::Tensor& diag_t, at::Tensor& row_lse_t,
-                           at::Tensor& col_lse_t) {
+                           at::Tensor& col_lse_t, at::Tensor& dv_t) {
   const long B = p.B;
   T* buf = buf_t.data_ptr<T>();
   T* diag = diag_t.data_ptr<T>();
-  const T alpha = static_cast<T>(p.alpha);
-  const bool clamp_diag = p.clamp && !p.clamp_numerator;
-  for (long i = 0; i < B; ++i) {
-    diag[i] = buf[i * B + i];
-    if (clamp_diag && diag[i] > alpha) buf[i * B + i] = alpha;
-  }
+  T* dv = dv_t.data_ptr<T>();
+  for (long i = 0; i < B; ++i) diag[i] = buf[i * B + i];
   // Row chunks, each with its own column accumulators (B values each, cache resident), so the column
   // reduction reads the buffer row-major like the row reduction.
   const long nchunks = std::max<long>(1, std::min<long>(at::get_num_threads(), B / 32));
@@ -141,33 +161,48 @@ double cpu_forward_stats_t(at::Tensor& buf_t, const detail::RcParams& p, at::Ten
       cmax[j] = std::max(cmax[j], cmax_p[c * B + j]);
       csum[j] += csum_p[c * B + j];
     }
+  // The relaxed diagonal and the maxima including it.
+  std::vector<T> mr(B), mc(B);
+  for (long i = 0; i < B; ++i) {
+    T xr, tr, xc, tc;
+    relaxed_diag<T>(p, diag[i], rmax[i], cmax[i], xr, tr, xc, tc);
+    dv[i] = xr;
+    dv[B + i] = tr;
+    dv[2 * B + i] = xc;
+    dv[3 * B + i] = tc;
+    dv[4 * B + i] = rsum[i];
+    dv[5 * B + i] = rmax[i];
+    dv[6 * B + i] = cmax[i];
+    mr[i] = std::max(rmax[i], xr);
+    mc[i] = std::max(cmax[i], xc);
+  }
   const T l = static_cast<T>(p.scale);
   at::parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
     for (long c = c0; c < c1; ++c) {
       long r0, r1;
       chunk_rows(c, r0, r1);
-      k_pass_b<T>(buf, B, r0, r1, l, rmax.data(), cmax.data(), rexp.data(), cexp_p.data() + c * B);
+      k_pass_b<T>(buf, B, r0, r1, l, mr.data(), mc.data(), rexp.data(), cexp_p.data() + c * B);
     }
   });
   T* rl = row_lse_t.data_ptr<T>();
   T* cl = col_lse_t.data_ptr<T>();
-  double lse_r = 0, lse_c = 0;
   const double ld = p.scale, eps = p.smoothing, Bd = static_cast<double>(B);
   double total = 0;
   for (long i = 0; i < B; ++i) {
+    const T xr = dv[i], tr = dv[B + i], xc = dv[2 * B + i], tc = dv[3 * B + i];
     double ce = 0;
     for (long c = 0; c < nchunks; ++c) ce += cexp_p[c * B + i];
-    rl[i] = rmax[i];
-    rl[B + i] = static_cast<T>(std::log(static_cast<double>(rexp[i])));
-    cl[i] = cmax[i];
+    ce += static_cast<double>(k_exp<T>(l * (xc - mc[i])));
+    const double re = static_cast<double>(rexp[i]) + static_cast<double>(k_exp<T>(l * (xr - mr[i])));
+    rl[i] = mr[i];
+    rl[B + i] = static_cast<T>(std::log(re));
+    cl[i] = mc[i];
     cl[B + i] = static_cast<T>(std::log(ce));
-    lse_r = ld * rmax[i] + std::log(static_cast<double>(rexp[i]));
-    lse_c = ld * cmax[i] + std::log(ce);
-    const double x = buf[i * B + i];  // clamped for clamp-diag, raw for clamp-numerator
-    const double xt = (p.clamp && p.clamp_numerator) ? std::min(x, p.alpha) : x;  // target (numerator) value
-    const double tr = (1 - eps) * ld * xt + eps / Bd * ld * (static_cast<double>(rsum[i]) - x + xt);
-    const double tc = (1 - eps) * ld * xt + eps / Bd * ld * (csum[i] - x + xt);
-    total += (lse_r - tr) + (lse_c - tc);
+    const double lse_r = ld * mr[i] + std::log(re);
+    const double lse_c = ld * mc[i] + std::log(ce);
+    const double trm = (1 - eps) * ld * tr + eps / Bd * ld * (static_cast<double>(rsum[i]) + tr);
+    const double tcm = (1 - eps) * ld * tc + eps / Bd * ld * (csum[i] + tc);
+    total += (lse_r - trm) + (lse_c - tcm);
   }
   return total / (2 * Bd);
 }
@@ -175,45 +210,39 @@ double cpu_forward_stats_t(at::Tensor& buf_t, const detail::RcParams& p, at::Ten
 // Backward: overwrite the buffer with dL/dS (for a unit upstream gradient) and return dL/dθ.
 template <class T>
 double cpu_build_grad_t(at::Tensor& buf_t, const detail::RcParams& p, const at::Tensor& diag_t, const at::Tensor& row_lse_t,
-                        const at::Tensor& col_lse_t) {
+                        const at::Tensor& col_lse_t, const at::Tensor& dv_t) {
   const long B = p.B;
   T* buf = buf_t.data_ptr<T>();
   const T* diag = diag_t.data_ptr<T>();
   const T* rl = row_lse_t.data_ptr<T>();
   const T* cl = col_lse_t.data_ptr<T>();
+  const T* dv = dv_t.data_ptr<T>();
   const double Bd = static_cast<double>(B), eps = p.smoothing;
   const T l = static_cast<T>(p.scale), c = static_cast<T>(1.0 / (2 * Bd));
   const T t_off = static_cast<T>(eps / Bd / Bd);
-  const T t_diag = static_cast<T>((1 - eps + eps / Bd) / Bd);
-  const T alpha = static_cast<T>(p.alpha);
+  // Target weight of the diagonal in one direction (row or column loss).
+  const T td = static_cast<T>((1 - eps + eps / Bd) / (2 * Bd));
   std::vector<double> rowdot(B);
   const int64_t grain = std::max<int64_t>(1, 32768 / B);
   at::parallel_for(0, B, grain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       T* row = buf + i * B;
-      const T x = row[i];
       double acc = static_cast<double>(k_grad_segment<T>(row, 0, i, l, rl[i], rl[B + i], cl, cl + B, c, t_off)) +
                    static_cast<double>(k_grad_segment<T>(row, i + 1, B, l, rl[i], rl[B + i], cl, cl + B, c, t_off));
-      const T z = l * x;
-      const T a = c * (k_exp<T>(l * (x - rl[i]) - rl[B + i]) + k_exp<T>(l * (x - cl[i]) - cl[B + i]));
-      if (!p.clamp_numerator || !p.clamp) {
-        // clamp-diag (or plain CLIP): z = l·min(s, α) still depends on θ when clamped, but not on s.
-        const bool active = p.clamp && diag[i] > alpha;
-        acc += static_cast<double>((a - t_diag) * z);
-        row[i] = active ? T(0) : l * (a - t_diag);
-      } else {
-        // clamp-numerator: the log-sum-exp sees the raw s_ii, the target term min(s_ii, α).
-        const bool active = x > alpha;
-        const T zt = l * (active ? alpha : x);
-        acc += static_cast<double>(a * z - t_diag * zt);
-        row[i] = l * (a - (active ? T(0) : t_diag));
-      }
+      // Diagonal: each of the four relaxed values passes the gradient to s_ii when it equals s_ii (not
+      // clamped) and to nothing else (the thresholds are constants); all four scale with l, so dθ
+      // collects dL/dz·z for each of them.
+      const T s = diag[i], xr = dv[i], tr = dv[B + i], xc = dv[2 * B + i], tc = dv[3 * B + i];
+      const T gr = c * k_exp<T>(l * (xr - rl[i]) - rl[B + i]);
+      const T gc = c * k_exp<T>(l * (xc - cl[i]) - cl[B + i]);
+      acc += static_cast<double>(gr * (l * xr) + gc * (l * xc) - td * (l * tr) - td * (l * tc));
+      row[i] = l * ((xr < s ? T(0) : gr) + (xc < s ? T(0) : gc) - (tr < s ? T(0) : td) - (tc < s ? T(0) : td));
       rowdot[i] = acc;
     }
   });
-  double s = 0;
-  for (double v : rowdot) s += v;
-  return s;
+  double sum = 0;
+  for (double v : rowdot) sum += v;
+  return sum;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -230,6 +259,60 @@ void check_options(const ContrastiveLossOptions& opt) {
             "contrastive loss: alpha must satisfy 0 < alpha <= 1, got " + std::to_string(opt.alpha));
   CXR_CHECK(std::isfinite(opt.label_smoothing) && opt.label_smoothing >= 0.0 && opt.label_smoothing < 1.0, Config,
             "contrastive loss: label_smoothing must satisfy 0 <= eps < 1, got " + std::to_string(opt.label_smoothing));
+  CXR_CHECK(std::isfinite(opt.alpha_quantile) && opt.alpha_quantile >= 0.0 && opt.alpha_quantile <= 1.0, Config,
+            "contrastive loss: alpha_quantile must satisfy 0 <= q <= 1 (0: fixed alpha), got " +
+                std::to_string(opt.alpha_quantile));
+  CXR_CHECK(std::isfinite(opt.alpha_momentum) && opt.alpha_momentum >= 0.0 && opt.alpha_momentum < 1.0, Config,
+            "contrastive loss: alpha_momentum must satisfy 0 <= beta < 1, got " + std::to_string(opt.alpha_momentum));
+  CXR_CHECK(std::isnan(opt.alpha_running) || (std::isfinite(opt.alpha_running) && opt.alpha_running <= 1.0), Config,
+            "contrastive loss: alpha_running must be NaN (none yet) or a finite number <= 1, got " +
+                std::to_string(opt.alpha_running));
+  if (opt.variant == RelaxVariant::Margin) {
+    CXR_CHECK(!std::isnan(opt.margin) && opt.margin > 0.0, Config,
+              "contrastive loss: margin must be > 0 (or +inf), got " + std::to_string(opt.margin));
+    CXR_CHECK(opt.alpha_quantile == 0.0, Config, "contrastive loss: the margin variant takes no alpha_quantile");
+  }
+}
+
+// The threshold α of the clamp forms for this step, from the raw positives (host doubles) when adaptive.
+double step_alpha(const ContrastiveLossOptions& opt, const at::Tensor& diag, double* batch_q) {
+  *batch_q = std::numeric_limits<double>::quiet_NaN();
+  if (opt.variant == RelaxVariant::Margin || opt.alpha_quantile == 0.0) return opt.alpha;
+  if (opt.alpha_quantile >= 1.0) return 1.0;  // q = 1: plain CLIP, no clamp
+  at::Tensor d = diag.to(at::kCPU, at::kDouble).contiguous();
+  std::vector<double> v(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+  const double q = detail::quantile_sorted_inplace(v, opt.alpha_quantile);
+  *batch_q = q;
+  const double a = std::isnan(opt.alpha_running) ? q : opt.alpha_momentum * opt.alpha_running + (1 - opt.alpha_momentum) * q;
+  return std::min(a, 1.0);
+}
+
+// Statistics of the step from the raw diagonal and dv (see cpu_forward_stats_t), O(B) on the host.
+void fill_stats(const at::Tensor& diag, const at::Tensor& dv, const detail::RcParams& p, double batch_q,
+                ContrastiveLossStats* st) {
+  at::Tensor d = diag.to(at::kCPU, at::kDouble).contiguous(), w = dv.to(at::kCPU, at::kDouble).contiguous();
+  const int64_t B = d.numel();
+  const double* pd = d.data_ptr<double>();
+  const double* pw = w.data_ptr<double>();
+  int64_t engaged = 0;
+  double pos = 0, neg = 0, thr = 0;
+  for (int64_t i = 0; i < B; ++i) {
+    bool e = false;
+    for (int k = 0; k < 4; ++k) e = e || pw[k * B + i] < pd[i];
+    engaged += e ? 1 : 0;
+    pos += pd[i];
+    neg += pw[4 * B + i];
+    thr += (pw[5 * B + i] + pw[6 * B + i]) / 2 + p.margin;
+  }
+  std::vector<double> v(pd, pd + B);
+  st->engaged = static_cast<double>(engaged) / static_cast<double>(B);
+  st->alpha = p.margin_mode ? thr / static_cast<double>(B) : (p.clamp ? p.alpha : 1.0);
+  st->batch_quantile = batch_q;
+  st->pos_mean = pos / static_cast<double>(B);
+  st->neg_mean = neg / (static_cast<double>(B) * static_cast<double>(B - 1));
+  st->pos_q10 = detail::quantile_sorted_inplace(v, 0.1);
+  st->pos_q50 = detail::quantile_sorted_inplace(v, 0.5);
+  st->pos_q90 = detail::quantile_sorted_inplace(v, 0.9);
 }
 
 void check_inputs(const at::Tensor& U, const at::Tensor& V, const at::Tensor& theta, const ContrastiveLossOptions& opt) {
@@ -385,23 +468,26 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
         Vg = normalize_rows(Vg).first;
       }
     }
+    at::Tensor buf = logits_buffer(Ug, Vg);
     detail::RcParams p;
     p.B = Ug.size(0);
-    p.alpha = opt.alpha;
-    p.clamp = opt.alpha < 1.0;
+    double batch_q = 0;
+    p.alpha = step_alpha(opt, buf.diagonal(), &batch_q);
+    p.margin_mode = opt.variant == RelaxVariant::Margin;
+    p.margin = p.margin_mode ? opt.margin : 0.0;
+    p.clamp = !p.margin_mode && p.alpha < 1.0;
     p.clamp_numerator = opt.variant == RelaxVariant::ClampNumerator;
     p.smoothing = opt.label_smoothing;
 
-    at::Tensor buf = logits_buffer(Ug, Vg);
     at::Tensor diag = at::empty({p.B}, Ug.options()), row_lse = at::empty({2, p.B}, Ug.options()),
-               col_lse = at::empty({2, p.B}, Ug.options());
+               col_lse = at::empty({2, p.B}, Ug.options()), dv = at::empty({7, p.B}, Ug.options());
     at::Tensor loss, scale_t;
     if (cuda) {
 #ifdef CXR_WITH_CUDA
       scale_t = at::exp(theta.detach().to(U.device(), ct).reshape({}));
       CXR_CHECK(all_finite(scale_t), Numeric, "contrastive loss: exp(logit_scale_log) is not finite");
       loss = at::empty({}, Ug.options());
-      detail::rc_cuda_forward_stats(buf, scale_t, p, diag, row_lse, col_lse, loss);
+      detail::rc_cuda_forward_stats(buf, scale_t, p, diag, row_lse, col_lse, dv, loss);
 #else
       throw Error(ErrorCode::Device, "contrastive loss: CUDA tensors need a build with CXR_WITH_CUDA");
 #endif
@@ -409,14 +495,16 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
       p.scale = std::exp(theta.detach().to(at::kDouble).item<double>());
       CXR_CHECK(std::isfinite(p.scale) && p.scale > 0, Numeric,
                 "contrastive loss: exp(logit_scale_log) is not finite");
-      const double L = ct == at::kDouble ? cpu_forward_stats_t<double>(buf, p, diag, row_lse, col_lse)
-                                         : cpu_forward_stats_t<float>(buf, p, diag, row_lse, col_lse);
+      const double L = ct == at::kDouble ? cpu_forward_stats_t<double>(buf, p, diag, row_lse, col_lse, dv)
+                                         : cpu_forward_stats_t<float>(buf, p, diag, row_lse, col_lse, dv);
       loss = at::scalar_tensor(L, Ug.options());
     }
+    if (opt.stats) fill_stats(diag, dv, p, batch_q, opt.stats);
     auto& sd = ctx->saved_data;
     sd["Uh"] = Uh; sd["Vh"] = Vh; sd["Ug"] = Ug; sd["Vg"] = Vg;
     sd["nu"] = nu; sd["nv"] = nv;
-    sd["buf"] = buf; sd["diag"] = diag; sd["row_lse"] = row_lse; sd["col_lse"] = col_lse;
+    sd["buf"] = buf; sd["diag"] = diag; sd["row_lse"] = row_lse; sd["col_lse"] = col_lse; sd["dv"] = dv;
+    sd["margin_mode"] = p.margin_mode; sd["margin"] = p.margin;
     sd["scale_t"] = scale_t;
     sd["scale"] = p.scale; sd["alpha"] = p.alpha; sd["clamp"] = p.clamp; sd["clamp_num"] = p.clamp_numerator;
     sd["smoothing"] = p.smoothing; sd["off"] = off; sd["normalized"] = opt.inputs_normalized;
@@ -435,12 +523,15 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
     auto& sd = ctx->saved_data;
     at::Tensor Uh = sd["Uh"].toTensor(), Vh = sd["Vh"].toTensor(), Ug = sd["Ug"].toTensor(), Vg = sd["Vg"].toTensor();
     at::Tensor diag = sd["diag"].toTensor(), row_lse = sd["row_lse"].toTensor(), col_lse = sd["col_lse"].toTensor();
+    at::Tensor dv = sd["dv"].toTensor();
     detail::RcParams p;
     p.B = Ug.size(0);
     p.scale = sd["scale"].toDouble();
     p.alpha = sd["alpha"].toDouble();
     p.clamp = sd["clamp"].toBool();
     p.clamp_numerator = sd["clamp_num"].toBool();
+    p.margin_mode = sd["margin_mode"].toBool();
+    p.margin = sd["margin"].toDouble();
     p.smoothing = sd["smoothing"].toDouble();
     const int64_t off = sd["off"].toInt(), b = Uh.size(0);
 
@@ -450,18 +541,17 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
       sd["buf"] = at::Tensor();  // the backward overwrites it; a second backward recomputes it
       sd["consumed"] = true;
     } else {
-      buf = logits_buffer(Ug, Vg);
-      if (p.clamp && !p.clamp_numerator) buf.diagonal().clamp_max_(p.alpha);
+      buf = logits_buffer(Ug, Vg);  // the diagonal is not read: the relaxed values are in dv
     }
     at::Tensor dtheta;
     if (buf.is_cuda()) {
 #ifdef CXR_WITH_CUDA
       dtheta = at::empty({}, buf.options());
-      detail::rc_cuda_build_grad(buf, sd["scale_t"].toTensor(), p, diag, row_lse, col_lse, dtheta);
+      detail::rc_cuda_build_grad(buf, sd["scale_t"].toTensor(), p, diag, row_lse, col_lse, dv, dtheta);
 #endif
     } else {
-      const double d = buf.scalar_type() == at::kDouble ? cpu_build_grad_t<double>(buf, p, diag, row_lse, col_lse)
-                                                        : cpu_build_grad_t<float>(buf, p, diag, row_lse, col_lse);
+      const double d = buf.scalar_type() == at::kDouble ? cpu_build_grad_t<double>(buf, p, diag, row_lse, col_lse, dv)
+                                                        : cpu_build_grad_t<float>(buf, p, diag, row_lse, col_lse, dv);
       dtheta = at::scalar_tensor(d, buf.options());
     }
     // buf now holds dL/dS. Local rows of Û couple to buffer rows [off, off+b), local rows of V̂ to
@@ -492,6 +582,14 @@ class RelaxedContrastiveFn : public torch::autograd::Function<RelaxedContrastive
 }  // namespace
 
 namespace detail {
+double quantile_sorted_inplace(std::vector<double>& v, double q) {
+  CXR_CHECK(!v.empty(), Internal, "quantile of no values");
+  std::sort(v.begin(), v.end());
+  const double h = static_cast<double>(v.size() - 1) * q;
+  const size_t lo = static_cast<size_t>(std::floor(h));
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (h - static_cast<double>(lo)) * (v[hi] - v[lo]);
+}
 bool rc_cpu_force_baseline_isa(bool on) { return g_force_baseline.exchange(on); }
 bool rc_cpu_uses_avx2() { return cpu_has_avx2(); }
 }  // namespace detail
@@ -521,18 +619,37 @@ torch::Tensor relaxed_contrastive_loss_reference(const torch::Tensor& U, const t
   at::Tensor l = logit_scale_log.exp().reshape({});
   const int64_t B = S.size(0);
   const double eps = opt.label_smoothing;
-  const bool clamp = opt.alpha < 1.0;
+  at::Tensor labels = at::arange(B, S.options().dtype(at::kLong));
+  auto ce = [&](const at::Tensor& logits) {
+    return at::cross_entropy_loss(logits, labels, {}, at::Reduction::Mean, -100, eps);
+  };
+  if (opt.variant == RelaxVariant::Margin) {
+    // Per direction: the diagonal clamped at the largest off-diagonal entry of its row (column) plus m,
+    // the threshold detached (a constant of the step).
+    at::Tensor off = S.detach().masked_fill(at::eye(B, S.options().dtype(at::kBool)), -std::numeric_limits<double>::infinity());
+    at::Tensor thr_r = std::get<0>(off.max(1)) + opt.margin, thr_c = std::get<0>(off.max(0)) + opt.margin;
+    at::Tensor Sr = S.diagonal_scatter(at::minimum(S.diagonal(), thr_r));
+    at::Tensor Sc = S.diagonal_scatter(at::minimum(S.diagonal(), thr_c));
+    return (ce(l * Sr) + ce((l * Sc).t())) / 2;
+  }
+  // The threshold: fixed, or the running q-quantile of the positives (torch's quantile here, so the
+  // op's own quantile is checked too).
+  double alpha = opt.alpha;
+  if (opt.alpha_quantile >= 1.0) alpha = 1.0;
+  else if (opt.alpha_quantile > 0.0) {
+    const double q = at::quantile(S.diagonal().detach().to(at::kDouble), opt.alpha_quantile).item<double>();
+    alpha = std::isnan(opt.alpha_running) ? q : opt.alpha_momentum * opt.alpha_running + (1 - opt.alpha_momentum) * q;
+    alpha = std::min(alpha, 1.0);
+  }
+  const bool clamp = alpha < 1.0;
   if (!clamp || opt.variant == RelaxVariant::ClampDiag) {
-    if (clamp) S = S.diagonal_scatter(S.diagonal().clamp_max(opt.alpha));
+    if (clamp) S = S.diagonal_scatter(S.diagonal().clamp_max(alpha));
     at::Tensor logits = l * S;
-    at::Tensor labels = at::arange(B, S.options().dtype(at::kLong));
-    return (at::cross_entropy_loss(logits, labels, {}, at::Reduction::Mean, -100, eps) +
-            at::cross_entropy_loss(logits.t(), labels, {}, at::Reduction::Mean, -100, eps)) /
-           2;
+    return (ce(logits) + ce(logits.t())) / 2;
   }
   // clamp-numerator: the log-sum-exp over the raw logits, the target term over the clamped diagonal.
   at::Tensor logits = l * S;
-  at::Tensor target_logits = l * S.diagonal_scatter(S.diagonal().clamp_max(opt.alpha));
+  at::Tensor target_logits = l * S.diagonal_scatter(S.diagonal().clamp_max(alpha));
   at::Tensor tdiag = target_logits.diagonal();
   at::Tensor row = logits.logsumexp({1}) - ((1 - eps) * tdiag + eps / B * target_logits.sum({1}));
   at::Tensor col = logits.logsumexp({0}) - ((1 - eps) * tdiag + eps / B * target_logits.sum({0}));

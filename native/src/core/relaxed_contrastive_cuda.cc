@@ -20,6 +20,8 @@ cuda_kernels::RcKernelParams kparams(const RcParams& p) {
   k.alpha = p.alpha;
   k.clamp = p.clamp;
   k.clamp_numerator = p.clamp_numerator;
+  k.margin_mode = p.margin_mode;
+  k.margin = p.margin;
   k.smoothing = p.smoothing;
   return k;
 }
@@ -41,7 +43,7 @@ void check_tensors(const torch::Tensor& buf, const torch::Tensor& scale) {
 }  // namespace
 
 void rc_cuda_forward_stats(torch::Tensor& buf, const torch::Tensor& scale, const RcParams& p, torch::Tensor& diag,
-                           torch::Tensor& row_lse, torch::Tensor& col_lse, torch::Tensor& loss) {
+                           torch::Tensor& row_lse, torch::Tensor& col_lse, torch::Tensor& dv, torch::Tensor& loss) {
   check_tensors(buf, scale);
   c10::cuda::CUDAGuard guard(buf.device());
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
@@ -53,12 +55,13 @@ void rc_cuda_forward_stats(torch::Tensor& buf, const torch::Tensor& scale, const
   cudaError_t e;
   if (buf.scalar_type() == at::kDouble) {
     e = cuda_kernels::rc_forward<double>(buf.data_ptr<double>(), scale.data_ptr<double>(), k, diag.data_ptr<double>(),
-                                         row_lse.data_ptr<double>(), col_lse.data_ptr<double>(),
+                                         row_lse.data_ptr<double>(), col_lse.data_ptr<double>(), dv.data_ptr<double>(),
                                          row_term.data_ptr<double>(), col_term.data_ptr<double>(),
                                          work.data_ptr<double>(), stream);
   } else {
     e = cuda_kernels::rc_forward<float>(buf.data_ptr<float>(), scale.data_ptr<float>(), k, diag.data_ptr<float>(),
-                                        row_lse.data_ptr<float>(), col_lse.data_ptr<float>(), row_term.data_ptr<float>(),
+                                        row_lse.data_ptr<float>(), col_lse.data_ptr<float>(), dv.data_ptr<float>(),
+                                        row_term.data_ptr<float>(),
                                         col_term.data_ptr<float>(), work.data_ptr<float>(), stream);
   }
   check_launch(e, "forward kernels");
@@ -68,7 +71,8 @@ void rc_cuda_forward_stats(torch::Tensor& buf, const torch::Tensor& scale, const
 }
 
 void rc_cuda_build_grad(torch::Tensor& buf, const torch::Tensor& scale, const RcParams& p, const torch::Tensor& diag,
-                        const torch::Tensor& row_lse, const torch::Tensor& col_lse, torch::Tensor& dtheta_sum) {
+                        const torch::Tensor& row_lse, const torch::Tensor& col_lse, const torch::Tensor& dv,
+                        torch::Tensor& dtheta_sum) {
   check_tensors(buf, scale);
   c10::cuda::CUDAGuard guard(buf.device());
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
@@ -78,10 +82,10 @@ void rc_cuda_build_grad(torch::Tensor& buf, const torch::Tensor& scale, const Rc
   if (buf.scalar_type() == at::kDouble) {
     e = cuda_kernels::rc_build_grad<double>(buf.data_ptr<double>(), scale.data_ptr<double>(), k,
                                             diag.data_ptr<double>(), row_lse.data_ptr<double>(),
-                                            col_lse.data_ptr<double>(), rowdot.data_ptr<double>(), stream);
+                                            col_lse.data_ptr<double>(), dv.data_ptr<double>(), rowdot.data_ptr<double>(), stream);
   } else {
     e = cuda_kernels::rc_build_grad<float>(buf.data_ptr<float>(), scale.data_ptr<float>(), k, diag.data_ptr<float>(),
-                                           row_lse.data_ptr<float>(), col_lse.data_ptr<float>(),
+                                           row_lse.data_ptr<float>(), col_lse.data_ptr<float>(), dv.data_ptr<float>(),
                                            rowdot.data_ptr<float>(), stream);
   }
   check_launch(e, "gradient kernel");

@@ -71,6 +71,24 @@ describe('planRuns / runTrainConfig', () => {
     expect(by.both.loss.kind).toBe('relaxed');
     expect(by.clip.model.checkpoint).toBe('/m');
   });
+
+  it('sweeps fixed α, running quantiles and margins as one axis, each with its own loss config', () => {
+    const a = resolveAblationConfig([{ config: { seeds: [0, 1, 2, 3, 4], settings: ['clip', 'sampling', 'both'], alphas: [0.3, 0.8], quantiles: [0.5], margins: [0.1] } }]);
+    const runs = planRuns(a);
+    // Per seed: clip, sampling, both × (2 α + 1 q + 1 m).
+    expect(runs.length).toBe(1 + 5 * 6);
+    expect(new Set(runs.map((r) => r.id)).size).toBe(runs.length);
+    const s0 = runs.filter((r) => r.seed === 0 && r.kind === 'both');
+    expect(s0.map((r) => r.setting)).toEqual(['both@0.3', 'both@0.8', 'both@q0.5', 'both@m0.1']);
+    expect(s0.map((r) => r.id)).toEqual(['both-a0.3-s0', 'both-a0.8-s0', 'both-q0.5-s0', 'both-m0.1-s0']);
+    const loss = s0.map((r) => runTrainConfig(a, r, '/m', '/o').loss);
+    expect(loss[0]).toMatchObject({ kind: 'relaxed', alpha: 0.3, variant: 'clamp-diag' });
+    expect(loss[2]).toMatchObject({ kind: 'relaxed', alpha: { quantile: 0.5 }, variant: 'clamp-diag' });
+    expect(loss[3]).toMatchObject({ kind: 'relaxed', variant: 'margin', margin: 0.1 });
+    expect(code(() => resolveAblationConfig([{ config: { quantiles: [1.5] } }]))).toBe('E_CONFIG');
+    expect(code(() => resolveAblationConfig([{ config: { margins: [0] } }]))).toBe('E_CONFIG');
+    expect(code(() => resolveAblationConfig([{ config: { alphas: [], settings: ['clip', 'both'] } }]))).toBe('E_CONFIG');
+  });
 });
 
 describe('shapes pre-training domain', () => {

@@ -115,7 +115,8 @@ describe('TensorBoardLog (the trainer events as summaries)', () => {
     const config = resolveTrainConfig([{ config: { log: { to: ['jsonl', 'tensorboard'] } } }]);
     log.start(config, 0);
     log.eval({ step: 0, valLoss: 2.1, auroc: { Edema: 0.5, Effusion: null }, macroAuroc: 0.5, skipped: ['Effusion'], n: 10 });
-    log.step({ step: 1, totalSteps: 10, epoch: 0, loss: 2.0, lr: 1e-3, gradNorm: 1.5, logitScale: 14.3, batch: 8, imagesPerSec: 100, msStep: 5, msData: 1, msComm: 0 });
+    const relax = { relaxEngaged: 0.25, relaxAlpha: 0.5, posSimMean: 0.3, posSimQ10: 0.2, posSimQ50: 0.3, posSimQ90: 0.4, negSimMean: 0.05 };
+    log.step({ step: 1, totalSteps: 10, epoch: 0, loss: 2.0, lr: 1e-3, gradNorm: 1.5, logitScale: 14.3, batch: 8, imagesPerSec: 100, msStep: 5, msData: 1, msComm: 0, ...relax });
     log.close();
     expect(path.dirname(log.file)).toBe(path.join(out, 'tensorboard'));
     const ev = readEventFile(log.file);
@@ -124,8 +125,10 @@ describe('TensorBoardLog (the trainer events as summaries)', () => {
     expect(text.tensor!.string_val![0]).toBe(configToYaml(config).trimEnd().split('\n').map((l) => `    ${l}`).join('\n'));
     const s = scalarsOf(ev);
     expect([...s.keys()].sort()).toEqual(
-      ['train/batch', 'train/epoch', 'train/gradNorm', 'train/imagesPerSec', 'train/logitScale', 'train/loss', 'train/lr', 'train/msComm', 'train/msData', 'train/msStep', 'val/auroc/Edema', 'val/loss', 'val/macroAuroc'].sort(),
+      ['train/batch', 'train/epoch', 'train/gradNorm', 'train/imagesPerSec', 'train/logitScale', 'train/loss', 'train/lr', 'train/msComm', 'train/msData', 'train/msStep', 'val/auroc/Edema', 'val/loss', 'val/macroAuroc', ...Object.keys(relax).map((k) => `train/${k}`)].sort(),
     );
+    // The loss statistics of the step reach TensorBoard like every other number.
+    expect(s.get('train/relaxEngaged')).toEqual([[1, Math.fround(0.25)]]);
     expect(s.get('train/logitScale')).toEqual([[1, Math.fround(14.3)]]);
     expect(s.get('val/loss')).toEqual([[0, Math.fround(2.1)]]);
   });
