@@ -14,6 +14,11 @@ import type { RunningServer } from '../../lib/infer/server';
 import { browserTest, chromiumOrFail } from '../helpers/chromium';
 import { blobPng } from '../helpers/inputs';
 
+// One retry, with the failed attempt's errors printed: a CI run once saw both cases exit 1 within seconds
+// (Chromium side, not reproduced in many local and CI runs); the retry keeps the diagnostics (the script's
+// stderr is in the failure message below) without hiding a page that is really broken (it fails twice).
+jest.retryTimes(1, { logErrorsBeforeRetry: true });
+
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-browser-'));
 let server: RunningServer | undefined;
 
@@ -43,12 +48,12 @@ describe('serve page in Chromium', () => {
     const png = await blobPng();
     const image = path.join(tmp, 'x.png');
     fs.writeFileSync(image, png);
-    server = await startServer({ checkpoint: modelDir, port: 0, device: 'cpu' });
+    server ??= await startServer({ checkpoint: modelDir, port: 0, device: 'cpu' });
 
     const shot = path.join(tmp, 'serve.png');
     const script = path.resolve(__dirname, '../../scripts/serve-screenshot.js');
     const r = await run(process.execPath, [script, '--url', server.url, '--image', image, '--out', shot], { ...process.env, CHROMIUM: chrome });
-    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: expect.any(String) });
+    expect({ code: r.code, err: r.code === 0 ? '' : r.err }).toEqual({ code: 0, err: '' });
 
     const page = new Map<string, number>();
     for (const line of r.out.split('\n')) {
@@ -83,7 +88,7 @@ describe('serve page in Chromium', () => {
     const script = path.resolve(__dirname, '../../scripts/serve-screenshot.js');
     const label = 'Pleural Effusion';
     const r = await run(process.execPath, [script, '--url', server.url, '--image', image, '--out', shot, '--heatmap', label], { ...process.env, CHROMIUM: chrome });
-    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: expect.any(String) });
+    expect({ code: r.code, err: r.code === 0 ? '' : r.err }).toEqual({ code: 0, err: '' });
     const line = (k: string) => r.out.split('\n').find((l) => l.startsWith(`${k}: `))?.slice(k.length + 2);
     expect(line('heatmap-label')).toBe(label);
     expect(line('heatmap-caveat')).toMatch(/explanation aid, not a localisation claim/);
