@@ -315,6 +315,5 @@ export function writeReportCard(dir: string, result: ScoreResult, meta: ReportMe
   return { json: jsonPath, html: htmlPath };
 }
 
-/** The report card's stylesheet and HTML escaping, for pages in the same style (the probe's: lib/eval/probe/html.ts). */
+/** The report card's stylesheet, for pages in the same style (the probe's: lib/eval/probe/html.ts). */
 export const REPORT_CARD_CSS = CSS;
-export const escapeHtml = esc;

@@ -2,7 +2,7 @@
  * Report-card sections of the retrieval protocols and of checkpoint ensembles (HTML only; the numbers
  * come from ./retrievalEval and ./ensemble). Same page conventions as the card: inline, escaped, no script.
  */
-import { escapeHtml as esc, f3, type ReportSection } from './reportCard';
+import { esc, f3, type ReportSection } from './reportCard';
 import { memberNames, type EnsembleReport } from './ensemble';
 import type { RetrievalReport, RetrievalScores } from './retrievalEval';
 import type { DeltaResult } from './score';

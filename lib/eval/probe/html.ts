@@ -4,7 +4,7 @@
  * fraction, with intervals), the C kept with its validation log-loss, the paired difference to zero-shot
  * and the settings.
  */
-import { REPORT_CARD_CSS, escapeHtml as esc } from '../reportCard';
+import { REPORT_CARD_CSS, esc } from '../reportCard';
 import type { CiBounds } from '../scoring/types';
 import { pct, type ProbeFit, type ProbeResult } from './protocol';
 
