@@ -6,7 +6,6 @@
  * arithmetic is native/test/saliency_test.cc.
  */
 import { createModel, type ClipModel } from '../../lib/models/ClipModel';
-import { capabilities } from '../../lib/native';
 import { rejectsWith } from '../helpers/errors';
 import { images, lcg } from '../helpers/inputs';
 
@@ -37,14 +36,7 @@ describe.each(['test-vit', 'test-resnet'])('saliency on %s', (name) => {
   });
   afterAll(() => m.dispose());
 
-  // Known open defect, skipped with its reason: on libtorch >= 2.0 (fused attention in the ResNet's attention
-  // pool) the float32 input gradient of test-resnet differed from the central differences by 5-12 % of its
-  // largest value with 2 threads, 54 % with 1, and between runs of this file, once with a NaN (libtorch 2.6,
-  // Debian 13); on 1.13 it
-  // passes. The float64 check of the same arithmetic (native/test/saliency_test.cc) passes on both. Until the
-  // cause is found, ResNet saliency on libtorch 2.x is not claimed correct (docs/inference.md says so).
-  const knownOpen = name === 'test-resnet' && Number(capabilities().torchVersion.split('.')[0]) >= 2;
-  (knownOpen ? it.skip : it)('input gradient = central finite differences of the zero-shot score (float32 tolerance)', async () => {
+  it('input gradient = central finite differences of the zero-shot score (float32 tolerance)', async () => {
     const S = m.imageSize;
     const plane = 3 * S * S;
     const x = images(2, S, 3);

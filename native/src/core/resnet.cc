@@ -1,5 +1,6 @@
 // CLIP ModifiedResNet (RN50 family): 3-conv stem, anti-aliased Bottlenecks, attention pooling.
 #include "cxr/attention.h"
+#include "cxr/conv.h"
 #include "cxr/model.h"
 #include "model_init.h"
 
@@ -26,14 +27,14 @@ struct Bottleneck : torch::nn::Module {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto out = torch::relu(bn1(conv1(x)));
-    out = torch::relu(bn2(conv2(out)));
+    auto out = torch::relu(bn1(conv2d_forward(conv1, x)));
+    out = torch::relu(bn2(conv2d_forward(conv2, out)));
     if (stride > 1) out = F::avg_pool2d(out, F::AvgPool2dFuncOptions(stride));
-    out = bn3(conv3(out));
+    out = bn3(conv2d_forward(conv3, out));
     torch::Tensor identity = x;
     if (ds_conv) {
       identity = stride > 1 ? F::avg_pool2d(x, F::AvgPool2dFuncOptions(stride)) : x;
-      identity = ds_bn(ds_conv(identity));
+      identity = ds_bn(conv2d_forward(ds_conv, identity));
     }
     return torch::relu(out + identity);
   }
@@ -138,9 +139,9 @@ torch::Tensor ModifiedResNet::encode(const torch::Tensor& images) { return cam_h
 
 // The output of the last residual stage, (N, C, S/32, S/32) for the RN50 layout.
 torch::Tensor ModifiedResNet::cam_features(const torch::Tensor& images) {
-  auto x = torch::relu(bn1(conv1(images)));
-  x = torch::relu(bn2(conv2(x)));
-  x = torch::relu(bn3(conv3(x)));
+  auto x = torch::relu(bn1(conv2d_forward(conv1, images)));
+  x = torch::relu(bn2(conv2d_forward(conv2, x)));
+  x = torch::relu(bn3(conv2d_forward(conv3, x)));
   x = F::avg_pool2d(x, F::AvgPool2dFuncOptions(2));
   for (auto& stage : stages)
     for (auto& b : stage) x = b->forward(x);

@@ -1,5 +1,6 @@
 // OpenAI CLIP VisionTransformer (also the timm layout of open_clip / BiomedCLIP towers).
 #include "cxr/attention.h"
+#include "cxr/conv.h"
 #include "cxr/model.h"
 #include "model_init.h"
 
@@ -41,7 +42,7 @@ torch::Tensor VisionTransformer::encode(const torch::Tensor& images) { return ca
 // The tokens entering the last block: (N, 1 + g*g, W). The last block's output patch tokens never reach the
 // class token, so they carry no gradient; its input tokens are the last ones that do.
 torch::Tensor VisionTransformer::cam_features(const torch::Tensor& images) {
-  auto x = conv1(images);                   // (N, W, g, g)
+  auto x = conv2d_forward(conv1, images);                   // (N, W, g, g)
   x = x.flatten(2).transpose(1, 2);         // (N, g*g, W)
   const int64_t N = x.size(0);
   auto cls = class_embedding.to(x.dtype()).view({1, 1, -1}).expand({N, 1, cfg.width});
