@@ -84,7 +84,7 @@ async function pretrain(a: AblationConfig, outDir: string, opts: RunAblationOpti
   const tc = resolveTrainConfig([
     {
       config: {
-        model: { name: p.model, checkpoint: null },
+        model: { name: p.model, checkpoint: null, logitScale: p.logitScale },
         data: { geometry: ft.data.geometry, normalize: ft.data.normalize, imageSize: ft.data.imageSize, workers: ft.data.workers },
         text: { mode: 'full', sections: 'all' },
         loss: { kind: 'clip' },

@@ -96,8 +96,8 @@ export function resolveLoss(l: LossOptions | undefined): ResolvedLoss {
       throw new CxrError('E_CONFIG', `loss.alpha.quantile must be in (0, 1], got ${JSON.stringify(a.quantile)}`);
     alphaQuantile = a.quantile;
     alphaMomentum = a.momentum ?? alphaMomentum;
-    if (typeof alphaMomentum !== 'number' || !(alphaMomentum >= 0 && alphaMomentum < 1))
-      throw new CxrError('E_CONFIG', `loss.alpha.momentum must be in [0, 1), got ${JSON.stringify(a.momentum)}`);
+    if (typeof alphaMomentum !== 'number' || !(alphaMomentum >= 0 && alphaMomentum <= 1))
+      throw new CxrError('E_CONFIG', `loss.alpha.momentum must be in [0, 1] (1: α held at the running value), got ${JSON.stringify(a.momentum)}`);
   } else {
     throw new CxrError('E_CONFIG', `loss.alpha must be a number in (0, 1] or { quantile: q }, got ${JSON.stringify(a)}`);
   }

@@ -20,6 +20,7 @@ import { concatImageBatches, type ImageBatch } from '../data/images';
 import { ClipModel } from '../models/ClipModel';
 import type { StepResult } from '../types';
 import { isModelFolder } from '../models/modelFolder';
+import { resolveModelConfig } from '../models/registry';
 import { loadPretrained } from '../checkpoints/pretrained';
 import { loadTokenizer } from '../text/tokenizer';
 import type { TextTokenizer } from '../text/tokenizer';
@@ -37,7 +38,7 @@ import { writeFileAtomic } from '../util/atomic';
 import { ensureOutDir } from '../util/paths';
 import { configToYaml, defaultRunDir, resumeConflicts, validateTrainConfig } from './config';
 import type { TrainConfig } from './config';
-import { lrAt } from './schedule';
+import { lrAt, stepLoss } from './schedule';
 import { buildRunData } from './data';
 import { limitSource } from '../data/sources';
 import type { RunData } from './data';
@@ -412,7 +413,11 @@ export class Trainer {
         model = loaded.model;
         for (const w of loaded.report.warnings ?? []) this.emit('message', { level: 'warn', text: w });
       }
-    } else model = ClipModel.create(c.model.name, mo);
+    } else {
+      // model.logitScale: a from-scratch model whose scale starts elsewhere than the registry's 1/0.07.
+      const ls = c.model.logitScale;
+      model = ClipModel.create(ls === null ? c.model.name : { ...resolveModelConfig(c.model.name), logitScaleInit: Math.log(ls) }, mo);
+    }
     try {
       const prefixes = freezePrefixes(model.getState().map((t) => t.name), c.freeze);
       if (prefixes.length) model.freeze(prefixes);
@@ -467,7 +472,7 @@ export class Trainer {
         const b = r.value;
         const lr = lrAt(s.step, { lr: c.optimizer.lr, warmupSteps: c.schedule.warmupSteps, totalSteps: s.totalSteps, minLrRatio: c.schedule.minLrRatio });
         const tStep = Date.now();
-        const loss = { ...c.loss, alphaRunning: s.relaxAlpha ?? null };
+        const loss = stepLoss(c.loss, s.relaxAlpha ?? null, s.step);
         const pending = model.trainStep(b, { lr, clipGradNorm: c.clipGradNorm, loss, microBatch: c.accumSteps > 1 ? c.batchSize : 0 });
         // Prepare the next batch (augment, sample sentences, tokenise) while the native step runs.
         next = s.step + 1 < s.totalSteps ? batches.next() : Promise.resolve({ done: true, value: undefined });
@@ -682,7 +687,7 @@ export class Trainer {
           // Validation texts: sampled as at epoch 0, the same every evaluation.
           const texts = b.indices.map((idx, i) => this.textFor(idx, b.samples[i].report, 0, this.preparedVal));
           const tok = this.tokenizer!.encodeBatch(texts, model.contextLength);
-          lossSum += b.n * (await model.evalLoss({ images: b.images, tokenIds: tok.ids, n: b.n, length: tok.length }, { ...this.config.loss, alphaRunning: this.state.relaxAlpha ?? null }));
+          lossSum += b.n * (await model.evalLoss({ images: b.images, tokenIds: tok.ids, n: b.n, length: tok.length }, stepLoss(this.config.loss, this.state.relaxAlpha ?? null, this.state.step)));
           lossN += b.n;
         }
       },

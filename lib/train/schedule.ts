@@ -1,6 +1,7 @@
 /**
- * The learning-rate schedule: a pure function of the step (principle 9), so that a resumed run gets the
- * same rate at every step as an uninterrupted one with no schedule state to save.
+ * What changes with the step: the learning-rate schedule, a pure function of the step (principle 9), so
+ * that a resumed run gets the same rate at every step as an uninterrupted one with no schedule state to
+ * save; and the loss options of each step (the held threshold of `alpha: {quantile, freezeAfter}`).
  */
 import { CxrError } from '../errors';
 
@@ -39,4 +40,23 @@ export function lrAt(step: number, p: ScheduleParams): number {
   if (span <= 0) return step <= p.totalSteps - 1 ? p.lr : minLr;
   const t = Math.min(1, (step - p.warmupSteps) / span);
   return minLr + (p.lr - minLr) * 0.5 * (1 + Math.cos(Math.PI * t));
+}
+
+/** What {@link stepLoss} reads of the training config's loss section. */
+export interface StepLossSection {
+  alpha: number | { quantile: number; momentum?: number; freezeAfter?: number };
+}
+
+/**
+ * The loss options of the step after `stepsDone` steps, a pure function of the step and the running α
+ * (checkpointed), like the rate: `alpha: {quantile, freezeAfter: K}` keeps the running quantile for K steps
+ * and then holds α where it stands (momentum 1), so the threshold is measured on the starting model and
+ * cannot follow the positives down.
+ */
+export function stepLoss<L extends StepLossSection>(loss: L, relaxAlpha: number | null, stepsDone: number): Omit<L, 'alpha'> & { alpha: number | { quantile: number; momentum?: number }; alphaRunning: number | null } {
+  const a = loss.alpha;
+  if (typeof a === 'number') return { ...loss, alpha: a, alphaRunning: relaxAlpha };
+  const { freezeAfter, ...rest } = a;
+  const held = freezeAfter !== undefined && stepsDone >= freezeAfter && relaxAlpha !== null;
+  return { ...loss, alpha: held ? { ...rest, momentum: 1 } : rest, alphaRunning: relaxAlpha };
 }

@@ -65,17 +65,20 @@ function checkOneOf(v: unknown, key: string, allowed: readonly unknown[]): void 
   if (!allowed.includes(v)) configFail(key, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}; got ${JSON.stringify(v)}`);
 }
 
-/** `loss.alpha`: a number in (0, 1], or { quantile: q in (0, 1], momentum?: β in [0, 1) }. */
+/**
+ * `loss.alpha`: a number in (0, 1], or { quantile: q in (0, 1], momentum?: β in [0, 1], freezeAfter?: steps }
+ * (β = 1 holds α at the first batch's quantile; freezeAfter K holds it at the running value after K steps).
+ */
 function checkAlpha(v: unknown, key: string): void {
   if (typeof v === 'number') return checkNum(v, key, 0, 1, true);
   if (typeof v !== 'object' || v === null || Array.isArray(v)) configFail(key, `must be a number in (0, 1] or {quantile: q}, got ${JSON.stringify(v)}`);
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (k !== 'quantile' && k !== 'momentum') configFail(`${key}.${k}`, 'is not an option (expected quantile, momentum)');
+  for (const k of Object.keys(o))
+    if (k !== 'quantile' && k !== 'momentum' && k !== 'freezeAfter') configFail(`${key}.${k}`, 'is not an option (expected quantile, momentum, freezeAfter)');
   checkNum(o.quantile, `${key}.quantile`, 0, 1, true);
-  if (o.momentum !== undefined) {
-    checkNum(o.momentum, `${key}.momentum`, 0, 1, false);
-    if (o.momentum === 1) configFail(`${key}.momentum`, 'must be < 1');
-  }
+  if (o.momentum !== undefined) checkNum(o.momentum, `${key}.momentum`, 0, 1, false);
+  if (o.freezeAfter !== undefined && !(Number.isInteger(o.freezeAfter) && (o.freezeAfter as number) >= 1))
+    configFail(`${key}.freezeAfter`, `must be an integer >= 1 (steps), got ${JSON.stringify(o.freezeAfter)}`);
 }
 
 /** Builders of option descriptors, one per kind of value. */
@@ -173,6 +176,12 @@ export const TRAIN_SCHEMA = {
     reason: 'fresh weights unless a pretrained CLIP folder is given',
     describe: 'Pretrained model folder (own format) or training checkpoint folder to start from',
     flag: 'checkpoint',
+  }),
+  'model.logitScale': opt.custom<number | null>(null, (v, key) => {
+    if (v !== null) checkNum(v, key, 0, 100, true);
+  }, {
+    reason: "the registry's 1/0.07, as CLIP; training clamps it at 100",
+    describe: 'Initial logit scale of a model built from the registry (null: 1/0.07); not used with model.checkpoint',
   }),
   'model.tokenizer': opt.strOrNull(null, {
     reason: 'the shipped CLIP BPE vocabulary matches every causal registry model',
@@ -283,9 +292,9 @@ export const TRAIN_SCHEMA = {
     describe: 'clip | relaxed',
     flag: 'loss',
   }),
-  'loss.alpha': opt.custom<number | { quantile: number; momentum?: number }>(0.8, checkAlpha, {
+  'loss.alpha': opt.custom<number | { quantile: number; momentum?: number; freezeAfter?: number }>(0.8, checkAlpha, {
     reason: 'relaxes only near-saturated positives; α = 1 is plain CLIP',
-    describe: 'Relaxation threshold: α in (0, 1], or {quantile: q, momentum?: β} for the running q-quantile of the positive similarities (relaxed only)',
+    describe: 'Relaxation threshold: α in (0, 1], or {quantile: q, momentum?: β, freezeAfter?: K} for the running q-quantile of the positive similarities, held after K steps (relaxed only)',
     flag: 'alpha',
   }),
   'loss.variant': opt.oneOf(['clamp-diag', 'clamp-numerator', 'margin'] as const, 'clamp-diag', {

@@ -856,7 +856,7 @@ CXR_DEVICE_TEST(new_form_errors) {
   }
   ContrastiveLossOptions o;
   o.alpha_quantile = 0.5;
-  o.alpha_momentum = 1.0;
+  o.alpha_momentum = 1.5;
   EXPECT_THROWS_CODE(relaxed_contrastive_loss(U, V, T, o), Config);
   o.alpha_momentum = 0.9;
   o.alpha_running = 1.5;

@@ -252,6 +252,13 @@ describe('relaxation forms: adaptive threshold and margin; the statistics', () =
     const next = contrastiveLoss(u, v, B, D, theta, { kind: 'relaxed', alpha: { quantile: q, momentum: 0.8 }, alphaRunning: 0.3 });
     expect(next.stats.relaxAlpha).toBeCloseTo(0.8 * 0.3 + 0.2 * bq, 6);
     expect(next.stats.relaxEngaged).toBeCloseTo(diag.filter((s) => s > next.stats.relaxAlpha).length / B, 12);
+    // β = 1 holds α at the running value (the frozen threshold of `freezeAfter`), and at the batch's own
+    // quantile when there is none yet.
+    const held = contrastiveLoss(u, v, B, D, theta, { kind: 'relaxed', alpha: { quantile: q, momentum: 1 }, alphaRunning: 0.3 });
+    expect(held.stats.relaxAlpha).toBe(0.3);
+    checkAgainstFrozen(held, diag.map(() => 0.3), diag.map(() => 0.3));
+    const heldFirst = contrastiveLoss(u, v, B, D, theta, { kind: 'relaxed', alpha: { quantile: q, momentum: 1 } });
+    expect(heldFirst.stats.relaxAlpha).toBeCloseTo(bq, 6);
   });
 
   it('q = 1 and m = ∞ give the CLIP loss bit for bit', () => {
@@ -288,7 +295,7 @@ describe('relaxation forms: adaptive threshold and margin; the statistics', () =
     for (const o of [
       { kind: 'relaxed' as const, alpha: { quantile: 0 } },
       { kind: 'relaxed' as const, alpha: { quantile: 1.2 } },
-      { kind: 'relaxed' as const, alpha: { quantile: 0.5, momentum: 1 } },
+      { kind: 'relaxed' as const, alpha: { quantile: 0.5, momentum: 1.5 } },
       { kind: 'relaxed' as const, variant: 'margin' as const, margin: 0 },
       { kind: 'relaxed' as const, variant: 'margin' as const, alpha: { quantile: 0.5 } },
     ])

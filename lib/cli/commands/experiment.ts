@@ -23,6 +23,7 @@ export const command: CommandModule = {
       .option('seeds', { type: 'string', describe: 'Comma-separated fine-tuning seeds, e.g. 0,1,2' })
       .option('alphas', { type: 'string', describe: 'Comma-separated fixed α of the relaxed settings ("" for none; more than one value in all: a sweep)' })
       .option('quantiles', { type: 'string', describe: 'Comma-separated q of the adaptive threshold (α = running q-quantile of the positive similarities) to sweep' })
+      .option('quantile-hold', { type: 'string', describe: 'Quantile forms: hold α after this many fine-tuning steps, or "none" to let it run (default 30)' })
       .option('margins', { type: 'string', describe: 'Comma-separated margins m of the margin form to sweep' })
       .option('settings', { type: 'string', describe: 'Comma-separated settings to run, baseline first: clip, sampling, relaxed, both' })
       .option('results-md', { type: 'string', describe: 'Also write the results markdown here (e.g. docs/results.md)' })
@@ -67,6 +68,7 @@ export const command: CommandModule = {
     if (argv.alphas !== undefined) flags.alphas = list(String(argv.alphas), 'alphas');
     if (argv.quantiles !== undefined) flags.quantiles = list(String(argv.quantiles), 'quantiles');
     if (argv.margins !== undefined) flags.margins = list(String(argv.margins), 'margins');
+    if (argv['quantile-hold'] !== undefined) flags.quantileFreezeAfter = String(argv['quantile-hold']) === 'none' ? null : Number(argv['quantile-hold']);
     if (argv.settings !== undefined) flags.settings = String(argv.settings).split(',').map((x) => x.trim());
     if (argv.checkpoint !== undefined) flags.pretrain = { checkpoint: argv.checkpoint };
     if (argv['log-to'] !== undefined) flags.finetune = { log: { to: argv['log-to'] } };

@@ -37,6 +37,11 @@ export interface AblationConfig {
    */
   alphas: number[];
   quantiles: number[];
+  /**
+   * Quantile forms: hold α after this many fine-tuning steps (`loss.alpha.freezeAfter`), so the threshold is
+   * measured on the starting model and then kept; null: α keeps following the running quantile.
+   */
+  quantileFreezeAfter: number | null;
   margins: number[];
   /** Sentence sampling mode of the sampling settings (`uniform`: k ~ U{1..n}, `one`, `k`). */
   samplingMode: 'uniform' | 'one' | 'k';
@@ -52,6 +57,8 @@ export interface AblationConfig {
     steps: number;
     batchSize: number;
     lr: number;
+    /** Initial logit scale of the pre-training (model.logitScale; training clamps it at 100). */
+    logitScale: number;
   };
   /** Chest X-ray data when `finetune.data.dataset` is `synthetic` (otherwise the dataset's own splits are used). */
   synthetic: {
@@ -102,9 +109,10 @@ export const DEFAULT_ABLATION: Readonly<AblationConfig> = Object.freeze({
   settings: [...ABLATION_SETTINGS],
   alphas: [TRAIN_SCHEMA['loss.alpha'].default as number], // the training default; add values for a sweep
   quantiles: [], // adaptive thresholds to sweep (none by default)
+  quantileFreezeAfter: 30, // the fine-tuning warm-up: a running quantile that never stops follows the positives down (docs/results.md)
   margins: [], // margins to sweep (none by default)
   samplingMode: TRAIN_SCHEMA['text.mode'].default, // the training default: the paper's k ~ U{1..n}
-  pretrain: { checkpoint: null, model: 'test-vit', n: 4000, seed: 7, steps: 600, batchSize: TRAIN_SCHEMA.batchSize.default, lr: TRAIN_SCHEMA['optimizer.lr'].default },
+  pretrain: { checkpoint: null, model: 'test-vit', n: 4000, seed: 7, steps: 600, batchSize: TRAIN_SCHEMA.batchSize.default, lr: TRAIN_SCHEMA['optimizer.lr'].default, logitScale: 100 },
   synthetic: { n: 2400, seed: 0, testN: 700, testSeed: 1000, findingStrength: TRAIN_SCHEMA['data.synthetic.findingStrength'].default, prevalenceScale: 1.5, shift: 'strong' as ShiftPreset },
   test: { split: 'test' as const, shifted: null },
   finetune: {
@@ -152,6 +160,7 @@ export function resolveAblationConfig(layers: Array<{ config: unknown; source?: 
   if (!Array.isArray(a.alphas) || a.alphas.some((x) => typeof x !== 'number' || !(x > 0 && x <= 1))) bad('alphas', 'must be a list of numbers in (0, 1]');
   if (!Array.isArray(a.quantiles) || a.quantiles.some((x) => typeof x !== 'number' || !(x > 0 && x <= 1))) bad('quantiles', 'must be a list of numbers in (0, 1]');
   if (!Array.isArray(a.margins) || a.margins.some((x) => typeof x !== 'number' || !(x > 0 && x <= 2))) bad('margins', 'must be a list of numbers in (0, 2]');
+  if (a.quantileFreezeAfter !== null && !(Number.isInteger(a.quantileFreezeAfter) && a.quantileFreezeAfter >= 1)) bad('quantileFreezeAfter', 'must be an integer >= 1 or null');
   for (const k of ['alphas', 'quantiles', 'margins'] as const) if (new Set(a[k]).size !== a[k].length) bad(k, 'has duplicates');
   if (a.settings.some((k) => k === 'relaxed' || k === 'both') && relaxations(a).length === 0) bad('alphas', 'and quantiles and margins are all empty: the relaxed settings need at least one value');
   if (!['uniform', 'one', 'k'].includes(a.samplingMode)) bad('samplingMode', 'must be uniform, one or k');
@@ -159,6 +168,7 @@ export function resolveAblationConfig(layers: Array<{ config: unknown; source?: 
   if (p.checkpoint !== null && (typeof p.checkpoint !== 'string' || p.checkpoint === '')) bad('pretrain.checkpoint', 'must be a path or null');
   for (const k of ['n', 'steps', 'batchSize'] as const) if (!Number.isInteger(p[k]) || p[k] < 2) bad(`pretrain.${k}`, 'must be an integer >= 2');
   if (!(p.lr > 0)) bad('pretrain.lr', 'must be > 0');
+  if (!(p.logitScale > 0 && p.logitScale <= 100)) bad('pretrain.logitScale', 'must be in (0, 100]');
   const s = a.synthetic;
   for (const k of ['n', 'testN'] as const) if (!Number.isInteger(s[k]) || s[k] < 20) bad(`synthetic.${k}`, 'must be an integer >= 20');
   for (const k of ['seed', 'testSeed'] as const) if (!Number.isInteger(s[k]) || s[k] < 0) bad(`synthetic.${k}`, 'must be an integer >= 0');
@@ -191,26 +201,33 @@ export interface SplitScores {
 export interface Relaxation {
   form: 'alpha' | 'quantile' | 'margin';
   value: number;
+  /** Quantile form: α held after this many steps (null or absent: running to the end). */
+  hold?: number | null;
 }
 
 /** The sweep axis in order: fixed α values, then quantiles, then margins. */
 export function relaxations(a: AblationConfig): Relaxation[] {
   return [
     ...a.alphas.map((value) => ({ form: 'alpha' as const, value })),
-    ...a.quantiles.map((value) => ({ form: 'quantile' as const, value })),
+    ...a.quantiles.map((value) => ({ form: 'quantile' as const, value, hold: a.quantileFreezeAfter ?? null })),
     ...a.margins.map((value) => ({ form: 'margin' as const, value })),
   ];
 }
 
-/** Short key of a relaxation: `0.8` (α, as before the sweep had other forms), `q0.5`, `m0.1`. */
+/** Short key of a relaxation: `0.8` (α, as before the sweep had other forms), `q0.5` (running), `q0.5h30` (held after 30 steps), `m0.1`. */
 export function relaxKey(r: Relaxation): string {
-  return r.form === 'alpha' ? String(r.value) : `${r.form === 'quantile' ? 'q' : 'm'}${r.value}`;
+  if (r.form === 'alpha') return String(r.value);
+  if (r.form === 'quantile') return `q${r.value}${r.hold ? `h${r.hold}` : ''}`;
+  return `m${r.value}`;
 }
 
-/** Human title: `α = 0.8`, `α = running 50 % quantile`, `margin 0.1`. */
+/** Human title: `α = 0.8`, `α = running 50 % quantile`, `α = 50 % quantile, held after 30 steps`, `margin 0.1`. */
 export function relaxTitle(r: Relaxation): string {
   if (r.form === 'alpha') return `α = ${r.value}`;
-  if (r.form === 'quantile') return `α = running ${+(100 * r.value).toFixed(1)} % quantile`;
+  if (r.form === 'quantile') {
+    const pct = +(100 * r.value).toFixed(1);
+    return r.hold ? `α = ${pct} % quantile, held after ${r.hold} steps` : `α = running ${pct} % quantile`;
+  }
   return `margin m = ${r.value}`;
 }
 
@@ -283,7 +300,7 @@ export function planRuns(a: AblationConfig): RunSpec[] {
 /** The loss config of a relaxation. */
 function relaxedLoss(r: Relaxation): Record<string, unknown> {
   if (r.form === 'alpha') return { kind: 'relaxed', alpha: r.value, variant: 'clamp-diag' };
-  if (r.form === 'quantile') return { kind: 'relaxed', alpha: { quantile: r.value }, variant: 'clamp-diag' };
+  if (r.form === 'quantile') return { kind: 'relaxed', alpha: { quantile: r.value, ...(r.hold ? { freezeAfter: r.hold } : {}) }, variant: 'clamp-diag' };
   return { kind: 'relaxed', variant: 'margin', margin: r.value };
 }
 

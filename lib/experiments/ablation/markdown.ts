@@ -50,7 +50,7 @@ export function resultsMarkdown(r: AblationResults): string {
   L.push(`- command: \`${r.commandLine}\``, `- commit: ${r.commit ?? 'unknown'}`, `- machine: ${r.machine}`);
   const q = r.config.quantiles ?? [];
   const m = r.config.margins ?? [];
-  L.push(`- seeds: ${r.config.seeds.join(', ')}; α: ${r.config.alphas.join(', ') || 'none'}${q.length ? `; running quantiles q: ${q.join(', ')}` : ''}${m.length ? `; margins m: ${m.join(', ')}` : ''}; sampling mode: ${r.config.samplingMode}; fine-tuning: ${JSON.stringify(r.config.finetune)}`);
+  L.push(`- seeds: ${r.config.seeds.join(', ')}; α: ${r.config.alphas.join(', ') || 'none'}${q.length ? `; quantiles q: ${q.join(', ')}${r.config.quantileFreezeAfter ? ` (α held after ${r.config.quantileFreezeAfter} steps)` : ' (running)'}` : ''}${m.length ? `; margins m: ${m.join(', ')}` : ''}; sampling mode: ${r.config.samplingMode}; fine-tuning: ${JSON.stringify(r.config.finetune)}`);
   for (const [k, v] of Object.entries(r.data)) L.push(`- ${k}: ${v}`);
   L.push('');
   L.push(...engagementMarkdown(r));

@@ -53,7 +53,8 @@ struct ContrastiveLossOptions {
   /// running q-quantile of the positives, α_t = β·α_{t-1} + (1-β)·Q_q(s_ii of this batch) (α_t = Q_q
   /// when alpha_running is NaN, i.e. the first step), a constant within the step (the gradients are those
   /// of the clamp at α_t); q = 1 is plain CLIP (no clamp). The caller keeps α_t (stats->alpha) as the next
-  /// alpha_running.
+  /// alpha_running. β = 1 holds α at alpha_running (the first batch's quantile when none yet): a threshold
+  /// measured on the starting model and then frozen.
   double alpha_quantile = 0.0;
   double alpha_running = std::numeric_limits<double>::quiet_NaN();
   double alpha_momentum = 0.9;

@@ -262,8 +262,8 @@ void check_options(const ContrastiveLossOptions& opt) {
   CXR_CHECK(std::isfinite(opt.alpha_quantile) && opt.alpha_quantile >= 0.0 && opt.alpha_quantile <= 1.0, Config,
             "contrastive loss: alpha_quantile must satisfy 0 <= q <= 1 (0: fixed alpha), got " +
                 std::to_string(opt.alpha_quantile));
-  CXR_CHECK(std::isfinite(opt.alpha_momentum) && opt.alpha_momentum >= 0.0 && opt.alpha_momentum < 1.0, Config,
-            "contrastive loss: alpha_momentum must satisfy 0 <= beta < 1, got " + std::to_string(opt.alpha_momentum));
+  CXR_CHECK(std::isfinite(opt.alpha_momentum) && opt.alpha_momentum >= 0.0 && opt.alpha_momentum <= 1.0, Config,
+            "contrastive loss: alpha_momentum must satisfy 0 <= beta <= 1, got " + std::to_string(opt.alpha_momentum));
   CXR_CHECK(std::isnan(opt.alpha_running) || (std::isfinite(opt.alpha_running) && opt.alpha_running <= 1.0), Config,
             "contrastive loss: alpha_running must be NaN (none yet) or a finite number <= 1, got " +
                 std::to_string(opt.alpha_running));

@@ -79,11 +79,18 @@ describe('planRuns / runTrainConfig', () => {
     expect(runs.length).toBe(1 + 5 * 6);
     expect(new Set(runs.map((r) => r.id)).size).toBe(runs.length);
     const s0 = runs.filter((r) => r.seed === 0 && r.kind === 'both');
-    expect(s0.map((r) => r.setting)).toEqual(['both@0.3', 'both@0.8', 'both@q0.5', 'both@m0.1']);
-    expect(s0.map((r) => r.id)).toEqual(['both-a0.3-s0', 'both-a0.8-s0', 'both-q0.5-s0', 'both-m0.1-s0']);
+    // The quantile form holds α after the fine-tuning warm-up (30 steps) by default.
+    expect(s0.map((r) => r.setting)).toEqual(['both@0.3', 'both@0.8', 'both@q0.5h30', 'both@m0.1']);
+    expect(s0.map((r) => r.id)).toEqual(['both-a0.3-s0', 'both-a0.8-s0', 'both-q0.5h30-s0', 'both-m0.1-s0']);
     const loss = s0.map((r) => runTrainConfig(a, r, '/m', '/o').loss);
     expect(loss[0]).toMatchObject({ kind: 'relaxed', alpha: 0.3, variant: 'clamp-diag' });
-    expect(loss[2]).toMatchObject({ kind: 'relaxed', alpha: { quantile: 0.5 }, variant: 'clamp-diag' });
+    expect(loss[2]).toEqual(expect.objectContaining({ kind: 'relaxed', alpha: { quantile: 0.5, freezeAfter: 30 }, variant: 'clamp-diag' }));
+    // quantileFreezeAfter null: the running quantile to the end, under its old key.
+    const running = resolveAblationConfig([{ config: { settings: ['clip', 'both'], alphas: [0.8], quantiles: [0.5], quantileFreezeAfter: null } }]);
+    const r0 = planRuns(running).find((r) => r.kind === 'both' && r.relax?.form === 'quantile')!;
+    expect(r0.setting).toBe('both@q0.5');
+    expect(runTrainConfig(running, r0, '/m', '/o').loss).toEqual(expect.objectContaining({ alpha: { quantile: 0.5 } }));
+    expect(code(() => resolveAblationConfig([{ config: { quantileFreezeAfter: 0 } }]))).toBe('E_CONFIG');
     expect(loss[3]).toMatchObject({ kind: 'relaxed', variant: 'margin', margin: 0.1 });
     expect(code(() => resolveAblationConfig([{ config: { quantiles: [1.5] } }]))).toBe('E_CONFIG');
     expect(code(() => resolveAblationConfig([{ config: { margins: [0] } }]))).toBe('E_CONFIG');

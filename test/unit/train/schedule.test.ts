@@ -1,4 +1,4 @@
-import { lrAt } from '../../../lib/train/schedule';
+import { lrAt, stepLoss } from '../../../lib/train/schedule';
 
 describe('lrAt (warm-up + cosine to min lr)', () => {
   const p = { lr: 1e-3, warmupSteps: 10, totalSteps: 110, minLrRatio: 0.1 };
@@ -47,5 +47,25 @@ describe('lrAt (warm-up + cosine to min lr)', () => {
     expect(() => lrAt(0, { ...p, lr: 0 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
     expect(() => lrAt(0, { ...p, minLrRatio: 2 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
     expect(() => lrAt(0, { ...p, totalSteps: 0 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+  });
+});
+
+describe('stepLoss (the loss options of each step)', () => {
+  const base = { kind: 'relaxed' as const, variant: 'clamp-diag' as const, margin: Infinity, labelSmoothing: 0 };
+
+  it('a fixed α passes through with the running value', () => {
+    expect(stepLoss({ ...base, alpha: 0.8 }, null, 5)).toEqual({ ...base, alpha: 0.8, alphaRunning: null });
+  });
+
+  it('{quantile, freezeAfter: K}: the running quantile for K steps, then α held (momentum 1) at the running value', () => {
+    const loss = { ...base, alpha: { quantile: 0.5, momentum: 0.9, freezeAfter: 30 } };
+    expect(stepLoss(loss, null, 0).alpha).toEqual({ quantile: 0.5, momentum: 0.9 });
+    expect(stepLoss(loss, 0.41, 29)).toEqual({ ...base, alpha: { quantile: 0.5, momentum: 0.9 }, alphaRunning: 0.41 });
+    expect(stepLoss(loss, 0.43, 30)).toEqual({ ...base, alpha: { quantile: 0.5, momentum: 1 }, alphaRunning: 0.43 });
+    expect(stepLoss(loss, 0.43, 300).alpha).toEqual({ quantile: 0.5, momentum: 1 });
+    // Nothing to hold yet (no step has run): the batch's own quantile.
+    expect(stepLoss(loss, null, 30).alpha).toEqual({ quantile: 0.5, momentum: 0.9 });
+    // Without freezeAfter the quantile keeps running.
+    expect(stepLoss({ ...base, alpha: { quantile: 0.5 } }, 0.4, 1000).alpha).toEqual({ quantile: 0.5 });
   });
 });
