@@ -13,15 +13,7 @@ using cxr_test::cpu_engine;
 using cxr_test::engine_on;
 using cxr_test::sgd;
 using cxr_test::tiny_vit;
-static ModelConfig tiny_resnet() {
-  ModelConfig c = tiny_vit();
-  c.vision.type = "resnet";
-  c.vision.resnet_layers = {1, 1, 1, 1};
-  c.vision.resnet_width = 8;
-  c.vision.attn_pool_heads = 4;
-  c.vision.batchnorm_train = true;  // a tiny tower trained from scratch needs batch statistics
-  return c;
-}
+using cxr_test::tiny_resnet;
 static ModelConfig tiny_bert() {
   ModelConfig c = tiny_vit();
   c.text.type = "bert";
@@ -42,7 +34,7 @@ static torch::Tensor make_ids(int64_t n, int64_t L, int64_t vocab, uint64_t seed
 }
 
 static std::vector<std::pair<std::string, ModelConfig>> configs() {
-  return {{"vit", tiny_vit()}, {"resnet", tiny_resnet()}, {"bert", tiny_bert()}};
+  return {{"vit", tiny_vit()}, {"resnet", tiny_resnet(/*batchnorm_train=*/true)}, {"bert", tiny_bert()}};
 }
 
 CXR_DEVICE_TEST(shapes_and_determinism) {
@@ -89,8 +81,7 @@ CXR_DEVICE_TEST(train_step_lowers_loss) {
 
 CXR_DEVICE_TEST(frozen_batchnorm_keeps_running_stats) {
   for (bool bn_train : {false, true}) {
-    ModelConfig c = tiny_resnet();
-    c.vision.batchnorm_train = bn_train;
+    ModelConfig c = tiny_resnet(bn_train);
     EngineOptions o = engine_on(device);
     Engine e(c, o);
     e.configure_optimizer(adamw(0.0, 0.0));

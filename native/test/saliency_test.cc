@@ -9,15 +9,7 @@
 using namespace cxr;
 using cxr_test::cpu_engine;
 using cxr_test::tiny_vit;
-
-static ModelConfig tiny_resnet() {
-  ModelConfig c = tiny_vit();
-  c.vision.type = "resnet";
-  c.vision.resnet_layers = {1, 1, 1, 1};
-  c.vision.resnet_width = 8;
-  c.vision.attn_pool_heads = 4;
-  return c;
-}
+using cxr_test::tiny_resnet;
 
 static std::vector<std::pair<std::string, ModelConfig>> towers() {
   ModelConfig vit1 = tiny_vit();

@@ -46,6 +46,17 @@ inline cxr::ModelConfig tiny_vit() {
   t.layer_norm_eps = 1e-12;
   return c;
 }
+// The RN50 layout shrunk: one Bottleneck per stage, width 8 (so output-channel counts of 4 and 8, which
+// exercise cxr/conv.h's routing). batchnorm_train: a tiny tower trained from scratch needs batch statistics.
+inline cxr::ModelConfig tiny_resnet(bool batchnorm_train = false) {
+  cxr::ModelConfig c = tiny_vit();
+  c.vision.type = "resnet";
+  c.vision.resnet_layers = {1, 1, 1, 1};
+  c.vision.resnet_width = 8;
+  c.vision.attn_pool_heads = 4;
+  c.vision.batchnorm_train = batchnorm_train;
+  return c;
+}
 
 inline cxr::EngineOptions engine_on(const std::string& device, uint64_t seed = 0, const std::string& precision = "fp32") {
   cxr::EngineOptions o;
