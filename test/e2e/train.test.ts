@@ -237,6 +237,21 @@ describe('Trainer end to end (CPU, test-vit)', () => {
     expect(changed('transformer.resblocks.0.attn.in_proj_weight')).toBe(true);
   });
 
+  test('model.logitScale starts a registry model at that scale; alpha {quantile, freezeAfter} holds α after K steps', async () => {
+    const cfg = small({ maxSteps: 6, model: { logitScale: 100 }, loss: { kind: 'relaxed', alpha: { quantile: 0.5, freezeAfter: 3 } }, checkpoint: { everySteps: 0 } });
+    const t = new Trainer(cfg);
+    await t.setup();
+    expect(Math.exp(t.model.getState().find((x) => x.name === 'logit_scale')!.data[0])).toBeCloseTo(100, 3);
+    const alphas: number[] = [];
+    t.on('step', (e) => alphas.push(e.relaxAlpha));
+    await t.fit();
+    await t.dispose();
+    expect(alphas).toHaveLength(6);
+    // Steps 1-3 run the EMA (the values move), steps 4-6 hold α at the value after step 3.
+    expect(new Set(alphas.slice(0, 3)).size).toBe(3);
+    expect(alphas.slice(3)).toEqual([alphas[2], alphas[2], alphas[2]]);
+  });
+
   test('CLI: train prints AUROC before/after; --dry-run validates; bad keys exit 2', async () => {
     const out: string[] = [];
     const err: string[] = [];

@@ -97,6 +97,10 @@ describe('train config', () => {
       [{ data: { valSplit: 'train' } }, /must differ/],
       [{ checkpoint: { keepBestBy: 'auc' } }, /keepBestBy/],
       [{ optimizer: { betas: [0.9] } }, /betas/],
+      [{ model: { logitScale: 0 } }, /model\.logitScale/],
+      [{ model: { logitScale: 150 } }, /model\.logitScale/],
+      [{ loss: { alpha: { quantile: 0.5, freezeAfter: 0 } } }, /freezeAfter/],
+      [{ loss: { alpha: { quantile: 0.5, momentum: 1.2 } } }, /momentum/],
     ];
     for (const [over, re] of bad) {
       let err: unknown;
