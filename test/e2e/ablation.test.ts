@@ -70,12 +70,12 @@ describe('experiment ablation --quick', () => {
     expect(md).toContain('+ sampling + relaxation');
   });
 
-  it('sweeps α, running quantiles and margins: engagement statistics per setting and Δ against sampling alone', async () => {
+  it('sweeps α, held quantiles and margins: engagement statistics per setting and Δ against sampling alone', async () => {
     const dir = path.join(tmpRoot, 'sweep');
-    const a = resolveAblationConfig([{ config: { outDir: dir, settings: ['clip', 'sampling', 'both'], alphas: [0.5], quantiles: [0.5], margins: [0.1], finetune: { threads: 1 } } }], { quick: true });
+    const a = resolveAblationConfig([{ config: { outDir: dir, settings: ['clip', 'sampling', 'both'], alphas: [0.5], quantiles: [0.5], quantileFreezeAfter: 10, margins: [0.1], finetune: { threads: 1 } } }], { quick: true });
     const out = await runAblation(a, { commandLine: 'test' });
     expect(out.status).toBe('completed');
-    expect(out.ran).toEqual(['pretrained', 'clip-s0', 'sampling-s0', 'both-a0.5-s0', 'both-q0.5-s0', 'both-m0.1-s0']);
+    expect(out.ran).toEqual(['pretrained', 'clip-s0', 'sampling-s0', 'both-a0.5-s0', 'both-q0.5h10-s0', 'both-m0.1-s0']);
     const res: AblationResults = JSON.parse(fs.readFileSync(path.join(dir, 'results.json'), 'utf8'));
     expect(res.samplingSetting).toBe('sampling');
     for (const s of res.settings) {
@@ -97,14 +97,14 @@ describe('experiment ablation --quick', () => {
       } else expect(d ?? null).toBeNull();
     }
     // The adaptive threshold engages from the first step (its α is the batch median there): about half the positives.
-    const q = runResult(dir, 'both-q0.5-s0').lossStats!;
+    const q = runResult(dir, 'both-q0.5h10-s0').lossStats!;
     expect(q.first!.engaged).toBeGreaterThanOrEqual(0.4);
     expect(q.first!.engaged).toBeLessThanOrEqual(0.6);
     expect(q.steps).toBe(res.config.finetune.maxSteps);
     const md = fs.readFileSync(path.join(dir, 'results.md'), 'utf8');
     expect(md).toContain('## How often the relaxation engages');
     expect(md).toContain('Δ AUROC vs sampling');
-    expect(md).toContain('α = running 50 % quantile');
+    expect(md).toContain('α = 50 % quantile, held after 10 steps');
     expect(md).toContain('margin m = 0.1');
   });
 
