@@ -24,8 +24,8 @@ export const DEMO_DEFAULTS = Object.freeze({
   steps: 1500,
   /** Peak learning rate: the training default for test-vit from scratch. */
   lr: TRAIN_SCHEMA['optimizer.lr'].default,
-  /** Relaxation threshold α of the relaxed contrastive loss: the training default. */
-  alpha: TRAIN_SCHEMA['loss.alpha'].default as number,
+  /** Relaxation threshold α of the relaxed contrastive loss; null: the training default loss (CLIP). */
+  alpha: null as number | null,
   /** Visibility of findings in the synthetic pictures: the training default (the generator's standard difficulty). */
   findingStrength: TRAIN_SCHEMA['data.synthetic.findingStrength'].default,
   /** Seed of the data, the weights and the training order: the training default. */
@@ -46,8 +46,8 @@ export interface DemoOptions {
   steps?: number;
   /** Peak learning rate. */
   lr?: number;
-  /** Relaxation threshold α in (0, 1]. */
-  alpha?: number;
+  /** Relaxation threshold α in (0, 1] of the relaxed loss; absent or null: the CLIP loss (the training default). */
+  alpha?: number | null;
   /** Finding visibility of the synthetic data (0, 2]. */
   findingStrength?: number;
   /** Seed of data, weights and training. */
@@ -185,7 +185,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         outDir: runDir,
         model: { name: modelName },
         data: { dataset: 'mimic-cxr', root: dataDir, trainSplit: 'train', valSplit: 'validate', ...(o.pixels !== undefined ? { pixels: o.pixels } : {}) },
-        loss: { kind: 'relaxed', alpha: o.alpha },
+        loss: o.alpha === null ? { kind: TRAIN_SCHEMA['loss.kind'].default } : { kind: 'relaxed', alpha: o.alpha },
         optimizer: { lr: o.lr },
         // ~10% warm-up, as the default job; short runs (tests) still get a warm-up.
         schedule: { warmupSteps: Math.max(1, Math.min(100, Math.round(o.steps / 10))) },
@@ -203,7 +203,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   for (const [name, src] of [['train', runData.train], ['validate', runData.val]] as const) {
     if (src.samples.some((s) => s.split !== name)) throw new CxrError('E_INTERNAL', `the ${name} data of the run holds samples of another split`);
   }
-  stage(`[2/4] training ${modelName} for ${o.steps} steps: sentence sampling ${config.text.mode}, relaxed loss α=${o.alpha}, ${config.optimizer.kind} lr ${o.lr}, batch ${config.batchSize}; validating on ${runData.val.samples.length} validate images every ${o.evalEvery || o.steps} steps`);
+  stage(`[2/4] training ${modelName} for ${o.steps} steps: sentence sampling ${config.text.mode}, ${o.alpha === null ? 'CLIP loss' : `relaxed loss α=${o.alpha}`}, ${config.optimizer.kind} lr ${o.lr}, batch ${config.batchSize}; validating on ${runData.val.samples.length} validate images every ${o.evalEvery || o.steps} steps`);
   const trainer = new Trainer(config, { data: runData, ...(o.signal ? { signal: o.signal } : {}) });
   const detach = attachReporter(trainer, { format: config.log.format, everySteps: Math.max(10, Math.round(o.steps / 20)) });
   const initialModel = path.join(outDir, 'initial-model');
@@ -323,7 +323,7 @@ function checkOptions(o: Required<Omit<DemoOptions, 'onStage' | 'signal' | 'thre
   int(o.bootstrap, 'bootstrap', 0);
   if (o.threads !== null) int(o.threads, 'threads', 1);
   if (!(o.lr > 0 && Number.isFinite(o.lr))) throw new CxrError('E_CONFIG', `--lr must be a positive number, got ${o.lr}`);
-  if (!(o.alpha > 0 && o.alpha <= 1)) throw new CxrError('E_CONFIG', `--alpha must be in (0, 1], got ${o.alpha}`);
+  if (o.alpha !== null && !(o.alpha > 0 && o.alpha <= 1)) throw new CxrError('E_CONFIG', `--alpha must be in (0, 1], got ${o.alpha}`);
   if (!(o.findingStrength > 0 && o.findingStrength <= 2)) throw new CxrError('E_CONFIG', `--finding-strength must be in (0, 2], got ${o.findingStrength}`);
   if (typeof o.outDir !== 'string' || o.outDir === '') throw new CxrError('E_CONFIG', 'the output folder must be a non-empty path');
 }

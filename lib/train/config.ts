@@ -147,7 +147,16 @@ export function resolveTrainConfig(layers: Array<{ config: unknown; source?: str
   // A checkpoint's config from an older version lacks newer sections: they take their defaults.
   let c = base === DEFAULT_CONFIG ? clone(base) : mergeConfig(clone(DEFAULT_CONFIG), clone(base), 'checkpoint');
   for (const l of layers) c = mergeConfig(c, logShorthand(l.config), l.source);
-  return validateTrainConfig(c);
+  const v = validateTrainConfig(c);
+  // A relaxation setting given with the CLIP loss would do nothing: say so instead of ignoring it (a value
+  // equal to its default is not a setting: printed configs carry every key).
+  if (v.loss.kind === 'clip')
+    for (const l of layers)
+      for (const k of ['alpha', 'variant', 'margin'] as const)
+        if (isPlainObject(l.config) && isPlainObject(l.config.loss) && l.config.loss[k] !== undefined &&
+            JSON.stringify(l.config.loss[k]) !== JSON.stringify(DEFAULT_CONFIG.loss[k]))
+          configFail(`loss.${k}`, 'is a setting of the relaxed loss, but loss.kind is "clip" (the default): add loss.kind: relaxed (--loss relaxed)');
+  return v;
 }
 
 /** `log: [jsonl, tensorboard]` in a layer is short for `log: { to: [jsonl, tensorboard] }`. */
