@@ -218,18 +218,26 @@ CXR_DEVICE_TEST(finite_difference_gradients_float64) {
     }
 }
 
+// Unit rows u_i with cosine cs[i] to e_i and the rest on e_{i+3}: against V̂ = identity rows, s_ii = cs[i]
+// and row i's only other non-zero similarity is s_{i,i+3} = sqrt(1 - cs[i]²).
+static Tensor unit_rows_with_cosines(const Tensor& cs) {
+  const int64_t B = cs.size(0);
+  Tensor U = torch::zeros({B, B}, torch::kDouble);
+  for (int64_t i = 0; i < B; ++i) {
+    const double c = cs[i].item<double>();
+    U[i][i] = c;
+    U[i][(i + 3) % B] = std::sqrt(1 - c * c);
+  }
+  return U;
+}
+
 CXR_DEVICE_TEST(positives_above_alpha_get_exactly_zero_gradient_in_clamp_diag) {
   DeviceScope scope(device);
   // V̂ = identity rows, so dL/dÛ = dL/dS·V̂ = dL/dS exactly: the diagonal of dU is the gradient of s_ii.
   const int64_t B = 8;
   Tensor V = torch::eye(B, torch::kDouble);
   Tensor cs = torch::tensor({0.95, 0.2, 0.8, -0.3, 0.6, 0.1, 0.99, 0.4}, torch::kDouble);
-  Tensor U = torch::zeros({B, B}, torch::kDouble);
-  for (int64_t i = 0; i < B; ++i) {
-    double c = cs[i].item<double>();
-    U[i][i] = c;
-    U[i][(i + 3) % B] = std::sqrt(1 - c * c);
-  }
+  Tensor U = unit_rows_with_cosines(cs);
   Tensor T = torch::full({}, std::log(30.0), torch::kDouble);
   ContrastiveLossOptions opt;
   opt.alpha = 0.5;
@@ -815,12 +823,7 @@ CXR_DEVICE_TEST(margin_clamped_positives_get_exactly_zero_gradient) {
   const int64_t B = 8;
   Tensor V = torch::eye(B, torch::kDouble);
   Tensor cs = torch::tensor({0.95, 0.2, 0.8, -0.3, 0.6, 0.1, 0.99, 0.4}, torch::kDouble);
-  Tensor U = torch::zeros({B, B}, torch::kDouble);
-  for (int64_t i = 0; i < B; ++i) {
-    const double c = cs[i].item<double>();
-    U[i][i] = c;
-    U[i][(i + 3) % B] = std::sqrt(1 - c * c);
-  }
+  Tensor U = unit_rows_with_cosines(cs);
   Tensor T = torch::full({}, std::log(30.0), torch::kDouble);
   ContrastiveLossOptions opt;
   opt.variant = RelaxVariant::Margin;
