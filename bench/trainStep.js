@@ -1,9 +1,17 @@
 #!/usr/bin/env node
 'use strict';
-// Train-step benchmark: native (this package) vs the same model in PyTorch (Debian's python3-torch, the same
-// libtorch underneath), same threads, interleaved rounds, medians. Prints a table; writes
-// bench/results/trainStep.json. Usage: node bench/trainStep.js [--threads N] [--rounds R] [--models a,b]
-// Needs `npm run build`. Rows whose PyTorch side cannot run (no python3-torch) are reported native-only.
+// Train-step benchmark, two tables.
+// 1. Native (this package) vs the same model in PyTorch (Debian's python3-torch, the same libtorch
+//    underneath), same threads, interleaved rounds, medians. PyTorch runs as installed (glibc malloc) and,
+//    when libjemalloc2 is installed, also with LD_PRELOAD=libjemalloc (PyTorch's CPU tuning advice; the
+//    native engine keeps its own CPU block cache, native/include/cxr/cpu_cache.h).
+// 2. The whole train loop (Trainer.fit on the demo's synthetic data and model: loading, augmentation,
+//    sentence sampling, tokenising, the step) against the bare native step on the loop's own model and a
+//    batch it trained on, in pairs/s, interleaved rounds.
+// Usage: node bench/trainStep.js [--threads 1,2] [--rounds R] [--models a,b] [--loop-steps N] [--no-loop]
+//        [--no-step]
+// Prints the tables; writes bench/results/trainStep.json. Needs `npm run build`. Rows whose PyTorch side
+// cannot run (no python3-torch) are reported native-only.
 const { spawnSync, execSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -15,8 +23,10 @@ const { createModel } = require(path.join(root, 'dist/models/ClipModel.js'));
 const { capabilities, setThreads } = require(path.join(root, 'dist/native/index.js'));
 const { resolveModelConfig } = require(path.join(root, 'dist/models/registry.js'));
 
-const threads = Number(arg('threads', '1'));
+const threadList = arg('threads', '1,2').split(',').map(Number);
 const rounds = Number(arg('rounds', '2'));
+const loopSteps = Number(arg('loop-steps', '40'));
+const jemalloc = ['/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2'].find((f) => fs.existsSync(f)) ?? null;
 const rows = [
   { model: 'test-vit', batch: 8, steps: 10 },
   { model: 'ViT-B/32', batch: 8, steps: 3 },
@@ -26,10 +36,22 @@ const L = 32;
 const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const haveTorch = spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
-async function main() {
+function torchRef(cfg, row, threads, preload) {
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OMP_WAIT_POLICY: 'passive' };
+  if (preload) env.LD_PRELOAD = preload;
+  const p = spawnSync(
+    python,
+    [path.join(__dirname, 'reference/clip_torch.py'), JSON.stringify({ config: cfg, batch: row.batch, steps: row.steps + 1, threads, length: L })],
+    { encoding: 'utf8', env },
+  );
+  if (p.status === 0) return JSON.parse(p.stdout.trim().split('\n').pop()).ms.slice(1);
+  process.stderr.write(p.stderr);
+  return [];
+}
+
+async function stepRows(threads) {
   setThreads(threads);
   process.env.OMP_NUM_THREADS = String(threads);
-  const caps = capabilities();
   const results = [];
   for (const row of rows) {
     const cfg = resolveModelConfig(row.model);
@@ -39,22 +61,20 @@ async function main() {
     await model.trainStep(batch, { lr: 1e-5 }); // warm-up
     const nat = [];
     const ref = [];
+    const refJe = [];
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < row.steps; i++) nat.push((await model.trainStep(batch, { lr: 1e-5 })).msTotal);
       if (haveTorch) {
-        const p = spawnSync(
-          python,
-          [path.join(__dirname, 'reference/clip_torch.py'), JSON.stringify({ config: cfg, batch: row.batch, steps: row.steps + 1, threads, length: L })],
-          { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'passive' } },
-        );
-        if (p.status === 0) ref.push(...JSON.parse(p.stdout.trim().split('\n').pop()).ms.slice(1));
-        else process.stderr.write(p.stderr);
+        ref.push(...torchRef(cfg, row, threads, null));
+        if (jemalloc) refJe.push(...torchRef(cfg, row, threads, jemalloc));
       }
     }
     model.dispose();
     const n = median(nat);
     const t = ref.length ? median(ref) : NaN;
+    const tj = refJe.length ? median(refJe) : NaN;
     results.push({
+      threads,
       model: row.model,
       batch: row.batch,
       imageSize: cfg.vision.imageSize,
@@ -63,9 +83,98 @@ async function main() {
       torchMs: t,
       torchImagesPerSec: (row.batch * 1000) / t,
       ratio: n / t,
+      torchJemallocMs: tj,
+      ratioJemalloc: n / tj,
       nativeSteps: nat.length,
       torchSteps: ref.length,
     });
+  }
+  return results;
+}
+
+/**
+ * The train loop vs the bare step, on the demo's model and data. One Trainer (no evaluation, no periodic
+ * checkpoints) runs `loopSteps` steps per round; its steady-state pairs/s is taken over the steps after
+ * the first 5 of the round (wall time between step events). The bare step then runs as many steps on the
+ * same model with the last batch the loop handed it, the loop's step options, back to back.
+ */
+async function loopRows(threads) {
+  const { generateSynthetic } = require(path.join(root, 'dist/data/synthetic/index.js'));
+  const { resolveTrainConfig } = require(path.join(root, 'dist/train/config.js'));
+  const { buildRunData } = require(path.join(root, 'dist/train/data.js'));
+  const { Trainer } = require(path.join(root, 'dist/train/Trainer.js'));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cxr-loop-bench-'));
+  const out = [];
+  try {
+    const size = resolveModelConfig('test-vit').vision.imageSize;
+    await generateSynthetic({ n: 1200, seed: 0, size, outDir: path.join(tmp, 'data') });
+    const loop = [];
+    const bare = [];
+    let info = null;
+    for (let r = 0; r < rounds; r++) {
+      const config = resolveTrainConfig([
+        {
+          source: 'bench',
+          config: {
+            outDir: path.join(tmp, `run${r}`),
+            model: { name: 'test-vit' },
+            data: { dataset: 'mimic-cxr', root: path.join(tmp, 'data'), trainSplit: 'train', valSplit: 'validate' },
+            maxSteps: loopSteps,
+            device: 'cpu',
+            threads,
+            seed: r,
+            eval: { everySteps: 0, atStart: false },
+            checkpoint: { everySteps: 0 },
+            log: { format: 'none' },
+          },
+        },
+      ]);
+      const data = await buildRunData(config);
+      const trainer = new Trainer(config, { data });
+      await trainer.setup();
+      const model = trainer.model;
+      let lastBatch = null;
+      let lastOpts = null;
+      const step = model.trainStep.bind(model);
+      model.trainStep = (b, o) => {
+        lastBatch = b;
+        lastOpts = o;
+        return step(b, o);
+      };
+      const times = [];
+      const pairs = [];
+      trainer.on('step', (e) => {
+        times.push(performance.now());
+        pairs.push(e.batch);
+      });
+      await trainer.fit();
+      const skip = 5;
+      const n = pairs.slice(skip + 1).reduce((a, b) => a + b, 0);
+      loop.push((1000 * n) / (times[times.length - 1] - times[skip]));
+      model.trainStep = step;
+      const t0 = performance.now();
+      const steps = loopSteps - skip - 1;
+      for (let i = 0; i < steps; i++) await model.trainStep(lastBatch, lastOpts);
+      bare.push((1000 * steps * lastBatch.n) / (performance.now() - t0));
+      info = { batch: config.batchSize, textLength: lastBatch.length, workers: config.data.workers, pixels: config.data.pixels };
+      await trainer.dispose();
+    }
+    const l = median(loop);
+    const b = median(bare);
+    out.push({ threads, model: 'test-vit', ...info, loopPairsPerSec: l, barePairsPerSec: b, ratio: l / b, loopRounds: loop, bareRounds: bare });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return out;
+}
+
+async function main() {
+  const caps = capabilities();
+  const results = [];
+  const loops = [];
+  for (const threads of threadList) {
+    if (!process.argv.includes('--no-step')) results.push(...(await stepRows(threads)));
+    if (!process.argv.includes('--no-loop')) loops.push(...(await loopRows(threads)));
   }
   let commit = 'unknown';
   try {
@@ -74,21 +183,33 @@ async function main() {
   const meta = {
     date: new Date().toISOString(),
     machine: `${os.cpus()[0].model}, ${os.cpus().length} vCPU, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
-    threads,
+    threads: threadList,
     rounds,
+    load: os.loadavg(),
     commit,
     torch: caps.torchVersion,
     blas: caps.blas,
     reference: haveTorch ? 'python3-torch (same libtorch)' : 'python3-torch not installed: native only',
+    jemalloc,
   };
   const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-  console.log(`train step (forward + loss + backward + AdamW), median ms; ${meta.machine}; threads ${threads}; commit ${commit}`);
-  console.log('| model | batch | px | native ms | native img/s | PyTorch ms | PyTorch img/s | native/PyTorch |');
-  console.log('|---|---|---|---|---|---|---|---|');
-  for (const r of results)
-    console.log(`| ${r.model} | ${r.batch} | ${r.imageSize} | ${fmt(r.nativeMs)} | ${fmt(r.nativeImagesPerSec)} | ${fmt(r.torchMs)} | ${fmt(r.torchImagesPerSec)} | ${fmt(r.ratio, 2)} |`);
+  const load = meta.load.map((x) => x.toFixed(2)).join(' ');
+  if (results.length) {
+    console.log(`train step (forward + loss + backward + AdamW), median ms of ${rounds} interleaved rounds; ${meta.machine}; libtorch ${caps.torchVersion}; commit ${commit}; load at the end ${load}`);
+    console.log('| threads | model | batch | px | native ms | native img/s | PyTorch ms | PyTorch img/s | native/PyTorch | PyTorch+jemalloc ms | native/(PyTorch+jemalloc) |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const r of results)
+      console.log(`| ${r.threads} | ${r.model} | ${r.batch} | ${r.imageSize} | ${fmt(r.nativeMs)} | ${fmt(r.nativeImagesPerSec)} | ${fmt(r.torchMs)} | ${fmt(r.torchImagesPerSec)} | ${fmt(r.ratio, 2)} | ${fmt(r.torchJemallocMs)} | ${fmt(r.ratioJemalloc, 2)} |`);
+  }
+  if (loops.length) {
+    console.log(`\ntrain loop (Trainer.fit: data, sampling, tokenising, step) vs the bare step, pairs/s, median of ${rounds} rounds of ${loopSteps} steps (first 5 left out)`);
+    console.log('| threads | model | batch | text length | loader workers | pixels | loop pairs/s | bare step pairs/s | loop/bare |');
+    console.log('|---|---|---|---|---|---|---|---|---|');
+    for (const r of loops)
+      console.log(`| ${r.threads} | ${r.model} | ${r.batch} | ${r.textLength} | ${r.workers} | ${r.pixels} | ${fmt(r.loopPairsPerSec)} | ${fmt(r.barePairsPerSec)} | ${fmt(r.ratio, 3)} |`);
+  }
   fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true });
-  fs.writeFileSync(path.join(__dirname, 'results/trainStep.json'), JSON.stringify({ meta, results }, null, 2) + '\n');
+  fs.writeFileSync(path.join(__dirname, 'results/trainStep.json'), JSON.stringify({ meta, results, loops }, null, 2) + '\n');
 }
 
 main().catch((e) => {

@@ -9,13 +9,15 @@ dependency of cxr-train.
 
 Usage: clip_torch.py '{"config": {...registry config...}, "batch": 8, "steps": 3, "threads": 1, "seed": 0,
                        "device": "cpu" | "cuda:0", "precision": "fp32" | "bf16", "length": 32,
-                       "warmup": 0, "hostInputs": false, "flopsPerStep": null}'
+                       "warmup": 0, "hostInputs": false, "flopsPerStep": null, "profile": null}'
 bf16 is autocast of the forward pass (as the native engine does); on CUDA AdamW is the fused one where PyTorch
 has it. warmup: steps run first and left out of every figure (and before the CUDA peak is reset). hostInputs:
 the batch stays on the CPU and is copied to the device inside "forward", as the native engine does with the
 batch the binding hands it (native/bench/step_bench: "input"). flopsPerStep: the analytic FLOP count of one
 train step that native/bench/step_bench prints (matrix products only, 2 FLOPs per multiply-add, step = 3 ×
 forward; the formula is documented at the top of step_bench.cc); given, "tflops" is it over the median step.
+profile: a path; the timed steps run under torch.autograd.profiler.profile (the legacy profiler, as
+native/bench/step_bench --profile) and its Chrome trace is written there (bench/profileStep.js compares the two).
 Prints one JSON line: {"ms": [per-step ms], "phases": {"forward"|"loss"|"backward"|"optimizer": [ms]},
 "loss": [...], "torch": version, "imgPerS", "median": {"total", "forward", "loss", "forwardInclLoss",
 "backward", "optimizer"} (ms, medians over the steps), "peakBytes" with "peakKind": on CUDA
@@ -227,10 +229,14 @@ def main():
     warmup = args.get("warmup", 0)
     ms, losses = [], []
     phases = {"forward": [], "loss": [], "backward": [], "optimizer": []}
+    prof = None
     for i in range(warmup + steps):
         if i == warmup and cuda:
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
+        if i == warmup and args.get("profile"):
+            prof = torch.autograd.profiler.profile(use_kineto=False)
+            prof.__enter__()
         t0 = now()
         opt.zero_grad(set_to_none=True)
         x, t = (images.to(device), ids.to(device)) if host else (images, ids)
@@ -255,6 +261,9 @@ def main():
             phases[k].append((b - a) * 1000)
         ms.append((t4 - t0) * 1000)
         losses.append(loss.item())
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        prof.export_chrome_trace(args["profile"])
     med = {k: statistics.median(v) for k, v in phases.items()}
     med["total"] = statistics.median(ms)
     med["forwardInclLoss"] = statistics.median([a + b for a, b in zip(phases["forward"], phases["loss"])])

@@ -197,11 +197,27 @@ export interface NativeCapabilities {
   parallelInfo: string;
 }
 
+/**
+ * The CPU block cache of the native core (native/include/cxr/cpu_cache.h): freed CPU tensor blocks of 64 KiB
+ * and more are kept for the next allocation of the same size (bounded by `limitBytes`: CXR_CPU_CACHE_MB, else
+ * a quarter of physical memory; 0 = off). Installed by the first model built.
+ */
+export interface CpuCacheStats {
+  installed: boolean;
+  limitBytes: number;
+  cachedBytes: number;
+  inUseBytes: number;
+  hits: number;
+  misses: number;
+  released: number;
+}
+
 export interface NativeAddon {
   NativeModel: new (config: NativeModelConfig, options: NativeEngineOptions) => NativeModel;
   capabilities(): NativeCapabilities;
   setNumThreads(n: number): void;
-  stats(): { liveModels: number; externalBytes: number };
+  stats(): { liveModels: number; externalBytes: number; cpuCache: CpuCacheStats };
+  releaseCpuCache(): void;
   /** Throws a libtorch ('torch') or std ('std') exception inside a worker: tests the error mapping. */
   selfTest(kind: 'torch' | 'std'): Promise<void>;
   /**

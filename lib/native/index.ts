@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CxrError, ErrorCode } from '../errors';
 import { availableCores } from '../util/limits';
-import type { NativeAddon, NativeCapabilities } from './binding';
+import type { CpuCacheStats, NativeAddon, NativeCapabilities } from './binding';
 
 let addon: NativeAddon | undefined;
 let addonPath: string | undefined;
@@ -100,9 +100,20 @@ export function capabilities(): NativeCapabilities & { addonPath: string } {
   return { ...a.capabilities(), addonPath: addonPath ?? '' };
 }
 
-/** Live native handles and the bytes reported to V8: both return to 0 when every model is disposed. */
-export function nativeStats(): { liveModels: number; externalBytes: number } {
+/**
+ * Live native handles and the bytes reported to V8 (both return to 0 when every model is disposed), and the
+ * CPU block cache's counters ({@link CpuCacheStats}).
+ */
+export function nativeStats(): { liveModels: number; externalBytes: number; cpuCache: CpuCacheStats } {
   return loadNative().stats();
+}
+
+/**
+ * Gives the CPU blocks the native core keeps for reuse back to the system (e.g. a long-lived process after
+ * training, before serving). Blocks in use are untouched; the next steps refill the cache.
+ */
+export function releaseCpuCache(): void {
+  loadNative().releaseCpuCache();
 }
 
 /** Rejects from a native worker with a libtorch ('torch') or std ('std') exception: checks the error mapping. */

@@ -3,6 +3,7 @@
 //
 // Usage: step_bench --model native/bench/models/ViT-B-32.cfg [--batch 8] [--precision fp32|bf16]
 //                   [--device cpu|cuda:0] [--steps 10] [--warmup 2] [--threads N] [--length L] [--json PATH]
+//                   [--profile TRACE.json]
 // Threads default to $CXR_THREADS, else 1. --length: token sequence length (default: the model's context
 // length, as the tokenizer pads). Prints one header and one table row; writes JSON when --json is given.
 // Errors are cxr::Error codes (E_CONFIG for a bad flag or model file); exit status 1 on error, 2 on usage.
@@ -22,6 +23,10 @@
 //   loss_fwd / loss_bwd = cxr::contrastive_loss forward / backward alone on (B, embed_dim) float32 embeddings
 //               on the device (what the engine runs after both towers), to show how much of forward/backward
 //               is the loss.
+//
+// --profile: libtorch's (legacy) autograd profiler records every op of the timed steps and writes a Chrome
+// trace; bench/profileStep.js records the PyTorch reference the same way and compares self times op by op.
+// The profiler's own cost is in the phase times of such a run: use them for the profile only.
 //
 // Peak memory: on CUDA the caching allocator's peak allocated bytes over the timed steps (reset after the
 // warm-up; model, AdamW state, activations and gradients). On CPU a counting wrapper around libtorch's CPU
@@ -53,6 +58,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/CPUAllocator.h>
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -69,6 +75,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -76,6 +83,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cxr/cpu_cache.h"
 #include "cxr/engine.h"
 #include "cxr/errors.h"
 #include "cxr/loss.h"
@@ -386,13 +394,14 @@ std::string model_label(const std::string& path) {
 }
 
 struct Args {
-  std::string model, precision = "fp32", device = "cpu", json;
+  std::string model, precision = "fp32", device = "cpu", json, profile;
   int64_t batch = 8, steps = 10, warmup = 2, length = 0;
   int threads = 1;
 };
 
 int run(const Args& a) {
   at::set_num_threads(a.threads);
+  cxr::install_cpu_cache();  // first, so that the counting wrapper sits on top of the engine's CPU cache
   static CountingAllocator counting(c10::GetCPUAllocator());
   if (a.device == "cpu") c10::SetCPUAllocator(&counting, /*priority=*/100);
   CXR_CHECK(a.batch >= 2, Config, "--batch must be >= 2 (the contrastive loss needs two pairs)");
@@ -440,6 +449,8 @@ int run(const Args& a) {
   reset_peak(dev);
   std::vector<double> fwd, bwd, optm, tot, input, lfwd, lbwd;
   std::vector<double> losses;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  if (!a.profile.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(a.profile);
   for (int64_t i = 0; i < a.steps; ++i) {
     cxr::StepResult r = engine.train_step(images, ids, so);
     fwd.push_back(r.ms_forward);
@@ -448,6 +459,7 @@ int run(const Args& a) {
     tot.push_back(r.ms_total);
     losses.push_back(r.loss);
   }
+  profile.reset();  // writes the trace
   const int64_t peak = peak_bytes(dev), reserved = reserved_peak_bytes(dev);
 
   // The input part of "forward" and the loss alone (see the header comment), after the timed steps.
@@ -568,6 +580,7 @@ int main(int argc, char** argv) {
       else if (k == "--length") a.length = integer();
       else if (k == "--threads") a.threads = static_cast<int>(std::max<int64_t>(1, integer()));
       else if (k == "--json") a.json = next();
+      else if (k == "--profile") a.profile = next();
       else throw cxr::Error(cxr::ErrorCode::Config, "unknown argument " + k);
     }
     CXR_CHECK(!a.model.empty(), Config, "--model FILE is required (native/bench/models/*.cfg)");

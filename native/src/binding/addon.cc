@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "cxr/attention.h"
+#include "cxr/cpu_cache.h"
 #include "cxr/engine.h"
 #include "cxr/loss.h"
 #include "io.h"
@@ -70,7 +71,24 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(env);
   o.Set("liveModels", static_cast<double>(d->live.size()));
   o.Set("externalBytes", static_cast<double>(d->external_bytes));
+  // The CPU block cache every engine installs (cxr/cpu_cache.h): process-wide, not per environment.
+  const cxr::CpuCacheStats cs = cxr::cpu_cache_stats();
+  auto c = Napi::Object::New(env);
+  c.Set("installed", cs.installed);
+  c.Set("limitBytes", static_cast<double>(cs.limit_bytes));
+  c.Set("cachedBytes", static_cast<double>(cs.cached_bytes));
+  c.Set("inUseBytes", static_cast<double>(cs.in_use_bytes));
+  c.Set("hits", static_cast<double>(cs.hits));
+  c.Set("misses", static_cast<double>(cs.misses));
+  c.Set("released", static_cast<double>(cs.released));
+  o.Set("cpuCache", c);
   return o;
+}
+
+/** releaseCpuCache(): gives every cached CPU block back to the system (blocks in use stay). */
+Napi::Value ReleaseCpuCache(const Napi::CallbackInfo& info) {
+  cxr::cpu_cache_release();
+  return info.Env().Undefined();
 }
 
 /**
@@ -161,6 +179,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capabilities", Napi::Function::New(env, Capabilities, "capabilities"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("releaseCpuCache", Napi::Function::New(env, ReleaseCpuCache, "releaseCpuCache"));
   exports.Set("selfTest", Napi::Function::New(env, SelfTest, "selfTest"));
   exports.Set("pixelsToImages", Napi::Function::New(env, PixelsToImages, "pixelsToImages"));
   exports.Set("contrastiveLoss", Napi::Function::New(env, ContrastiveLoss, "contrastiveLoss"));

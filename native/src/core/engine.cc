@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "cxr/cpu_cache.h"
 #include "cxr/loss.h"
 #include "cxr/torch_compat.h"
 
@@ -76,6 +77,7 @@ torch::Device resolve_device(const std::string& spec) {
 }
 
 Engine::Engine(const ModelConfig& cfg, const EngineOptions& opt) : opt_(opt), device_(resolve_device(opt.device)) {
+  install_cpu_cache();  // reuse of large CPU blocks across steps (cpu_cache.h: page faults were most of a step)
   CXR_CHECK(opt.precision == "fp32" || opt.precision == "bf16", Config,
             "precision must be \"fp32\" or \"bf16\", got \"" + opt.precision + "\"");
   CXR_CHECK(opt.precision == "fp32" || device_.is_cuda(), Config,
