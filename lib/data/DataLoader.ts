@@ -25,6 +25,7 @@ import type { IssueSummary } from './manifest';
 import type { Sample } from './sample';
 import { finishImage, finishPixels, packPixelAugment, pixelBatchFromRecords, PIXEL_AUGMENT_STRIDE, toBase, type ImageBatch } from './images';
 import type { DecodeOptions, PreprocessOptions } from './images';
+import { BaseImageCache } from './baseCache';
 import { processFileBatch } from './loaderCore';
 import type { ItemFailure, WorkerResult, WorkerTask } from './loaderCore';
 
@@ -69,6 +70,11 @@ export interface DataLoaderOptions {
   concurrency?: number;
   /** Decode limits (max pixels, DICOM window). */
   decode?: DecodeOptions;
+  /**
+   * MiB of decoded base images each decoding thread keeps (least recently used dropped first), so that
+   * later epochs augment from memory instead of decoding the files again. 0 = none. Default 256.
+   */
+  cacheMB?: number;
   /** Failed samples kept by name in `stats`. Default 10. */
   maxExamples?: number;
   /**
@@ -121,6 +127,8 @@ export class DataLoader {
   private readonly opts: Required<Omit<DataLoaderOptions, 'decode'>> & { decode: DecodeOptions };
   private readonly pool: PoolWorker[] = [];
   private readonly log: IssueLog;
+  /** Decoded base images of the in-process mode (workers hold their own). */
+  private readonly baseCache = new BaseImageCache(0);
   private skipped = 0;
   private delivered = 0;
   private deliveredImages = 0;
@@ -151,9 +159,11 @@ export class DataLoader {
       prefetch: Math.max(1, Math.floor(options.prefetch ?? 2 * Math.max(1, workers))),
       concurrency: Math.max(1, Math.floor(options.concurrency ?? 2)),
       decode: options.decode ?? {},
+      cacheMB: Math.max(0, options.cacheMB ?? 256),
       maxExamples: options.maxExamples ?? 10,
       pixels: options.pixels ?? 'float32',
     };
+    if (!Number.isFinite(this.opts.cacheMB)) throw new CxrError('E_CONFIG', `cacheMB must be a number >= 0, got ${JSON.stringify(options.cacheMB)}`);
     if (this.opts.pixels !== 'float32' && this.opts.pixels !== 'uint8') throw new CxrError('E_CONFIG', `pixels must be "float32" or "uint8", got ${JSON.stringify(options.pixels)}`);
     this.log = new IssueLog(this.opts.maxExamples);
     if (isMemory(source)) {
@@ -278,8 +288,9 @@ export class DataLoader {
         decode: this.opts.decode,
         concurrency: this.opts.concurrency,
         pixels: this.opts.pixels,
+        cacheBytes: Math.floor(this.opts.cacheMB * 1024 * 1024),
       };
-      const res = this.mode === 'workers' ? await this.runInWorker(task) : await processFileBatch(task);
+      const res = this.mode === 'workers' ? await this.runInWorker(task) : await processFileBatch(task, this.baseCache);
       buffer = res.buffer;
       failures = res.failures;
       affine = res.affine;

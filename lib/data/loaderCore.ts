@@ -6,6 +6,7 @@ import path from 'node:path';
 import { decodeToBase, finishImage, finishPixels, packPixelAugment, PIXEL_AUGMENT_STRIDE } from './images';
 import type { DecodeOptions, PreprocessOptions } from './images';
 import { isCxrError } from '../errors';
+import { BaseImageCache } from './baseCache';
 
 /** One image of a batch task. */
 export interface TaskItem {
@@ -29,6 +30,8 @@ export interface WorkerTask {
   decode: DecodeOptions;
   /** How many images of the batch are decoded concurrently (libvips runs them on libuv threads). */
   concurrency: number;
+  /** Bound of the decoding thread's cache of decoded base images ({@link BaseImageCache}); 0 = no cache. */
+  cacheBytes?: number;
 }
 
 /** A failed image. */
@@ -48,8 +51,26 @@ export interface WorkerResult {
   affine?: Float64Array;
 }
 
-/** Decodes the items of `task` into `task.buffer`; never rejects for a bad image. */
-export async function processFileBatch(task: WorkerTask): Promise<WorkerResult> {
+/** The base image of a file: from `baseCache` when it holds it, else decoded (and kept there). */
+async function baseImage(file: string, task: WorkerTask, baseCache: BaseImageCache | undefined): Promise<Float32Array> {
+  const S = task.image.size;
+  const geometry = task.image.geometry ?? 'pad';
+  const limit = task.cacheBytes ?? 0;
+  if (!baseCache || limit <= 0) return decodeToBase(file, S, geometry, task.decode);
+  if (baseCache.maxBytes !== limit) baseCache.resize(limit);
+  const key = BaseImageCache.keyOf(file, `${S}|${geometry}|${JSON.stringify(task.decode)}`);
+  const hit = baseCache.get(key);
+  if (hit) return hit;
+  const base = await decodeToBase(file, S, geometry, task.decode);
+  baseCache.set(key, base);
+  return base;
+}
+
+/**
+ * Decodes the items of `task` into `task.buffer`; never rejects for a bad image. `baseCache`: the calling
+ * loader's (in process) or worker's cache of decoded base images, bounded by `task.cacheBytes`.
+ */
+export async function processFileBatch(task: WorkerTask, baseCache?: BaseImageCache): Promise<WorkerResult> {
   const S = task.image.size;
   const chw = 3 * S * S;
   const bytes = task.pixels === 'uint8';
@@ -62,7 +83,7 @@ export async function processFileBatch(task: WorkerTask): Promise<WorkerResult> 
     while (next < task.items.length) {
       const it = task.items[next++];
       try {
-        const base = await decodeToBase(it.path, S, task.image.geometry ?? 'pad', task.decode);
+        const base = await baseImage(it.path, task, baseCache);
         if (outBytes) packPixelAugment(affine!, it.slot, finishPixels(base, task.image, it.seed, outBytes, it.slot * S * S));
         else finishImage(base, task.image, it.seed, out, it.slot * chw);
       } catch (e) {

@@ -307,8 +307,9 @@ export class Trainer {
       seed: c.seed,
       dropLast: true,
       workers: c.data.workers,
+      cacheMB: c.data.cacheMB,
     });
-    this.valLoader = new DataLoader(this.data.val, { batchSize: c.eval.batchSize, image, shuffle: false, workers: c.data.workers });
+    this.valLoader = new DataLoader(this.data.val, { batchSize: c.eval.batchSize, image, shuffle: false, workers: c.data.workers, cacheMB: c.data.cacheMB });
     this.stepsPerEpoch = Math.floor(this.trainLoader.batchesPerEpoch / c.accumSteps);
     if (this.stepsPerEpoch < 1) {
       throw new CxrError('E_DATA', `the ${c.data.trainSplit} split has ${this.trainLoader.length} pairs: fewer than one step of batchSize ${c.batchSize} × accumSteps ${c.accumSteps}`);

@@ -249,6 +249,10 @@ export const TRAIN_SCHEMA = {
     describe: 'Decoder worker threads for image files (ignored for in-memory data)',
     flag: 'workers',
   }),
+  'data.cacheMB': opt.num(256, 0, 1048576, {
+    reason: 'epochs after the first augment from memory instead of decoding every file again (decoding is most of the loader CPU time)',
+    describe: 'MiB of decoded images each decoder thread keeps between epochs (0: decode every time)',
+  }),
   'text.mode': opt.oneOf(['full', 'one', 'k', 'uniform'] as const satisfies readonly SamplingMode[], S.mode, {
     reason: `the paper's sentence sampling: k ~ Uniform{1..n} re-drawn every step ${SAMPLER}`,
     describe: 'Sentence sampling: uniform | k | one | full',
