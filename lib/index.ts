@@ -3,10 +3,11 @@ export { CxrError, isCxrError } from './errors';
 export type { ErrorCode } from './errors';
 
 // Native backend and models
-export { capabilities, nativeStats, setThreads, physicalCores } from './native';
+export { capabilities, nativeStats, releaseCpuCache, setThreads, physicalCores } from './native';
 export { ClipModel, createModel, resolveLoss } from './models/ClipModel';
 export type { ModelOptions, LossOptions, TrainBatch, StepOptions, OptimizerOptions } from './models/ClipModel';
 export type { StepResult, NamedTensor, ResolvedLoss, DistOptions } from './types';
+export type { CpuCacheStats } from './native/binding';
 export { contrastiveLoss } from './models/loss';
 export type { LossAndGrads } from './models/loss';
 export { modelNames, resolveModelConfig } from './models/registry';

@@ -7,7 +7,7 @@
 #   --tests all    the C++ core tests and the whole jest suite (default)
 #   --tests addon  the C++ core tests and the jest tiers that load the addon (native, e2e)
 #   --demo         also runs `npx cxr-train demo` there
-#   --bench        also runs bench/trainStep.js there against python3-torch 2.6 (the same libtorch)
+#   --bench        also runs bench/trainStep.js there against python3-torch 2.6 (the same libtorch), 1 and 2 threads
 #   --out DIR      copies the bench/demo outputs to DIR on the host
 #
 # The root is kept in $CXR_TRIXIE_ROOT (default /var/tmp/cxr-trixie) and reused when present: it holds
@@ -101,7 +101,7 @@ if [ "$demo" = 1 ]; then
 fi
 if [ "$bench" = 1 ]; then
   stage "bench/trainStep.js against python3-torch 2.6"
-  in_root "cd /root/cxr && node bench/trainStep.js --threads 1 --rounds 3"
+  in_root "cd /root/cxr && node bench/trainStep.js --threads 1,2 --rounds 2"
 fi
 if [ -n "$out" ]; then
   mkdir -p "$out"

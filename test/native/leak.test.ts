@@ -1,5 +1,5 @@
 import { createModel } from '../../lib/models/ClipModel';
-import { nativeStats } from '../../lib/native';
+import { nativeStats, releaseCpuCache } from '../../lib/native';
 
 describe('long runs do not leak', () => {
   it('500 train steps of test-vit grow RSS by less than 50 MB, and counters return to zero', async () => {
@@ -27,8 +27,16 @@ describe('long runs do not leak', () => {
     if (global.gc) global.gc();
     const growth = (process.memoryUsage().rss - before) / 2 ** 20;
     expect(growth).toBeLessThan(50);
+    // The CPU block cache served the repeated steps' large blocks from what earlier steps freed.
+    const cache = nativeStats().cpuCache;
+    expect(cache.installed).toBe(true);
+    expect(cache.hits).toBeGreaterThan(cache.misses);
+    expect(cache.cachedBytes).toBeLessThanOrEqual(cache.limitBytes);
     m.dispose();
     expect(nativeStats().liveModels).toBe(0);
     expect(nativeStats().externalBytes).toBe(0);
+    // With the model gone its blocks are cached, not in use; releasing gives them all back.
+    releaseCpuCache();
+    expect(nativeStats().cpuCache.cachedBytes).toBe(0);
   }, 600_000);
 });

@@ -50,7 +50,7 @@ interface DemoArgs {
 /** `cxr-train demo`: synthetic data → fine-tune test-vit → zero-shot evaluation on the held-out test split. */
 export const command: CommandModule<object, DemoArgs> = {
   command: 'demo',
-  describe: 'The main job in one command: generate synthetic X-rays + reports, fine-tune a small model (a few minutes on CPU), zero-shot AUROC on a held-out test split',
+  describe: 'The main job in one command: generate synthetic X-rays + reports, fine-tune a small model (about 1.5 minutes on 2 CPU cores), zero-shot AUROC on a held-out test split',
   builder: (y) =>
     withOptions(y, [
       opts.out({ describe: 'Output folder (default runs/demo-<date>-<time>): data/, run/, eval/, eval-untrained/, splits.json' }),
@@ -63,13 +63,13 @@ export const command: CommandModule<object, DemoArgs> = {
       opts.json({ describe: 'Print one JSON object with the result on stdout (progress stays on stderr)' }),
       opts.quiet(),
     ])
-      .option('steps', { type: 'number', describe: `Optimizer steps (default ${DEMO_DEFAULTS.steps}, ~3 min on 2 CPU cores)` })
+      .option('steps', { type: 'number', describe: `Optimizer steps (default ${DEMO_DEFAULTS.steps}, ~70 s of training on 2 CPU cores)` })
       .option('lr', { type: 'number', describe: `Peak learning rate (default ${DEMO_DEFAULTS.lr})` })
       .option('alpha', { type: 'number', describe: `Train with the relaxed loss at threshold α in (0, 1] (default: the CLIP loss, the training default; docs/ablation.md)` })
       .option('eval-every', { type: 'number', describe: `Validate and maybe keep a new best checkpoint every N steps (default ${DEMO_DEFAULTS.evalEvery})` })
       .option('pixels', { type: 'string', choices: ['float32', 'uint8'], describe: 'Training batches: float32, or uint8 normalised on the device (as train --pixels)' })
       .option('log-to', { type: 'string', describe: 'Files the training run logs to, as train --log-to: jsonl, tensorboard (run/tensorboard/), e.g. jsonl,tensorboard' })
-      .example('$0 demo', 'Everything with the defaults: a few minutes on 2 CPU cores, ends with per-label AUROC and the report card path')
+      .example('$0 demo', 'Everything with the defaults: about 1.5 minutes on 2 CPU cores, ends with per-label AUROC and the report card path')
       .example('$0 demo --steps 200 --out runs/quick-demo', 'A quicker, weaker run in a chosen folder')
       .example('$0 demo --alpha 0.3 --json > demo.json', 'The relaxed loss at α = 0.3, result as JSON') as never,
   handler: async (argv) => {
