@@ -56,6 +56,12 @@ function candidates(): string[] {
 export function loadNative(): NativeAddon {
   if (addon) return addon;
   if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = 'passive';
+  // Read by the native core when the first model is built; a value it cannot read would fall back to the
+  // default silently, so it is checked here.
+  const cacheMb = process.env.CXR_CPU_CACHE_MB;
+  if (cacheMb !== undefined && !/^\s*\d+(\.\d+)?$/.test(cacheMb)) {
+    throw new CxrError('E_CONFIG', `CXR_CPU_CACHE_MB must be a number of MiB >= 0 (0 turns the CPU block cache off), got ${JSON.stringify(cacheMb)}`);
+  }
   const tried: string[] = [];
   for (const p of candidates()) {
     if (!fs.existsSync(p)) {

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { createModel } from '../../lib/models/ClipModel';
 import { nativeStats, releaseCpuCache } from '../../lib/native';
 
@@ -39,4 +41,13 @@ describe('long runs do not leak', () => {
     releaseCpuCache();
     expect(nativeStats().cpuCache.cachedBytes).toBe(0);
   }, 600_000);
+});
+
+describe('CXR_CPU_CACHE_MB', () => {
+  it('a value that is not a number of MiB is E_CONFIG when the addon loads, not a silent default', () => {
+    const root = path.resolve(__dirname, '../..');
+    const p = spawnSync(process.execPath, [path.join(root, 'bin/cxr-train.js'), 'doctor', '--json'], { encoding: 'utf8', env: { ...process.env, CXR_CPU_CACHE_MB: '2GB' } });
+    expect(p.status).toBe(1);
+    expect(p.stdout + p.stderr).toContain('CXR_CPU_CACHE_MB must be a number of MiB >= 0');
+  });
 });
