@@ -44,11 +44,7 @@ export class BaseImageCache {
       this.bytes -= old.byteLength;
       this.entries.delete(key);
     }
-    while (this.bytes + v.byteLength > this.maxBytes) {
-      const [k, e] = this.entries.entries().next().value as [string, Float32Array];
-      this.entries.delete(k);
-      this.bytes -= e.byteLength;
-    }
+    this.evictTo(this.maxBytes - v.byteLength);
     this.entries.set(key, v);
     this.bytes += v.byteLength;
   }
@@ -56,8 +52,13 @@ export class BaseImageCache {
   /** Changes the bound (dropping the oldest entries to meet it). */
   resize(maxBytes: number): void {
     this.maxBytes = maxBytes;
-    while (this.bytes > this.maxBytes && this.entries.size > 0) {
-      const [k, e] = this.entries.entries().next().value as [string, Float32Array];
+    this.evictTo(maxBytes);
+  }
+
+  /** Drops the least recently used entries until at most `bytes` are held. */
+  private evictTo(bytes: number): void {
+    for (const [k, e] of this.entries) {
+      if (this.bytes <= bytes) break;
       this.entries.delete(k);
       this.bytes -= e.byteLength;
     }

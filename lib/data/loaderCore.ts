@@ -51,19 +51,24 @@ export interface WorkerResult {
   affine?: Float64Array;
 }
 
-/** The base image of a file: from `baseCache` when it holds it, else decoded (and kept there). */
-async function baseImage(file: string, task: WorkerTask, baseCache: BaseImageCache | undefined): Promise<Float32Array> {
-  const S = task.image.size;
+/**
+ * The base image of a file: from `cache` when it holds it, else decoded (and kept there). `settings`: the
+ * task's decode settings as a key part, built once per batch ({@link cacheSettings}).
+ */
+async function baseImage(file: string, task: WorkerTask, cache: BaseImageCache | undefined, settings: string): Promise<Float32Array> {
   const geometry = task.image.geometry ?? 'pad';
-  const limit = task.cacheBytes ?? 0;
-  if (!baseCache || limit <= 0) return decodeToBase(file, S, geometry, task.decode);
-  if (baseCache.maxBytes !== limit) baseCache.resize(limit);
-  const key = BaseImageCache.keyOf(file, `${S}|${geometry}|${JSON.stringify(task.decode)}`);
-  const hit = baseCache.get(key);
+  if (!cache) return decodeToBase(file, task.image.size, geometry, task.decode);
+  const key = BaseImageCache.keyOf(file, settings);
+  const hit = cache.get(key);
   if (hit) return hit;
-  const base = await decodeToBase(file, S, geometry, task.decode);
-  baseCache.set(key, base);
+  const base = await decodeToBase(file, task.image.size, geometry, task.decode);
+  cache.set(key, base);
   return base;
+}
+
+/** What a cached base image depends on besides its file: size, geometry, decode limits. */
+function cacheSettings(task: WorkerTask): string {
+  return `${task.image.size}|${task.image.geometry ?? 'pad'}|${JSON.stringify(task.decode)}`;
 }
 
 /**
@@ -78,12 +83,16 @@ export async function processFileBatch(task: WorkerTask, baseCache?: BaseImageCa
   const outBytes = bytes ? new Uint8Array(task.buffer) : undefined;
   const affine = bytes ? new Float64Array(PIXEL_AUGMENT_STRIDE * task.items.length) : undefined;
   const failures: ItemFailure[] = [];
+  const limit = task.cacheBytes ?? 0;
+  const cache = baseCache && limit > 0 ? baseCache : undefined;
+  if (cache && cache.maxBytes !== limit) cache.resize(limit);
+  const settings = cache ? cacheSettings(task) : '';
   let next = 0;
   const run = async () => {
     while (next < task.items.length) {
       const it = task.items[next++];
       try {
-        const base = await baseImage(it.path, task, baseCache);
+        const base = await baseImage(it.path, task, cache, settings);
         if (outBytes) packPixelAugment(affine!, it.slot, finishPixels(base, task.image, it.seed, outBytes, it.slot * S * S));
         else finishImage(base, task.image, it.seed, out, it.slot * chw);
       } catch (e) {
