@@ -256,13 +256,20 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     const cores = p.cores();
     const over = caps.threads > cores;
     const wait = p.env.OMP_WAIT_POLICY;
+    // OpenBLAS keeps its own pool; setThreads sizes it with libtorch's count (-1: the BLAS does not say).
+    const blasOff = caps.blasThreads > 0 && caps.blasThreads !== caps.threads;
+    const blas = caps.blasThreads > 0 ? `, OpenBLAS pool ${caps.blasThreads}` : '';
     add({
       id: 'threads',
       name: 'threads',
-      status: over ? 'warn' : 'ok',
+      status: over || blasOff ? 'warn' : 'ok',
       required: false,
-      detail: `${caps.threads} libtorch thread(s) on ${cores} physical core(s)${p.env.CXR_THREADS ? ` (CXR_THREADS=${p.env.CXR_THREADS})` : ''}, OMP_WAIT_POLICY=${wait ?? 'passive (set by cxr-train)'}`,
-      ...(over ? { fix: `more threads than cores slows every step: CXR_THREADS=${cores} (or --threads ${cores})` } : {}),
+      detail: `${caps.threads} libtorch thread(s)${blas} on ${cores} physical core(s)${p.env.CXR_THREADS ? ` (CXR_THREADS=${p.env.CXR_THREADS})` : ''}, OMP_WAIT_POLICY=${wait ?? 'passive (set by cxr-train)'}`,
+      ...(over
+        ? { fix: `more threads than cores slows every step: CXR_THREADS=${cores} (or --threads ${cores})` }
+        : blasOff
+          ? { fix: `the BLAS runs ${caps.blasThreads} threads for ${caps.threads} libtorch thread(s): rebuild the addon (npm run build:native)` }
+          : {}),
     });
   } else skipped('threads', 'threads');
 

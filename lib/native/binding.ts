@@ -194,6 +194,8 @@ export interface NativeCapabilities {
   threads: number;
   interopThreads: number;
   blas: string;
+  /** Threads of OpenBLAS's own pool (set with `threads` by setThreads); -1 when the BLAS does not say. */
+  blasThreads: number;
   parallelInfo: string;
 }
 

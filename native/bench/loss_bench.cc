@@ -25,6 +25,7 @@
 
 #include "cxr/relaxed_contrastive.h"
 #include "cxr/torch_compat.h"
+#include "cxr/threads.h"
 
 namespace {
 
@@ -122,7 +123,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  at::set_num_threads(threads);
+  cxr::set_threads(threads);  // libtorch and the BLAS pool, as the addon does
   static CountingAllocator counting(c10::GetCPUAllocator());
   c10::SetCPUAllocator(&counting, /*priority=*/100);
 

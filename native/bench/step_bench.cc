@@ -88,6 +88,7 @@
 #include "cxr/errors.h"
 #include "cxr/loss.h"
 #include "cxr/torch_compat.h"
+#include "cxr/threads.h"
 
 namespace {
 
@@ -400,7 +401,7 @@ struct Args {
 };
 
 int run(const Args& a) {
-  at::set_num_threads(a.threads);
+  cxr::set_threads(a.threads);  // libtorch and the BLAS pool, as the addon does
   cxr::install_cpu_cache();  // first, so that the counting wrapper sits on top of the engine's CPU cache
   static CountingAllocator counting(c10::GetCPUAllocator());
   if (a.device == "cpu") c10::SetCPUAllocator(&counting, /*priority=*/100);

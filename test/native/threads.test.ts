@@ -34,3 +34,19 @@ const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLeng
     setThreads(before);
   }
 });
+
+test("setThreads sizes OpenBLAS's own pool too (the pthread build ignores libtorch's count)", () => {
+  const before = capabilities().threads;
+  try {
+    for (const n of [1, 2, 1]) {
+      setThreads(n);
+      const caps = capabilities();
+      expect(caps.threads).toBe(n);
+      // -1: a BLAS that does not report a pool (reference BLAS, MKL); OpenBLAS always does.
+      if (/OpenBLAS/.test(caps.blas)) expect(caps.blasThreads).toBe(n);
+      else expect(caps.blasThreads).toBe(-1);
+    }
+  } finally {
+    setThreads(before);
+  }
+});

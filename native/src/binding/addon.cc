@@ -1,7 +1,6 @@
 // Module entry: per-environment data, capabilities(), threads, leak counters and the model class.
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
-#include <dlfcn.h>
 #include <torch/version.h>
 
 #include "common.h"
@@ -9,20 +8,12 @@
 #include "cxr/cpu_cache.h"
 #include "cxr/engine.h"
 #include "cxr/loss.h"
+#include "cxr/threads.h"
 #include "io.h"
 #include "model_wrap.h"
 
 namespace cxr_binding {
 namespace {
-
-std::string blas_name() {
-  // OpenBLAS exports openblas_get_config; Debian's reference BLAS does not (and is 15-25x slower).
-  using cfg_fn = char* (*)();
-  if (auto f = reinterpret_cast<cfg_fn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) return std::string(f());
-  if (dlsym(RTLD_DEFAULT, "mkl_get_version")) return "MKL";
-  if (dlsym(RTLD_DEFAULT, "bli_info_get_version_str")) return "BLIS";
-  return "reference BLAS (slow: install libopenblas0-openmp)";
-}
 
 /** capabilities(): what this build can do, and what is available now. */
 Napi::Value Capabilities(const Napi::CallbackInfo& info) {
@@ -48,18 +39,19 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   o.Set("distributed", dist);
   o.Set("threads", at::get_num_threads());
   o.Set("interopThreads", at::get_num_interop_threads());
-  o.Set("blas", blas_name());
+  o.Set("blas", cxr::blas_name());
+  o.Set("blasThreads", cxr::blas_threads());
   o.Set("parallelInfo", at::get_parallel_info());
   return o;
 }
 
-/** setNumThreads(n): intra-op threads for every later call (honoured inside worker threads). */
+/** setNumThreads(n): intra-op threads (libtorch's and OpenBLAS's pool) for every later call, on any thread. */
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   if (!info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 1)
     throw_error(env, "E_CONFIG", "threads must be an integer >= 1");
   const int n = info[0].As<Napi::Number>().Int32Value();
-  at::set_num_threads(n);
+  cxr::set_threads(n);
   set_worker_threads(n);
   return env.Undefined();
 }

@@ -36,6 +36,7 @@ const CAPS = {
   threads: 2,
   interopThreads: 1,
   blas: 'OpenBLAS 0.3.21 USE_OPENMP',
+  blasThreads: 2,
   parallelInfo: '',
   addonPath: '/x/build/Release/cxr_native.node',
 };
@@ -119,6 +120,15 @@ test('more threads than cores, no Gloo, CUDA built without a GPU: warnings with 
   expect(byId(r, 'threads')).toMatchObject({ status: 'warn', fix: expect.stringMatching(/CXR_THREADS=2/) });
   expect(byId(r, 'distributed')).toMatchObject({ status: 'warn', fix: expect.stringMatching(/libgloo-dev/) });
   expect(byId(r, 'cuda')).toMatchObject({ status: 'warn', fix: expect.stringMatching(/nvidia-smi/) });
+});
+
+test("an OpenBLAS pool that is not the libtorch thread count (an addon built before setThreads sized it) is a warning", async () => {
+  const r = await runDoctor({ runDir: tmp(), gemmSeconds: 0.01, probes: probes({ capabilities: () => ({ ...CAPS, threads: 1, blasThreads: 2 }) }) });
+  expect(r.ok).toBe(true);
+  expect(byId(r, 'threads')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/1 libtorch thread\(s\), OpenBLAS pool 2/), fix: expect.stringMatching(/build:native/) });
+  // A BLAS that does not say its pool (-1) is not judged.
+  const other = await runDoctor({ runDir: tmp(), gemmSeconds: 0.01, probes: probes({ capabilities: () => ({ ...CAPS, threads: 1, blasThreads: -1, blas: 'MKL' }) }) });
+  expect(byId(other, 'threads').status).toBe('ok');
 });
 
 test('sharp that does not load and a run folder that cannot be written are required failures', async () => {
