@@ -2,8 +2,10 @@
  * DataLoader: turns a dataset into batches of normalised CHW float32 images, one contiguous
  * Float32Array (B·3·H·W) per batch, ready to cross into the native train step.
  *
- * - Files are decoded and augmented in a `worker_threads` pool (`workers`, default 2); each batch's
- *   buffer is transferred to a worker and back, never copied. `workers: 0` runs the same code in
+ * - Files are decoded and augmented in a `worker_threads` pool (`workers`, default 2). Each image
+ *   belongs to one worker (dataset index mod workers) in every epoch, so that worker's cache of decoded
+ *   images serves it from the second epoch on; a batch is split among the workers, each part's buffer
+ *   is transferred there and back and copied into the batch. `workers: 0` runs the same code in
  *   process. Under ts-node/ts-jest (no compiled .js worker) the pool boots the TypeScript worker through
  *   the `typescript` compiler when it is installed, else falls back to in-process.
  * - In-memory datasets (pre-decoded pixels from the synthetic generator or packed shards) are only
@@ -109,6 +111,10 @@ export interface LoaderStats {
   batches: number;
   /** Images delivered. */
   images: number;
+  /** Image files decoded (file sources; a file is decoded again only when the cache dropped it or is off). */
+  decoded: number;
+  /** Images taken from the loader's cache of decoded images instead of their files. */
+  cacheHits: number;
   issues: IssueSummary;
 }
 
@@ -127,9 +133,13 @@ export class DataLoader {
   private readonly opts: Required<Omit<DataLoaderOptions, 'decode'>> & { decode: DecodeOptions };
   private readonly pool: PoolWorker[] = [];
   private readonly log: IssueLog;
+  /** Worker part buffers back from {@link runSplit}, for the next batch. */
+  private readonly spareParts: ArrayBuffer[] = [];
   /** Decoded base images of the in-process mode (workers hold their own). */
   private readonly baseCache = new BaseImageCache(0);
   private skipped = 0;
+  private decoded = 0;
+  private cacheHits = 0;
   private delivered = 0;
   private deliveredImages = 0;
   private taskId = 0;
@@ -198,7 +208,7 @@ export class DataLoader {
 
   /** Counters: skipped samples (with the first few by name), batches and images delivered. */
   get stats(): LoaderStats {
-    return { skipped: this.skipped, batches: this.delivered, images: this.deliveredImages, issues: this.log.summary() };
+    return { skipped: this.skipped, batches: this.delivered, images: this.deliveredImages, decoded: this.decoded, cacheHits: this.cacheHits, issues: this.log.summary() };
   }
 
   /** The dataset indices of each batch of epoch `e`, in order. */
@@ -290,10 +300,12 @@ export class DataLoader {
         pixels: this.opts.pixels,
         cacheBytes: Math.floor(this.opts.cacheMB * 1024 * 1024),
       };
-      const res = this.mode === 'workers' ? await this.runInWorker(task) : await processFileBatch(task, this.baseCache);
+      const res = this.mode === 'workers' ? await this.runSplit(task, indices, per * elemBytes) : await processFileBatch(task, this.baseCache);
       buffer = res.buffer;
       failures = res.failures;
       affine = res.affine;
+      this.decoded += res.decoded;
+      this.cacheHits += res.cacheHits;
     }
     const data = bytes ? new Uint8Array(buffer) : new Float32Array(buffer);
     let keepIdx = indices;
@@ -390,15 +402,56 @@ export class DataLoader {
     return pw;
   }
 
-  private runInWorker(task: WorkerTask): Promise<WorkerResult> {
+  /**
+   * Runs a batch task on the pool: the item of dataset index i goes to worker i mod workers (the same
+   * worker every epoch, so its cache of decoded images holds it), each worker's part in its own buffer;
+   * the parts are copied into `task.buffer` at their slots. `slotBytes`: bytes of one image in the buffer.
+   */
+  private async runSplit(task: WorkerTask, indices: number[], slotBytes: number): Promise<WorkerResult> {
+    const W = this.opts.workers;
+    const groups: number[][] = Array.from({ length: W }, () => []);
+    task.items.forEach((it, i) => groups[indices[i] % W].push(i));
+    const used = groups.map((g, w) => ({ g, w })).filter((x) => x.g.length > 0);
+    if (used.length === 1) return this.runInWorker(task, used[0].w);
+    // Part buffers hold a whole batch and are reused: a fresh ArrayBuffer per part costs its zeroing and
+    // first-touch page faults, on the main thread and in the worker, every batch.
+    const partBytes = this.opts.batchSize * slotBytes;
+    const parts = await Promise.all(
+      used.map(({ g, w }) => {
+        const spare = this.spareParts.pop();
+        const buffer = spare && spare.byteLength === partBytes && g.length * slotBytes <= partBytes ? spare : new ArrayBuffer(Math.max(partBytes, g.length * slotBytes));
+        return this.runInWorker({ ...task, id: this.taskId++, items: g.map((i, slot) => ({ ...task.items[i], slot })), buffer }, w);
+      }),
+    );
+    const out = new Uint8Array(task.buffer);
+    const failures: ItemFailure[] = [];
+    const affine = task.pixels === 'uint8' ? new Float64Array(PIXEL_AUGMENT_STRIDE * task.items.length) : undefined;
+    used.forEach(({ g }, p) => {
+      const part = parts[p];
+      const src = new Uint8Array(part.buffer);
+      g.forEach((i, k) => {
+        const slot = task.items[i].slot;
+        out.set(src.subarray(k * slotBytes, (k + 1) * slotBytes), slot * slotBytes);
+        if (affine && part.affine) affine.set(part.affine.subarray(PIXEL_AUGMENT_STRIDE * k, PIXEL_AUGMENT_STRIDE * (k + 1)), PIXEL_AUGMENT_STRIDE * slot);
+      });
+      for (const f of part.failures) failures.push({ ...f, slot: task.items[g[f.slot]].slot });
+      if (part.buffer.byteLength === partBytes && this.spareParts.length < 2 * this.opts.prefetch * W) this.spareParts.push(part.buffer);
+    });
+    failures.sort((a, b) => a.slot - b.slot);
+    const decoded = parts.reduce((a, r) => a + r.decoded, 0);
+    const cacheHits = parts.reduce((a, r) => a + r.cacheHits, 0);
+    return { id: task.id, failures, buffer: task.buffer, ...(affine ? { affine } : {}), decoded, cacheHits };
+  }
+
+  /** Sends `task` to pool worker `k` (modulo the live pool: a replaced worker starts with an empty cache). */
+  private runInWorker(task: WorkerTask, k: number): Promise<WorkerResult> {
     if (this.closed) return Promise.reject(new CxrError('E_DISPOSED', 'DataLoader closed'));
     while (this.pool.length < this.opts.workers) this.pool.push(this.spawn());
-    let best = this.pool[0];
-    for (const w of this.pool) if (w.pending.size < best.pending.size) best = w;
+    const w = this.pool[k % this.pool.length];
     return new Promise<WorkerResult>((resolve, reject) => {
-      best.pending.set(task.id, { resolve, reject, task });
-      best.worker.ref();
-      best.worker.postMessage(task, [task.buffer]);
+      w.pending.set(task.id, { resolve, reject, task });
+      w.worker.ref();
+      w.worker.postMessage(task, [task.buffer]);
     });
   }
 }

@@ -49,20 +49,27 @@ export interface WorkerResult {
   buffer: ArrayBuffer;
   /** uint8 tasks: each slot's packed augmentation ({@link packPixelAugment}). */
   affine?: Float64Array;
+  /** Files decoded for this task. */
+  decoded: number;
+  /** Base images this task took from the cache instead. */
+  cacheHits: number;
 }
 
 /**
  * The base image of a file: from `cache` when it holds it, else decoded (and kept there). `settings`: the
  * task's decode settings as a key part, built once per batch ({@link cacheSettings}).
  */
-async function baseImage(file: string, task: WorkerTask, cache: BaseImageCache | undefined, settings: string): Promise<Float32Array> {
+async function baseImage(file: string, task: WorkerTask, cache: BaseImageCache | undefined, settings: string, count: { decoded: number; cacheHits: number }): Promise<Float32Array> {
   const geometry = task.image.geometry ?? 'pad';
-  if (!cache) return decodeToBase(file, task.image.size, geometry, task.decode);
-  const key = BaseImageCache.keyOf(file, settings);
-  const hit = cache.get(key);
-  if (hit) return hit;
+  const key = cache ? BaseImageCache.keyOf(file, settings) : '';
+  const hit = cache?.get(key);
+  if (hit) {
+    count.cacheHits++;
+    return hit;
+  }
+  count.decoded++;
   const base = await decodeToBase(file, task.image.size, geometry, task.decode);
-  cache.set(key, base);
+  cache?.set(key, base);
   return base;
 }
 
@@ -87,12 +94,13 @@ export async function processFileBatch(task: WorkerTask, baseCache?: BaseImageCa
   const cache = baseCache && limit > 0 ? baseCache : undefined;
   if (cache && cache.maxBytes !== limit) cache.resize(limit);
   const settings = cache ? cacheSettings(task) : '';
+  const count = { decoded: 0, cacheHits: 0 };
   let next = 0;
   const run = async () => {
     while (next < task.items.length) {
       const it = task.items[next++];
       try {
-        const base = await baseImage(it.path, task, cache, settings);
+        const base = await baseImage(it.path, task, cache, settings, count);
         if (outBytes) packPixelAugment(affine!, it.slot, finishPixels(base, task.image, it.seed, outBytes, it.slot * S * S));
         else finishImage(base, task.image, it.seed, out, it.slot * chw);
       } catch (e) {
@@ -102,5 +110,5 @@ export async function processFileBatch(task: WorkerTask, baseCache?: BaseImageCa
   };
   await Promise.all(Array.from({ length: Math.max(1, task.concurrency) }, run));
   failures.sort((a, b) => a.slot - b.slot);
-  return { id: task.id, failures, buffer: task.buffer, ...(affine ? { affine } : {}) };
+  return { id: task.id, failures, buffer: task.buffer, ...(affine ? { affine } : {}), ...count };
 }

@@ -15,7 +15,7 @@ if (parentPort) {
   port.on('message', (task: WorkerTask) => {
     processFileBatch(task, cache).then(
       (res) => port.postMessage(res, res.affine ? [res.buffer, res.affine.buffer as ArrayBuffer] : [res.buffer]),
-      (e) => port.postMessage({ id: task.id, buffer: task.buffer, failures: task.items.map((it) => ({ slot: it.slot, code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) })) }, [task.buffer]),
+      (e) => port.postMessage({ id: task.id, buffer: task.buffer, decoded: 0, cacheHits: 0, failures: task.items.map((it) => ({ slot: it.slot, code: 'E_INTERNAL', message: String((e as Error)?.message ?? e) })) }, [task.buffer]),
     );
   });
 }

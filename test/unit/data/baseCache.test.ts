@@ -76,6 +76,10 @@ describe('DataLoader with the decoded-image cache', () => {
       for (let i = 0; i < a.length; i++) expect(Buffer.from((a[i].images as Float32Array).buffer).equals(Buffer.from((b[i].images as Float32Array).buffer))).toBe(true);
       expect(cached.stats.skipped).toBe(3); // once per epoch: failures are not cached
       expect(a.flatMap((x) => x.indices)).not.toContain(3);
+      // Each good file is decoded once: with workers, an image goes to the same worker (whose cache holds
+      // it) every epoch. The bad file is tried again each epoch.
+      expect(cached.stats).toMatchObject({ decoded: 13 + 3, cacheHits: 13 * 2 });
+      expect(plain.stats).toMatchObject({ decoded: 14 * 3, cacheHits: 0 });
     } finally {
       await cached.close();
       await plain.close();

@@ -156,17 +156,21 @@ describe('DataLoader with pixels: uint8', () => {
       const ds = await generateSynthetic({ n: 6, seed: 2, size: 40, outDir: dir });
       const files = { root: dir, samples: ds.samples.map((s) => ({ ...s, image: undefined })) };
       fs.writeFileSync(path.join(dir, files.samples[2].imagePath), 'not an image');
-      const w = await epoch(new DataLoader(files, { batchSize: 3, image, seed: 1, workers: 1, pixels: 'uint8' }));
       const ip = await epoch(new DataLoader(files, { batchSize: 3, image, seed: 1, workers: 0, pixels: 'uint8' }));
       const fl = await epoch(new DataLoader(files, { batchSize: 3, image, seed: 1, workers: 0 }));
-      expect(w.reduce((a, b) => a + b.n, 0)).toBe(5); // the broken file is skipped, the batch compacted
-      for (let k = 0; k < w.length; k++) {
-        const a = w[k].images as PixelBatch;
-        const b = ip[k].images as PixelBatch;
-        expect([...a.pixels]).toEqual([...b.pixels]);
-        expect([...a.gain!]).toEqual([...b.gain!]);
-        expect([...a.warp!]).toEqual([...b.warp!]);
-        expect(maxDiff(asFloat(a), fl[k].images as Float32Array)).toBeLessThan(1e-5);
+      // One worker takes whole batches; two split each batch by image and the parts are put back in order.
+      for (const workers of [1, 2]) {
+        const w = await epoch(new DataLoader(files, { batchSize: 3, image, seed: 1, workers, pixels: 'uint8' }));
+        expect(w.reduce((a, b) => a + b.n, 0)).toBe(5); // the broken file is skipped, the batch compacted
+        expect(w.map((b) => b.indices)).toEqual(ip.map((b) => b.indices));
+        for (let k = 0; k < w.length; k++) {
+          const a = w[k].images as PixelBatch;
+          const b = ip[k].images as PixelBatch;
+          expect([...a.pixels]).toEqual([...b.pixels]);
+          expect([...a.gain!]).toEqual([...b.gain!]);
+          expect([...a.warp!]).toEqual([...b.warp!]);
+          expect(maxDiff(asFloat(a), fl[k].images as Float32Array)).toBeLessThan(1e-5);
+        }
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
