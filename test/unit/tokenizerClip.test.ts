@@ -218,6 +218,20 @@ describe('ClipTokenizer', () => {
     expect(b.attentionMask).toBeUndefined();
   });
 
+  test('cached texts and words give the same ids as a cold tokenizer, and a caller cannot change the cache', () => {
+    const texts = ['Mild cardiomegaly. No pleural effusion.', 'mild   CARDIOMEGALY', 'No pleural effusion.', 'Mild cardiomegaly. No pleural effusion.'];
+    const cold = texts.map((t) => ClipTokenizer.fromBpeFile(BPE).encode(t));
+    // Counting first (as the sentence sampler does) then encoding the same text.
+    expect(texts.map((t) => tok.countTokens(t))).toEqual(cold.map((c) => c.length + 2));
+    expect(texts.map((t) => tok.encode(t))).toEqual(cold);
+    const mine = tok.encode(texts[0]);
+    mine[0] = -1;
+    mine.push(7);
+    expect(tok.encode(texts[0])).toEqual(cold[0]);
+    const row = tok.encodeBatch([texts[0]], 77).ids;
+    expect(Array.from(row.subarray(1, 1 + cold[0].length))).toEqual(cold[0]);
+  });
+
   test('decode inverts encode up to cleaning', () => {
     expect(tok.decode(tok.encode('No pleural effusion.'))).toBe('no pleural effusion . ');
     expect(tok.decode(tok.encode('café 肺 😀'))).toBe('café 肺 😀 ');

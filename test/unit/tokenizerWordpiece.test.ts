@@ -62,6 +62,16 @@ describe('WordPieceTokenizer', () => {
     expect(uncased.encode('the lungs')).toEqual([id('the'), id('lung'), id('##s')]);
   });
 
+  test('a repeated text is served from the text cache: same ids, and a caller cannot change them', () => {
+    const cold = WordPieceTokenizer.fromVocabFile(vocabFile).encode('The lungs are clear.');
+    expect(uncased.countTokens('The lungs are clear.')).toBe(cold.length + 2);
+    const mine = uncased.encode('The lungs are clear.');
+    expect(mine).toEqual(cold);
+    mine[0] = -1;
+    expect(uncased.encode('The lungs are clear.')).toEqual(cold);
+    expect(Array.from(uncased.encodeBatch(['The lungs are clear.'], 16).ids.subarray(1, 1 + cold.length))).toEqual(cold);
+  });
+
   test('cleaning: control and format characters removed, Unicode spaces split', () => {
     expect(uncased.tokenize('lu\u0000ng lu\u200bng lu\ufffdng')).toEqual(['lung', 'lung', 'lung']);
     expect(uncased.tokenize('the\u00a0lung\u3000are\r\nclear\u2028no')).toEqual(['the', 'lung', 'are', 'clear', 'no']);

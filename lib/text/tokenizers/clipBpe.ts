@@ -6,6 +6,7 @@ import { CxrError } from '../../errors';
 import { packageAsset, readTokenizerJson, readTokenizerText } from './files';
 import { htmlUnescape, pyCollapseWhitespace, pyStrip, PY_REGEX_WS } from './pyText';
 import type { TextTokenizer, TokenBatch } from './types';
+import { TextIdsCache } from './textCache';
 
 /** Id of `<|startoftext|>` in the OpenAI vocabulary. */
 export const CLIP_START_ID = 49406;
@@ -22,6 +23,7 @@ const END_TOKEN = '<|endoftext|>';
 const OPENAI_MERGES = 49152 - 256 - 2;
 /** Bound the per-word cache so a long training run over a huge corpus cannot grow it forever. */
 const CACHE_LIMIT = 200_000;
+
 
 /**
  * The reference pattern `<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
@@ -109,6 +111,7 @@ export class ClipTokenizer implements TextTokenizer {
   private readonly decoder: Map<number, string>;
   private readonly ranks: Map<string, number>;
   private readonly cache = new Map<string, number[]>();
+  private readonly texts = new TextIdsCache();
 
   private constructor(tables: BpeTables, options: ClipTokenizerOptions = {}) {
     const contextLength = options.contextLength ?? CLIP_CONTEXT_LENGTH;
@@ -214,13 +217,22 @@ export class ClipTokenizer implements TextTokenizer {
    */
   encode(text: string): number[] {
     if (typeof text !== 'string') throw new CxrError('E_TOKENIZER', `encode expects a string, got ${typeof text}`);
+    return this.ids(text).slice();
+  }
+
+  /** The ids of `text` (shared with the text cache: callers only read them). */
+  private ids(text: string): readonly number[] {
+    return this.texts.get(text, (t) => this.encodeUncached(t));
+  }
+
+  private encodeUncached(text: string): number[] {
     const clean = pyStrip(pyCollapseWhitespace(pyStrip(htmlUnescape(htmlUnescape(text))))).toLowerCase();
     const out: number[] = [];
     for (const m of clean.matchAll(PRETOKENIZE_RE)) {
       const word = m[0];
       if (word === START_TOKEN) out.push(this.startId);
       else if (word === END_TOKEN) out.push(this.endId);
-      else for (const id of this.bpeWord(byteEncode(word))) out.push(id);
+      else for (const id of this.wordIds(word)) out.push(id);
     }
     return out;
   }
@@ -237,7 +249,8 @@ export class ClipTokenizer implements TextTokenizer {
     const ids = new Int32Array(texts.length * length);
     let truncated = 0;
     texts.forEach((text, row) => {
-      const toks = this.encode(text);
+      if (typeof text !== 'string') throw new CxrError('E_TOKENIZER', `encode expects a string, got ${typeof text}`);
+      const toks = this.ids(text);
       const base = row * length;
       ids[base] = this.startId;
       const n = Math.min(toks.length, length - 2);
@@ -251,7 +264,8 @@ export class ClipTokenizer implements TextTokenizer {
 
   /** Tokens `text` needs including start and end (more than `contextLength` means truncation). */
   countTokens(text: string): number {
-    return this.encode(text).length + 2;
+    if (typeof text !== 'string') throw new CxrError('E_TOKENIZER', `encode expects a string, got ${typeof text}`);
+    return this.ids(text).length + 2;
   }
 
   /**
@@ -293,10 +307,11 @@ export class ClipTokenizer implements TextTokenizer {
     return new TextDecoder('utf-8').decode(bytes.subarray(0, n)).split('</w>').join(' ');
   }
 
-  /** BPE of one byte-encoded word, as ids; cached per word. */
-  private bpeWord(token: string): number[] {
-    const hit = this.cache.get(token);
+  /** BPE ids of one pre-tokenised word; cached per word (before its byte encoding, which it decides). */
+  private wordIds(raw: string): number[] {
+    const hit = this.cache.get(raw);
     if (hit !== undefined) return hit;
+    const token = byteEncode(raw);
     let word = token.split('');
     word[word.length - 1] += '</w>';
     while (word.length > 1) {
@@ -333,7 +348,7 @@ export class ClipTokenizer implements TextTokenizer {
       return id;
     });
     if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-    this.cache.set(token, ids);
+    this.cache.set(raw, ids);
     return ids;
   }
 }

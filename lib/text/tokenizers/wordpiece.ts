@@ -7,6 +7,7 @@
 import { CxrError } from '../../errors';
 import { readTokenizerJson, readTokenizerText } from './files';
 import type { TextTokenizer, TokenBatch } from './types';
+import { TextIdsCache } from './textCache';
 
 /** Options for {@link WordPieceTokenizer}. */
 export interface WordPieceOptions {
@@ -94,6 +95,7 @@ export class WordPieceTokenizer implements TextTokenizer {
   private readonly specialRe: RegExp;
   private readonly specials: Set<string>;
   private readonly cache = new Map<string, number[]>();
+  private readonly texts = new TextIdsCache();
 
   /**
    * Build from an in-memory vocabulary (token → id).
@@ -200,6 +202,16 @@ export class WordPieceTokenizer implements TextTokenizer {
   /** WordPiece ids of `text`, without [CLS]/[SEP]. */
   encode(text: string): number[] {
     if (typeof text !== 'string') throw new CxrError('E_TOKENIZER', `encode expects a string, got ${typeof text}`);
+    return this.ids(text).slice();
+  }
+
+  /** The ids of `text` (shared with the text cache: callers only read them). */
+  private ids(text: string): readonly number[] {
+    if (typeof text !== 'string') throw new CxrError('E_TOKENIZER', `encode expects a string, got ${typeof text}`);
+    return this.texts.get(text, (t) => this.encodeUncached(t));
+  }
+
+  private encodeUncached(text: string): number[] {
     const out: number[] = [];
     for (const segment of text.split(this.specialRe)) {
       if (segment === '') continue;
@@ -224,7 +236,7 @@ export class WordPieceTokenizer implements TextTokenizer {
     const attentionMask = new Uint8Array(texts.length * length);
     let truncated = 0;
     texts.forEach((text, row) => {
-      const toks = this.encode(text);
+      const toks = this.ids(text);
       const n = Math.min(toks.length, length - 2);
       if (toks.length > n) truncated++;
       const base = row * length;
@@ -238,7 +250,7 @@ export class WordPieceTokenizer implements TextTokenizer {
 
   /** Tokens `text` needs including [CLS] and [SEP]. */
   countTokens(text: string): number {
-    return this.encode(text).length + 2;
+    return this.ids(text).length + 2;
   }
 
   /** Throw `E_TOKENIZER` unless `n` (the model's token-embedding rows) equals {@link vocabSize}. */
