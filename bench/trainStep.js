@@ -97,8 +97,10 @@ async function stepRows(threads) {
  * 30 steps per epoch at batch 32). One Trainer (no evaluation, no periodic checkpoints) runs `loopSteps`
  * steps per round; pairs/s is the wall time between step events, taken apart for the first epoch (steps
  * 6 on: every image decoded) and the later ones (decoded images come from the loader's cache). The bare
- * step then runs 30 steps on the same model with the last batch the loop handed it and the loop's step
- * options, back to back.
+ * step is measured inside the same run, so that both see the same machine (whose speed drifts by 10-20 %
+ * over minutes here): in the later epochs, every 10th step is preceded by 3 bare steps on the previous
+ * batch with the loop's step options, timed apart and taken out of the loop's time. Each round's ratio is
+ * against its own bare steps; the table gives the medians of the rounds' rates and ratios.
  */
 async function loopRows(threads) {
   const { generateSynthetic } = require(path.join(root, 'dist/data/synthetic/index.js'));
@@ -139,8 +141,21 @@ async function loopRows(threads) {
       const model = trainer.model;
       let lastBatch = null;
       let lastOpts = null;
+      let epoch0 = null;
+      let calls = 0;
+      // Bare blocks inside the later epochs: [start, end] times, pairs stepped.
+      const blocks = [];
       const step = model.trainStep.bind(model);
-      model.trainStep = (b, o) => {
+      model.trainStep = async (b, o) => {
+        epoch0 ??= b.epoch;
+        // Every 10th step of the later epochs: 3 bare steps on the previous batch first. The loader is ahead
+        // there (its prefetch queue full), so it does no work during the block and the loop's steps around
+        // it see the same machine state.
+        if (b.epoch !== epoch0 && lastBatch && calls++ % 10 === 0) {
+          const t0 = performance.now();
+          for (let i = 0; i < 3; i++) await step(lastBatch, lastOpts);
+          blocks.push({ t0, t1: performance.now(), pairs: 3 * lastBatch.n });
+        }
         lastBatch = b;
         lastOpts = o;
         return step(b, o);
@@ -148,28 +163,25 @@ async function loopRows(threads) {
       const events = [];
       trainer.on('step', (e) => events.push({ t: performance.now(), pairs: e.batch, epoch: e.epoch, step: e.step }));
       await trainer.fit();
-      const epoch0 = events[0].epoch;
       first.push(rate(events.filter((e) => e.epoch === epoch0 && e.step >= 5)));
-      later.push(rate(events.filter((e) => e.epoch !== epoch0)));
+      const lat = events.filter((e) => e.epoch !== epoch0);
+      const inside = blocks.filter((k) => k.t0 >= lat[0].t && k.t1 <= lat[lat.length - 1].t);
+      const bareMs = inside.reduce((a, k) => a + (k.t1 - k.t0), 0);
+      later.push((1000 * lat.slice(1).reduce((a, e) => a + e.pairs, 0)) / (lat[lat.length - 1].t - lat[0].t - bareMs));
+      bare.push((1000 * blocks.reduce((a, k) => a + k.pairs, 0)) / blocks.reduce((a, k) => a + (k.t1 - k.t0), 0));
       model.trainStep = step;
-      const steps = 30;
-      await model.trainStep(lastBatch, lastOpts);
-      const t0 = performance.now();
-      for (let i = 0; i < steps; i++) await model.trainStep(lastBatch, lastOpts);
-      bare.push((1000 * steps * lastBatch.n) / (performance.now() - t0));
       info = { batch: config.batchSize, textLength: lastBatch.length, workers: config.data.workers, pixels: config.data.pixels, cacheMB: config.data.cacheMB };
       await trainer.dispose();
     }
-    const b = median(bare);
     out.push({
       threads,
       model: 'test-vit',
       ...info,
       firstEpochPairsPerSec: median(first),
       laterEpochsPairsPerSec: median(later),
-      barePairsPerSec: b,
-      ratioFirstEpoch: median(first) / b,
-      ratioLaterEpochs: median(later) / b,
+      barePairsPerSec: median(bare),
+      ratioFirstEpoch: median(first.map((f, i) => f / bare[i])),
+      ratioLaterEpochs: median(later.map((l, i) => l / bare[i])),
       rounds: { first, later, bare },
     });
   } finally {
@@ -212,7 +224,7 @@ async function main() {
       console.log(`| ${r.threads} | ${r.model} | ${r.batch} | ${r.imageSize} | ${fmt(r.nativeMs)} | ${fmt(r.nativeImagesPerSec)} | ${fmt(r.torchMs)} | ${fmt(r.torchImagesPerSec)} | ${fmt(r.ratio, 2)} | ${fmt(r.torchJemallocMs)} | ${fmt(r.ratioJemalloc, 2)} |`);
   }
   if (loops.length) {
-    console.log(`\ntrain loop (Trainer.fit: loading, augmentation, sentence sampling, tokenising, step) vs the bare step, pairs/s, median of ${rounds} rounds of ${loopSteps} steps`);
+    console.log(`\ntrain loop (Trainer.fit: loading, augmentation, sentence sampling, tokenising, step) vs the bare step, pairs/s, medians of ${rounds} rounds of ${loopSteps} steps; each ratio is the median of the rounds' ratios to the bare steps interleaved with the loop`);
     console.log('| threads | model | batch | loader workers | pixels | decoded-image cache MiB | loop, 1st epoch | loop, later epochs | bare step | 1st epoch/bare | later/bare |');
     console.log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const r of loops)

@@ -46,9 +46,32 @@ else
   apt_install libtorch-dev libopenblas0-openmp
 fi
 
+# Both OpenBLAS builds installed (libtorch-dev's dependencies can bring the pthread one): Debian's
+# alternatives then pick the pthread build (priority 100 vs 95), whose idle threads spin; a 2-thread step ran
+# ~20 % slower with it (docs/benchmarks.md). Moves every alternative that points into the pthread build
+# (libblas.so.3, liblapack.so.3, libopenblas.so.0, ...) to the same file of the OpenMP build; alternatives
+# set by hand are left alone.
+select_openmp_blas() {
+  command -v update-alternatives >/dev/null 2>&1 || return 0
+  local name mode value want changed=""
+  while read -r name mode value; do
+    case "$value" in */openblas-pthread/*) ;; *) continue ;; esac
+    want=${value/\/openblas-pthread\//\/openblas-openmp\/}
+    [ -e "$want" ] || continue
+    if [ "$mode" = "manual" ]; then
+      echo "cxr-train setup: $name was set by hand to $value; left as it is (OpenBLAS's OpenMP build: $want)"
+      continue
+    fi
+    $SUDO update-alternatives --set "$name" "$want" >/dev/null
+    changed="$changed $name"
+  done < <(update-alternatives --get-selections 2>/dev/null)
+  if [ -n "$changed" ]; then echo "cxr-train setup: OpenBLAS's OpenMP build selected for$changed"; fi
+}
+
 # Debian's libtorch links libblas.so.3; without OpenBLAS that is the reference BLAS, 15-25x slower.
 if [ -z "${LIBTORCH:-}${Torch_DIR:-}" ] && command -v dpkg >/dev/null 2>&1; then
   if ! dpkg -s libopenblas0-openmp >/dev/null 2>&1; then apt_install libopenblas0-openmp; fi
+  select_openmp_blas
   # Gloo's headers: Debian's libtorch links libgloo but ships only the torch side of c10d's Gloo backend.
   # Without them everything works except multi-process training on CPU (capabilities().distributed).
   if ! dpkg -s libgloo-dev >/dev/null 2>&1; then apt_install libgloo-dev || echo "cxr-train setup: libgloo-dev not installed: no distributed training on CPU" >&2; fi

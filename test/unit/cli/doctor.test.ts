@@ -122,6 +122,19 @@ test('more threads than cores, no Gloo, CUDA built without a GPU: warnings with 
   expect(byId(r, 'cuda')).toMatchObject({ status: 'warn', fix: expect.stringMatching(/nvidia-smi/) });
 });
 
+test("OpenBLAS's pthread build behind libblas.so.3 is a warning with the update-alternatives fix", async () => {
+  const r = await runDoctor({
+    runDir: tmp(),
+    gemmSeconds: 0.01,
+    probes: probes({
+      capabilities: () => ({ ...CAPS, blas: 'OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64' }),
+      blasAlternative: () => '/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3',
+    }),
+  });
+  expect(r.ok).toBe(true);
+  expect(byId(r, 'blas')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/pthread build/), fix: expect.stringMatching(/update-alternatives --set .*openblas-openmp/) });
+});
+
 test("an OpenBLAS pool that is not the libtorch thread count (an addon built before setThreads sized it) is a warning", async () => {
   const r = await runDoctor({ runDir: tmp(), gemmSeconds: 0.01, probes: probes({ capabilities: () => ({ ...CAPS, threads: 1, blasThreads: 2 }) }) });
   expect(r.ok).toBe(true);
