@@ -90,7 +90,10 @@ export function loadNative(): NativeAddon {
   return addon;
 }
 
-/** Sets libtorch's intra-op thread count for every later native call (1 .. the available cores, else E_CONFIG). */
+/**
+ * Sets libtorch's intra-op thread count, and OpenBLAS's own pool to the same count, for every later native
+ * call (1 .. the available cores, else E_CONFIG).
+ */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new CxrError('E_CONFIG', `threads must be an integer >= 1, got ${n}`);
   const max = availableCores();
